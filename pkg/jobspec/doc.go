@@ -1,0 +1,10 @@
+// Package jobspec defines the job spec: the one document that says what to
+// train (model config), on what (dataset), how (optimizer, schedule, batch) and
+// where (parallel layout, checkpoints). The single-process trainer, the
+// coordinator and the workers all accept exactly this format, in YAML or JSON.
+//
+// Parsing is strict: unknown fields, wrong types and out-of-range values are
+// rejected before any work starts, with a message that names the field (as
+// spelled in the spec) and what is expected. The package knows nothing about
+// networks, files other than the spec itself, or training.
+package jobspec
