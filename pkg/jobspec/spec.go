@@ -201,7 +201,7 @@ func (s Spec) WithDefaults() Spec {
 		t.LogInterval = 10
 	}
 	if t.LRDecayIters == 0 {
-		t.LRDecayIters = t.MaxIters
+		t.LRDecayIters = max(t.MaxIters, t.WarmupIters+1)
 	}
 	if s.Parallel.TP == 0 {
 		s.Parallel.TP = 1

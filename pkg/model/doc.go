@@ -6,4 +6,67 @@
 // Transformer), AdamW, learning-rate schedules and safetensors interchange.
 //
 // It knows nothing about networks, Raft or files other than safetensors.
+//
+// # Parameters
+//
+// A Builder lays out named tensors (View: name, offset, shape, decay flag)
+// one after another and allocates Params once: Data and Grad are two flat
+// []float32 of the same length, and Params.Value(v) / Params.Gradient(v) are
+// sub-slices. Names are the PyTorch state_dict names (nanoGPT's for GPT), so
+// safetensors files interchange with PyTorch. Tied weights appear once, with
+// an alias (GPT: "lm_head.weight" → "transformer.wte.weight").
+//
+// # Layers
+//
+// Each layer lives in its own file with Forward and Backward next to each
+// other, in the style of llm.c: Forward saves exactly what Backward needs
+// (the caller owns those buffers), and Backward accumulates (+=) into the
+// input gradient and into Params.Grad. Slice arguments carry their shapes in
+// comments: (N,C) with N = B·T rows, (B,T,C), (B,NH,T,S).
+//
+//	Linear        y = x·Wᵀ + b, W in nn.Linear layout (out,in)       linear.go
+//	Embedding     rows of a table; learned positions                  embedding.go
+//	SinusoidalTable / AddPositional  2017 fixed positions             posenc.go
+//	LayerNorm     eps configurable, optional bias                     layernorm.go
+//	Attention     multi-head core: causal, key padding, cross         attention.go
+//	ActForward/ActBackward  GELU (erf), GELU (tanh), ReLU             activation.go
+//	Dropout       inverted dropout with a caller-owned seeded RNG     dropout.go
+//	ResidualForward/ResidualBackward                                  residual.go
+//	CrossEntropy  softmax CE, IgnoreIndex, Batch.LossDenom            crossentropy.go
+//
+// Every matrix product goes through gonum's blas32.Implementation(), so a
+// faster kernel installed with blas32.Use is used everywhere. Attention runs
+// as two GEMMs per (batch row, head) over preallocated buffers; it takes its
+// (local) head count and head size separately from n_embd so that a
+// tensor-parallel rank can hold a subset of the heads.
+//
+// # Models
+//
+// Model is the interface of every architecture; New(cfg, seed) builds the one
+// cfg.Arch names. Forward(batch, train) validates the batch (errors name the
+// field), sizes activation buffers on first use (growing only for larger
+// batches) and returns the loss; Backward adds d(loss)/d(params) to
+// Params().Grad. Nothing is allocated per step after warm-up. Gradient
+// accumulation is several Forward/Backward pairs before one optimizer step,
+// with Batch.LossDenom set to the total target count.
+//
+// GPT (gpt.go) is nanoGPT's model.py with its initialisation, plus Generate
+// (temperature, top-k sampling) and Greedy (batched argmax decoding).
+// BERT (bert.go) and EncDec (encdec.go) are built on the same layers.
+//
+// # Training helpers
+//
+// AdamW (optim.go) is torch.optim.AdamW over the flat buffer, or over a
+// contiguous range of it for a ZeRO-1 shard; decay applies to views with
+// Decay set. ClipGradNorm is torch's clip_grad_norm_. Schedule (schedule.go)
+// is nanoGPT's get_lr.
+//
+// # Interchange
+//
+// Export/SaveFile write a model's Params as safetensors (one tensor per view,
+// tied tensors once); Import/LoadFile read them back, rejecting missing,
+// unexpected or misshapen tensors with errors that name the tensor and the
+// expected shape. testdata/gen_gpt_fixture.py produces the PyTorch reference
+// that gpt_fixture_test.go replays (loss, logits, gradients, one AdamW step,
+// greedy decoding).
 package model

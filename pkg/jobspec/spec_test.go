@@ -1,0 +1,125 @@
+package jobspec
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPresetsAreValid(t *testing.T) {
+	for _, name := range PresetNames() {
+		s, err := Preset(name)
+		if err != nil {
+			t.Fatalf("Preset(%q): %v", name, err)
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("preset %q is invalid: %v", name, err)
+		}
+		// The canonical JSON form parses back to the same spec.
+		back, err := Parse(s.Marshal())
+		if err != nil {
+			t.Fatalf("preset %q: parse of its own JSON: %v", name, err)
+		}
+		if string(back.Marshal()) != string(s.Marshal()) {
+			t.Errorf("preset %q does not round-trip:\n%s\nvs\n%s", name, s.Marshal(), back.Marshal())
+		}
+	}
+}
+
+func TestParseYAMLFillsDefaults(t *testing.T) {
+	doc := `
+name: tiny
+model: {arch: gpt, n_layer: 1, n_head: 2, n_embd: 8, block_size: 11}
+data: {task: sort}
+train: {max_iters: 10, batch_size: 4, learning_rate: 0.001, eval_iters: 2}
+`
+	s, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Model.NHidden != 32 || s.Model.Activation != "gelu" || s.Model.LayerNormEps != 1e-5 {
+		t.Errorf("model defaults not filled: %+v", s.Model)
+	}
+	if s.Data.Length != 6 || s.Data.Digits != 3 {
+		t.Errorf("sort defaults not filled: %+v", s.Data)
+	}
+	if s.Train.GradAccum != 1 || !*s.Train.DecayLR || s.Train.LRDecayIters != 10 || s.Train.Eps != 1e-8 {
+		t.Errorf("train defaults not filled: %+v", s.Train)
+	}
+	if s.Parallel.TP != 1 || s.Parallel.MinWorkers != 1 || s.Parallel.ScaleUp != "checkpoint" {
+		t.Errorf("parallel defaults not filled: %+v", s.Parallel)
+	}
+}
+
+func TestParseRejectsBadInput(t *testing.T) {
+	base := func(mut string) string {
+		return `{"model": {"arch": "gpt", "n_layer": 1, "n_head": 2, "n_embd": 8, "block_size": 8` + mut + `},
+		 "data": {"task": "sort"},
+		 "train": {"max_iters": 10, "batch_size": 4, "learning_rate": 0.001, "eval_iters": 2}}`
+	}
+	cases := []struct {
+		name, doc string
+		want      []string // substrings the error must contain
+	}{
+		{"empty", ``, []string{"empty"}},
+		{"not yaml", `{model: [`, []string{"not valid YAML"}},
+		{"unknown top-level field", `{"modle": {}}`, []string{`unknown field "modle"`}},
+		{"unknown nested field", base(`, "n_layers": 3`), []string{`unknown field "n_layers"`}},
+		{"wrong type", base(`, "dropout": "high"`), []string{"model.dropout", "string", "float64"}},
+		{"unknown model", strings.Replace(base(""), `"gpt"`, `"lstm"`, 1), []string{"model.arch", `"lstm"`, "gpt, bert, encdec"}},
+		{"heads do not divide width", strings.Replace(base(""), `"n_embd": 8`, `"n_embd": 9`, 1), []string{"model.n_embd", "not divisible by n_head 2"}},
+		{"unknown task", strings.Replace(base(""), `"sort"`, `"poetry"`, 1), []string{"data.task", `"poetry"`}},
+		{"text without path", strings.Replace(base(""), `"sort"`, `"text"`, 1), []string{"data.path", "required"}},
+		{"bad sha", strings.Replace(base(""), `"task": "sort"`, `"task": "text", "path": "x.txt", "sha256": "abc"`, 1), []string{"data.sha256"}},
+		{"reverse needs encdec", strings.Replace(base(""), `"sort"`, `"reverse"`, 1), []string{"data.task", "encdec"}},
+		{"tp does not divide heads", strings.Replace(base(""), `"train"`, `"parallel": {"tp": 4}, "train"`, 1), []string{"parallel.tp", "n_head 2"}},
+		{"negative lr", strings.Replace(base(""), `0.001`, `-1`, 1), []string{"train.learning_rate"}},
+		{"mask_prob on gpt", strings.Replace(base(""), `"task": "sort"`, `"task": "sort", "mask_prob": 0.2`, 1), []string{"data.mask_prob", "bert"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			if err == nil {
+				t.Fatalf("Parse accepted a bad spec:\n%s", tc.doc)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	s := Spec{}.WithDefaults()
+	err := s.Validate()
+	if err == nil {
+		t.Fatal("zero spec validated")
+	}
+	for _, field := range []string{"model.arch", "model.n_layer", "data.task", "train.max_iters", "train.batch_size", "train.learning_rate"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error does not name %s: %v", field, err)
+		}
+	}
+}
+
+func TestOverride(t *testing.T) {
+	s, err := Override(Default(), []string{"train.max_iters=7", "model.n_layer=3", "name=x", "parallel.tp=2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Train.MaxIters != 7 || s.Model.NLayer != 3 || s.Name != "x" || s.Parallel.TP != 2 {
+		t.Errorf("overrides not applied: %+v", s)
+	}
+	for _, tc := range []struct{ set, want string }{
+		{"train.max_iter=7", `unknown field "max_iter"`},
+		{"model.n_layer=many", "model.n_layer"},
+		{"train", "want key=value"},
+		{"name.x=1", "name is not a section"},
+		{"model.n_head=3", "model.n_embd"},
+	} {
+		if _, err := Override(Default(), []string{tc.set}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Override(%q) = %v, want error mentioning %q", tc.set, err, tc.want)
+		}
+	}
+}

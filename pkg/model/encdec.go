@@ -1,0 +1,612 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// EncDec is the 2017 encoder–decoder Transformer (Vaswani et al.), as in
+// bench/torch/seq2seq_reverse.py:
+//
+//	enc x = Dropout(src_emb[src]·√C + PE)
+//	        x = LN(x + Dropout(SelfAttn(x)))        key padding: SrcValid
+//	        x = LN(x + Dropout(FFN(x)))              FFN = fc2(ReLU(fc1(x)))
+//	dec y = Dropout(tgt_emb[tokens]·√C + PE)
+//	        y = LN(y + Dropout(SelfAttn(y)))        causal + key padding: KeyValid
+//	        y = LN(y + Dropout(CrossAttn(y, mem)))   key padding: SrcValid
+//	        y = LN(y + Dropout(FFN(y)))
+//	logits = y · tgt_embᵀ                            tied, no bias, no final LayerNorm
+//
+// Attention has separate q/k/v/out projections with biases. The loss is the
+// cross-entropy over the decoder Targets that are not IgnoreIndex
+// (Batch.LossDenom semantics); Logits is (B,T,V).
+type EncDec struct {
+	cfg    Config
+	params *Params
+	rng    *rand.Rand // dropout masks
+
+	srcEmb, tgtEmb Embedding
+	pe             []float32 // (BlockSize,C) sinusoidal table, not a parameter
+	enc            []encLayer
+	dec            []decLayer
+	proj           Linear // W is tgtEmb.W (tied), no bias
+	drop           Dropout
+
+	s encDecState
+}
+
+var _ Model = (*EncDec)(nil)
+
+// attnSub is a post-LN attention sub-layer:
+// out = LN(xq + Dropout(out_proj(Attention(q_proj(xq), k_proj(xkv), v_proj(xkv))))).
+type attnSub struct {
+	q, k, v, out Linear
+	attn         Attention
+	ln           LayerNorm
+}
+
+// ffnSub is a post-LN feed-forward sub-layer: out = LN(x + Dropout(fc2(act(fc1(x))))).
+type ffnSub struct {
+	fc1, fc2 Linear
+	ln       LayerNorm
+}
+
+type encLayer struct {
+	self attnSub
+	ffn  ffnSub
+}
+
+type decLayer struct {
+	self, cross attnSub
+	ffn         ffnSub
+}
+
+// attnActs is what an attnSub saves; Nq = B·Tq query rows, Nk = B·Tk key rows.
+type attnActs struct {
+	q, y         []float32 // (Nq,C)
+	k, v         []float32 // (Nk,C)
+	att, attMask []float32 // (B,NH,Tq,Tk)
+	mask         []float32 // (Nq,C) dropout mask on out_proj
+	r            []float32 // (Nq,C) residual sum, LN input
+	mean, rstd   []float32 // (Nq)
+	out          []float32 // (Nq,C)
+}
+
+// ffnActs is what an ffnSub saves for N rows.
+type ffnActs struct {
+	pre, act   []float32 // (N,H)
+	mask, r    []float32 // (N,C)
+	mean, rstd []float32 // (N)
+	out        []float32 // (N,C)
+}
+
+type encLayerActs struct {
+	self attnActs
+	ffn  ffnActs
+}
+
+type decLayerActs struct {
+	self, cross attnActs
+	ffn         ffnActs
+}
+
+// encDecState holds the activations of the last Forward and the backward
+// scratch; buffers grow only when a batch is larger than any before.
+type encDecState struct {
+	B, S, T int
+	train   bool
+	ready   bool
+
+	src, tokens, targets []int32 // (B·S), (B·T), (B·T)
+	srcValid, keyValid   []uint8 // read-only references into the batch (nil: all real)
+
+	e0, e0Mask []float32 // (B·S,C) encoder input after dropout, its mask
+	d0, d0Mask []float32 // (B·T,C)
+	enc        []encLayerActs
+	dec        []decLayerActs
+	logits     []float32 // (B·T,V)
+	probs      []float32 // (B·T,V)
+	denom      float32
+	attScratch []float32 // (2,L,L), L = max(S,T)
+
+	// backward scratch
+	dA, dB, dr, dq, dy []float32 // (max(B·S,B·T),C)
+	dk, dv             []float32 // (max(B·S,B·T),C)
+	dmem, dE           []float32 // (B·S,C) d loss / d encoder output, ping-pong partner
+	dpre, dact         []float32 // (max rows,H)
+	dlogits            []float32 // (B·T,V)
+
+	// greedy decoding
+	ys   []int32 // (B,maxLen) prefixes, row stride maxLen
+	done []int32 // (B) 1 once a row has produced EOS
+}
+
+// NewEncDec builds an encoder–decoder for cfg (defaults filled in) with
+// parameters initialised as seq2seq_reverse.py does: src_emb and tgt_emb from
+// normal(0, 1/C), every other matrix Xavier-uniform, biases 0, LayerNorm 1/0.
+// seed fixes the initialisation and the dropout masks.
+func NewEncDec(cfg Config, seed int64) (*EncDec, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.Arch != ArchEncDec {
+		return nil, fmt.Errorf("model.arch: NewEncDec got %q; use arch encdec", cfg.Arch)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.VocabSize < 1 {
+		return nil, errors.New("model.vocab_size: must be ≥ 1 to build a model; set it from the tokenizer")
+	}
+	C, H, V := cfg.NEmbd, cfg.NHidden, cfg.VocabSize
+	eps := cfg.LayerNormEps
+	m := &EncDec{cfg: cfg, rng: newRNG(seed, 1), drop: Dropout{P: float32(cfg.Dropout)}}
+	m.pe = SinusoidalTable(cfg.BlockSize, C)
+
+	var b Builder
+	newAttn := func(prefix, ln string, causal bool) attnSub {
+		return attnSub{
+			q:    NewLinear(&b, prefix+".q_proj", C, C, true),
+			k:    NewLinear(&b, prefix+".k_proj", C, C, true),
+			v:    NewLinear(&b, prefix+".v_proj", C, C, true),
+			out:  NewLinear(&b, prefix+".out_proj", C, C, true),
+			attn: Attention{NHead: cfg.NHead, HeadSize: C / cfg.NHead, Causal: causal, Dropout: m.drop},
+			ln:   NewLayerNorm(&b, ln, C, eps, true),
+		}
+	}
+	newFFN := func(prefix, ln string) ffnSub {
+		return ffnSub{
+			fc1: NewLinear(&b, prefix+".fc1", C, H, true),
+			fc2: NewLinear(&b, prefix+".fc2", H, C, true),
+			ln:  NewLayerNorm(&b, ln, C, eps, true),
+		}
+	}
+	m.srcEmb = NewEmbedding(&b, "src_emb", V, C)
+	m.tgtEmb = NewEmbedding(&b, "tgt_emb", V, C)
+	m.proj = Linear{W: m.tgtEmb.W, In: C, Out: V}
+	m.enc = make([]encLayer, cfg.NLayer)
+	for i := range m.enc {
+		p := fmt.Sprintf("encoder.%d.", i)
+		m.enc[i].self = newAttn(p+"self_attn", p+"ln1", false)
+		m.enc[i].ffn = newFFN(p+"ffn", p+"ln2")
+	}
+	m.dec = make([]decLayer, cfg.NDecLayer)
+	for i := range m.dec {
+		p := fmt.Sprintf("decoder.%d.", i)
+		m.dec[i].self = newAttn(p+"self_attn", p+"ln1", true)
+		m.dec[i].cross = newAttn(p+"cross_attn", p+"ln2", false)
+		m.dec[i].ffn = newFFN(p+"ffn", p+"ln3")
+	}
+	params, err := b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("encdec: laying out parameters: %w", err)
+	}
+	m.params = params
+
+	// Initialisation (biases are already 0 from Build).
+	rng := newRNG(seed, 0)
+	params.initNormal(m.srcEmb.W, 1/math.Sqrt(float64(C)), rng)
+	params.initNormal(m.tgtEmb.W, 1/math.Sqrt(float64(C)), rng)
+	initAttn := func(a *attnSub) {
+		for _, l := range []Linear{a.q, a.k, a.v, a.out} {
+			fillXavierUniform(params.Value(l.W), l.In, l.Out, rng)
+		}
+		a.ln.InitParams(params)
+	}
+	initFFN := func(f *ffnSub) {
+		fillXavierUniform(params.Value(f.fc1.W), f.fc1.In, f.fc1.Out, rng)
+		fillXavierUniform(params.Value(f.fc2.W), f.fc2.In, f.fc2.Out, rng)
+		f.ln.InitParams(params)
+	}
+	for i := range m.enc {
+		initAttn(&m.enc[i].self)
+		initFFN(&m.enc[i].ffn)
+	}
+	for i := range m.dec {
+		initAttn(&m.dec[i].self)
+		initAttn(&m.dec[i].cross)
+		initFFN(&m.dec[i].ffn)
+	}
+	return m, nil
+}
+
+// fillXavierUniform fills a (fanOut,fanIn) matrix d from U(-a, a), a =
+// √(6/(fanIn+fanOut)) (torch.nn.init.xavier_uniform_).
+func fillXavierUniform(d []float32, fanIn, fanOut int, rng *rand.Rand) {
+	a := math.Sqrt(6 / float64(fanIn+fanOut))
+	for i := range d {
+		d[i] = float32((2*rng.Float64() - 1) * a)
+	}
+}
+
+// Config returns the model's configuration, defaults filled in.
+func (m *EncDec) Config() Config { return m.cfg }
+
+// Params returns the flat parameter buffer and its manifest.
+func (m *EncDec) Params() *Params { return m.params }
+
+// Logits returns the decoder logits of the last Forward, (B,T,V). The slice
+// is reused by the next Forward or GreedyDecode.
+func (m *EncDec) Logits() []float32 { return m.s.logits[:m.s.B*m.s.T*m.cfg.VocabSize] }
+
+// validate checks b against the model before anything is written.
+func (m *EncDec) validate(b *Batch) error {
+	if err := validateShape(b, m.cfg.BlockSize); err != nil {
+		return err
+	}
+	if b.S < 1 || b.S > m.cfg.BlockSize {
+		return fmt.Errorf("batch.S: source length %d out of range [1,%d] (block_size)", b.S, m.cfg.BlockSize)
+	}
+	V := m.cfg.VocabSize
+	if err := ValidateIDs("Src", b.Src, b.B, b.S, V, false); err != nil {
+		return err
+	}
+	if err := ValidateMask("SrcValid", b.SrcValid, b.B, b.S); err != nil {
+		return err
+	}
+	if err := ValidateIDs("Tokens", b.Tokens, b.B, b.T, V, false); err != nil {
+		return fmt.Errorf("%w (encdec: the decoder input, [BOS] + target)", err)
+	}
+	if b.Targets != nil {
+		if err := ValidateIDs("Targets", b.Targets, b.B, b.T, V, true); err != nil {
+			return err
+		}
+	}
+	if err := ValidateMask("KeyValid", b.KeyValid, b.B, b.T); err != nil {
+		return err
+	}
+	if b.TokenTypes != nil || b.ClassLabels != nil {
+		return errors.New("batch: the encoder–decoder uses no TokenTypes or ClassLabels; leave them nil")
+	}
+	return nil
+}
+
+// reserve sizes every buffer for B rows, S source and T decoder positions.
+func (s *encDecState) reserve(cfg Config, B, S, T int) {
+	C, H, V, NH := cfg.NEmbd, cfg.NHidden, cfg.VocabSize, cfg.NHead
+	Ns, Nt := B*S, B*T
+	Nmax, L := max(Ns, Nt), max(S, T)
+	s.src, s.tokens, s.targets = growI32(s.src, Ns), growI32(s.tokens, Nt), growI32(s.targets, Nt)
+	s.e0, s.e0Mask = grow(s.e0, Ns*C), grow(s.e0Mask, Ns*C)
+	s.d0, s.d0Mask = grow(s.d0, Nt*C), grow(s.d0Mask, Nt*C)
+	if len(s.enc) != cfg.NLayer {
+		s.enc = make([]encLayerActs, cfg.NLayer)
+	}
+	if len(s.dec) != cfg.NDecLayer {
+		s.dec = make([]decLayerActs, cfg.NDecLayer)
+	}
+	for i := range s.enc {
+		s.enc[i].self.reserve(B, S, S, C, NH)
+		s.enc[i].ffn.reserve(Ns, C, H)
+	}
+	for i := range s.dec {
+		s.dec[i].self.reserve(B, T, T, C, NH)
+		s.dec[i].cross.reserve(B, T, S, C, NH)
+		s.dec[i].ffn.reserve(Nt, C, H)
+	}
+	s.logits, s.probs, s.dlogits = grow(s.logits, Nt*V), grow(s.probs, Nt*V), grow(s.dlogits, Nt*V)
+	s.attScratch = grow(s.attScratch, 2*L*L)
+	s.dA, s.dB, s.dr, s.dq, s.dy = grow(s.dA, Nmax*C), grow(s.dB, Nmax*C), grow(s.dr, Nmax*C), grow(s.dq, Nmax*C), grow(s.dy, Nmax*C)
+	s.dk, s.dv = grow(s.dk, Nmax*C), grow(s.dv, Nmax*C)
+	s.dmem, s.dE = grow(s.dmem, Ns*C), grow(s.dE, Ns*C)
+	s.dpre, s.dact = grow(s.dpre, Nmax*H), grow(s.dact, Nmax*H)
+}
+
+func (a *attnActs) reserve(B, Tq, Tk, C, NH int) {
+	Nq, Nk := B*Tq, B*Tk
+	a.q, a.y, a.mask, a.r, a.out = grow(a.q, Nq*C), grow(a.y, Nq*C), grow(a.mask, Nq*C), grow(a.r, Nq*C), grow(a.out, Nq*C)
+	a.k, a.v = grow(a.k, Nk*C), grow(a.v, Nk*C)
+	a.att, a.attMask = grow(a.att, B*NH*Tq*Tk), grow(a.attMask, B*NH*Tq*Tk)
+	a.mean, a.rstd = grow(a.mean, Nq), grow(a.rstd, Nq)
+}
+
+func (a *ffnActs) reserve(N, C, H int) {
+	a.pre, a.act = grow(a.pre, N*H), grow(a.act, N*H)
+	a.mask, a.r, a.out = grow(a.mask, N*C), grow(a.r, N*C), grow(a.out, N*C)
+	a.mean, a.rstd = grow(a.mean, N), grow(a.rstd, N)
+}
+
+// attnArgs is the Attention call of sub-layer activations a.
+func (m *EncDec) attnArgs(a *attnActs, B, Tq, Tk int, keyValid []uint8) AttnArgs {
+	C := m.cfg.NEmbd
+	return AttnArgs{B: B, T: Tq, S: Tk, Q: a.q, LDQ: C, K: a.k, V: a.v, LDKV: C, Out: a.y, LDO: C,
+		KeyValid: keyValid, Att: a.att, Mask: a.attMask, Scratch: m.s.attScratch}
+}
+
+// forward runs the sub-layer on xq (B·Tq,C) attending over xkv (B·Tk,C).
+func (l *attnSub) forward(m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) {
+	p := m.params
+	Nq, Nk := B*Tq, B*Tk
+	r := a.r[:Nq*m.cfg.NEmbd]
+	l.q.Forward(p, a.q, xq, Nq)
+	l.k.Forward(p, a.k, xkv, Nk)
+	l.v.Forward(p, a.v, xkv, Nk)
+	l.attn.Forward(m.rng, m.attnArgs(a, B, Tq, Tk, keyValid), train)
+	l.out.Forward(p, r, a.y, Nq)
+	m.drop.Forward(m.rng, r, a.mask, r, train)
+	ResidualForward(r, r, xq)
+	l.ln.Forward(p, a.out, a.mean, a.rstd, r, Nq)
+}
+
+// backward accumulates d loss/d xq into dxq and d loss/d xkv into dxkv (the
+// same slice for self-attention) from dout = d loss/d out.
+func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) {
+	p, s := m.params, &m.s
+	C := m.cfg.NEmbd
+	Nq, Nk := B*Tq, B*Tk
+	dr := s.dr[:Nq*C]
+	clear(dr)
+	l.ln.Backward(p, dr, dout, a.r, a.mean, a.rstd, Nq)
+	addTo(dxq, dr) // residual
+	m.dropInPlace(dr, a.mask, train)
+	dy := s.dy[:Nq*C]
+	clear(dy)
+	l.out.Backward(p, dy, dr, a.y, Nq)
+	dq, dk, dv := s.dq[:Nq*C], s.dk[:Nk*C], s.dv[:Nk*C]
+	clear(dq)
+	clear(dk)
+	clear(dv)
+	l.attn.Backward(m.attnArgs(a, B, Tq, Tk, keyValid), AttnGrads{DQ: dq, DK: dk, DV: dv, DOut: dy}, train)
+	l.q.Backward(p, dxq, dq, xq, Nq)
+	l.k.Backward(p, dxkv, dk, xkv, Nk)
+	l.v.Backward(p, dxkv, dv, xkv, Nk)
+}
+
+// forward runs the sub-layer on x (N,C).
+func (f *ffnSub) forward(m *EncDec, a *ffnActs, x []float32, N int, train bool) {
+	p := m.params
+	C, H := m.cfg.NEmbd, m.cfg.NHidden
+	pre, act, r := a.pre[:N*H], a.act[:N*H], a.r[:N*C]
+	f.fc1.Forward(p, pre, x, N)
+	ActForward(m.cfg.Activation, act, pre)
+	f.fc2.Forward(p, r, act, N)
+	m.drop.Forward(m.rng, r, a.mask, r, train)
+	ResidualForward(r, r, x)
+	f.ln.Forward(p, a.out, a.mean, a.rstd, r, N)
+}
+
+// backward accumulates d loss/d x into dx from dout = d loss/d out.
+func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, train bool) {
+	p, s := m.params, &m.s
+	C, H := m.cfg.NEmbd, m.cfg.NHidden
+	dr := s.dr[:N*C]
+	clear(dr)
+	f.ln.Backward(p, dr, dout, a.r, a.mean, a.rstd, N)
+	addTo(dx, dr) // residual
+	m.dropInPlace(dr, a.mask, train)
+	dact, dpre := s.dact[:N*H], s.dpre[:N*H]
+	clear(dact)
+	f.fc2.Backward(p, dact, dr, a.act, N)
+	clear(dpre)
+	ActBackward(m.cfg.Activation, dpre, dact, a.pre[:N*H])
+	f.fc1.Backward(p, dx, dpre, x, N)
+}
+
+// dropInPlace multiplies d by a dropout mask saved by Forward (nothing when
+// dropout was not active).
+func (m *EncDec) dropInPlace(d, mask []float32, train bool) {
+	if !m.drop.Active(train) {
+		return
+	}
+	for i := range d {
+		d[i] *= mask[i]
+	}
+}
+
+// embed writes out (N,C) = Dropout(emb[ids]·√C + PE[t]) for rows of T positions.
+func (m *EncDec) embed(emb *Embedding, out, mask []float32, ids []int32, B, T int, train bool) {
+	C := m.cfg.NEmbd
+	emb.Forward(m.params, out, ids)
+	sc := float32(math.Sqrt(float64(C)))
+	for i := range out {
+		out[i] *= sc
+	}
+	AddPositional(out, m.pe, B, T, C)
+	m.drop.Forward(m.rng, out, mask, out, train)
+}
+
+// encode runs the encoder on s.src (B,S) and returns the memory (B·S,C).
+func (m *EncDec) encode(B, S int, train bool) []float32 {
+	s := &m.s
+	Ns := B * S
+	m.embed(&m.srcEmb, s.e0[:Ns*m.cfg.NEmbd], s.e0Mask, s.src[:Ns], B, S, train)
+	x := s.e0
+	for i := range m.enc {
+		l, a := &m.enc[i], &s.enc[i]
+		l.self.forward(m, &a.self, x, x, B, S, S, s.srcValid, train)
+		l.ffn.forward(m, &a.ffn, a.self.out, Ns, train)
+		x = a.ffn.out
+	}
+	return x
+}
+
+// decode runs the decoder on s.tokens (B,T) over mem and writes s.logits (B·T,V).
+func (m *EncDec) decode(mem []float32, B, S, T int, train bool) {
+	s := &m.s
+	Nt := B * T
+	m.embed(&m.tgtEmb, s.d0[:Nt*m.cfg.NEmbd], s.d0Mask, s.tokens[:Nt], B, T, train)
+	x := s.d0
+	for i := range m.dec {
+		l, a := &m.dec[i], &s.dec[i]
+		l.self.forward(m, &a.self, x, x, B, T, T, s.keyValid, train)
+		l.cross.forward(m, &a.cross, a.self.out, mem, B, T, S, s.srcValid, train)
+		l.ffn.forward(m, &a.ffn, a.cross.out, Nt, train)
+		x = a.ffn.out
+	}
+	m.proj.Forward(m.params, s.logits, x, Nt)
+}
+
+// Forward runs the model on b (Src/SrcValid into the encoder, Tokens/KeyValid
+// into the decoder) and returns the loss over Targets (0 when Targets is
+// nil). train enables dropout. The activations are kept for Backward.
+func (m *EncDec) Forward(b *Batch, train bool) (float32, error) {
+	s := &m.s
+	s.ready = false
+	if err := m.validate(b); err != nil {
+		return 0, err
+	}
+	B, S, T, V := b.B, b.S, b.T, m.cfg.VocabSize
+	Nt := B * T
+	s.reserve(m.cfg, B, S, T)
+	s.B, s.S, s.T, s.train = B, S, T, train
+	copy(s.src, b.Src)
+	copy(s.tokens, b.Tokens)
+	s.srcValid, s.keyValid = b.SrcValid, b.KeyValid
+	mem := m.encode(B, S, train)
+	m.decode(mem, B, S, T, train)
+	if b.Targets == nil {
+		return 0, nil
+	}
+	copy(s.targets, b.Targets)
+	loss, denom := CrossEntropy{V: V}.Forward(s.probs, s.logits, s.targets, Nt, b.LossDenom)
+	s.denom = denom
+	s.ready = true
+	return loss, nil
+}
+
+// Backward accumulates d(loss)/d(parameters) of the last Forward into
+// Params().Grad. It panics when the last Forward failed or had no Targets.
+func (m *EncDec) Backward() {
+	s := &m.s
+	if !s.ready {
+		panic("model: EncDec.Backward needs a successful Forward with Targets")
+	}
+	p, cfg := m.params, m.cfg
+	B, S, T, C, V := s.B, s.S, s.T, cfg.NEmbd, cfg.VocabSize
+	Ns, Nt := B*S, B*T
+	train := s.train
+	mem := s.e0
+	if n := len(s.enc); n > 0 {
+		mem = s.enc[n-1].ffn.out
+	}
+
+	dlogits := s.dlogits[:Nt*V]
+	clear(dlogits)
+	CrossEntropy{V: V}.Backward(dlogits, s.probs, s.targets, Nt, s.denom, 1)
+	dx, other := s.dA[:Nt*C], s.dB[:Nt*C]
+	clear(dx)
+	last := s.d0
+	if n := len(s.dec); n > 0 {
+		last = s.dec[n-1].ffn.out
+	}
+	m.proj.Backward(p, dx, dlogits, last, Nt)
+
+	// decoder, last layer first; dx = d loss / d(layer output)
+	dmem := s.dmem[:Ns*C]
+	clear(dmem)
+	for i := len(m.dec) - 1; i >= 0; i-- {
+		l, a := &m.dec[i], &s.dec[i]
+		x := s.d0
+		if i > 0 {
+			x = s.dec[i-1].ffn.out
+		}
+		clear(other)
+		l.ffn.backward(m, &a.ffn, other, dx, a.cross.out, Nt, train)
+		clear(dx)
+		l.cross.backward(m, &a.cross, dx, dmem, other, a.self.out, mem, B, T, S, s.srcValid, train)
+		clear(other)
+		l.self.backward(m, &a.self, other, other, dx, x, x, B, T, T, s.keyValid, train)
+		dx, other = other, dx
+	}
+	m.embedBackward(&m.tgtEmb, dx, s.d0Mask, s.tokens[:Nt], train)
+
+	// encoder, last layer first; de = d loss / d(layer output)
+	de, eo := dmem, s.dE[:Ns*C]
+	for i := len(m.enc) - 1; i >= 0; i-- {
+		l, a := &m.enc[i], &s.enc[i]
+		x := s.e0
+		if i > 0 {
+			x = s.enc[i-1].ffn.out
+		}
+		clear(eo)
+		l.ffn.backward(m, &a.ffn, eo, de, a.self.out, Ns, train)
+		clear(de)
+		l.self.backward(m, &a.self, de, de, eo, x, x, B, S, S, s.srcValid, train)
+	}
+	m.embedBackward(&m.srcEmb, de, s.e0Mask, s.src[:Ns], train)
+}
+
+// embedBackward back-propagates dout (N,C) through embed; dout is clobbered.
+func (m *EncDec) embedBackward(emb *Embedding, dout, mask []float32, ids []int32, train bool) {
+	m.dropInPlace(dout, mask, train)
+	sc := float32(math.Sqrt(float64(m.cfg.NEmbd)))
+	for i := range dout {
+		dout[i] *= sc
+	}
+	emb.Backward(m.params, dout, ids)
+}
+
+// GreedyDecode generates up to maxLen tokens per source row, starting every
+// row from bos and always taking the most likely next token; a row stops at
+// its first eos (which is emitted). src is (B,S) with srcValid (B,S) (nil: all
+// real). out (B,maxLen) receives the generated tokens; positions after a
+// row's eos are set to IgnoreIndex. The source is encoded once; each step
+// re-runs the decoder over the whole prefix (no key/value cache). The model's
+// activation buffers are reused, so a Backward after GreedyDecode panics until
+// the next Forward.
+func (m *EncDec) GreedyDecode(src []int32, B, S int, srcValid []uint8, bos, eos int32, maxLen int, out []int32) error {
+	s := &m.s
+	s.ready = false
+	V := m.cfg.VocabSize
+	switch {
+	case B < 1 || S < 1 || S > m.cfg.BlockSize:
+		return fmt.Errorf("encdec: GreedyDecode needs B ≥ 1 and S in [1,%d] (block_size), got B=%d S=%d", m.cfg.BlockSize, B, S)
+	case maxLen < 1 || maxLen > m.cfg.BlockSize:
+		return fmt.Errorf("encdec: GreedyDecode maxLen %d out of range [1,%d] (block_size: the decoder sees up to maxLen positions)", maxLen, m.cfg.BlockSize)
+	case bos < 0 || int(bos) >= V || eos < 0 || int(eos) >= V:
+		return fmt.Errorf("encdec: GreedyDecode bos %d / eos %d outside the vocabulary [0,%d)", bos, eos, V)
+	case len(out) != B*maxLen:
+		return fmt.Errorf("encdec: GreedyDecode out has %d entries, want B·maxLen = %d", len(out), B*maxLen)
+	}
+	if err := ValidateIDs("Src", src, B, S, V, false); err != nil {
+		return err
+	}
+	if err := ValidateMask("SrcValid", srcValid, B, S); err != nil {
+		return err
+	}
+	s.reserve(m.cfg, B, S, maxLen)
+	s.B, s.S = B, S
+	s.ys, s.done = growI32(s.ys, B*maxLen), growI32(s.done, B)
+	copy(s.src, src)
+	s.srcValid, s.keyValid = srcValid, nil
+	mem := m.encode(B, S, false)
+	for i := range out {
+		out[i] = IgnoreIndex
+	}
+	clear(s.done)
+	for b := 0; b < B; b++ {
+		s.ys[b*maxLen] = bos
+	}
+	for step := 0; step < maxLen; step++ {
+		T := step + 1
+		for b := 0; b < B; b++ { // the prefixes as a (B,T) batch
+			copy(s.tokens[b*T:(b+1)*T], s.ys[b*maxLen:b*maxLen+T])
+		}
+		s.T = T
+		m.decode(mem, B, S, T, false)
+		finished := true
+		for b := 0; b < B; b++ {
+			if s.done[b] != 0 { // keep the finished row's prefix valid; its logits are unused
+				if step+1 < maxLen {
+					s.ys[b*maxLen+step+1] = eos
+				}
+				continue
+			}
+			row := s.logits[((b+1)*T-1)*V : (b+1)*T*V]
+			next := int32(argmax(row))
+			out[b*maxLen+step] = next
+			if step+1 < maxLen {
+				s.ys[b*maxLen+step+1] = next
+			}
+			if next == eos {
+				s.done[b] = 1
+			} else {
+				finished = false
+			}
+		}
+		if finished {
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Model is what every architecture implements. A training micro-step is
+// Forward(b, true) then Backward(); gradients accumulate into Params().Grad
+// until the caller zeroes them (gradient accumulation = several micro-steps
+// before one optimizer step).
+//
+// Activation buffers are sized from (config, B, T) on the first Forward and
+// reused; they grow only when a larger batch arrives. Forward and Backward
+// allocate nothing in steady state.
+type Model interface {
+	Config() Config
+	Params() *Params
+	// Forward runs the model on b and returns the loss (0 when b has no
+	// targets). train enables dropout. Invalid batches are rejected with an
+	// error naming the field.
+	Forward(b *Batch, train bool) (loss float32, err error)
+	// Backward back-propagates d(loss) = 1 from the last Forward and
+	// accumulates into Params().Grad. It panics if the last Forward had no
+	// targets or failed.
+	Backward()
+	// Logits of the last Forward: (B,T,V) for GPT; other architectures
+	// document theirs.
+	Logits() []float32
+}
+
+// New builds the model cfg.Arch names with parameters initialised from seed.
+// Defaults are filled in and the config validated first; VocabSize must be set.
+func New(cfg Config, seed int64) (Model, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.VocabSize < 1 {
+		return nil, errors.New("model.vocab_size: must be ≥ 1 to build a model; set it from the tokenizer")
+	}
+	switch cfg.Arch {
+	case ArchGPT:
+		return NewGPT(cfg, seed)
+	case ArchBERT:
+		return NewBERT(cfg, seed)
+	case ArchEncDec:
+		return NewEncDec(cfg, seed)
+	default:
+		return nil, fmt.Errorf("model.arch: %q is not implemented yet in this build", cfg.Arch)
+	}
+}
+
+// ValidateIDs checks that ids has B·T entries in [0,vocab) (or IgnoreIndex
+// when allowIgnore), naming field in the error.
+func ValidateIDs(field string, ids []int32, rows, cols, vocab int, allowIgnore bool) error {
+	if len(ids) != rows*cols {
+		return fmt.Errorf("batch.%s: has %d ids, want %d (%d rows × %d)", field, len(ids), rows*cols, rows, cols)
+	}
+	for i, id := range ids {
+		if allowIgnore && id == IgnoreIndex {
+			continue
+		}
+		if id < 0 || int(id) >= vocab {
+			return fmt.Errorf("batch.%s[%d,%d]: id %d out of range [0,%d)", field, i/max(cols, 1), i%max(cols, 1), id, vocab)
+		}
+	}
+	return nil
+}
+
+// ValidateMask checks that a (rows,cols) 0/1 mask is nil or has the right length.
+func ValidateMask(field string, m []uint8, rows, cols int) error {
+	if m != nil && len(m) != rows*cols {
+		return fmt.Errorf("batch.%s: has %d entries, want %d (%d rows × %d) or nil", field, len(m), rows*cols, rows, cols)
+	}
+	return nil
+}
+
+// validateShape checks B and T against the block size.
+func validateShape(b *Batch, blockSize int) error {
+	if b == nil {
+		return errors.New("batch: nil")
+	}
+	if b.B < 1 {
+		return fmt.Errorf("batch.B: must be ≥ 1, got %d", b.B)
+	}
+	if b.T < 1 || b.T > blockSize {
+		return fmt.Errorf("batch.T: %d out of range [1,%d] (block_size)", b.T, blockSize)
+	}
+	if b.LossDenom < 0 {
+		return fmt.Errorf("batch.LossDenom: must be ≥ 0 (0 = mean over targets), got %g", b.LossDenom)
+	}
+	return nil
+}
+
+// grow returns buf if it holds n elements, else a new slice of n.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) >= n {
+		return buf[:n]
+	}
+	return make([]float32, n)
+}

@@ -1,0 +1,106 @@
+package model
+
+import (
+	"fmt"
+	"math"
+)
+
+// AdamW is torch.optim.AdamW on the flat parameter buffer: bias-corrected
+// moments and decoupled weight decay p ← p − lr·wd·p applied only to views
+// with Decay set (nanoGPT's ≥2-D rule). It updates the range [Lo,Hi) of the
+// buffer; M and V hold the moments of that range (a ZeRO-1 shard holds a
+// sub-range, a single process the whole buffer).
+type AdamW struct {
+	Beta1, Beta2, Eps, WeightDecay float64
+
+	Lo, Hi int
+	M, V   []float32 // (Hi−Lo) first and second moments
+	Steps  int       // optimizer steps taken (torch state['step'])
+
+	segs []adamSeg
+}
+
+type adamSeg struct {
+	lo, hi int // absolute offsets in Params.Data
+	decay  bool
+}
+
+// NewAdamW returns an optimizer for all of p. eps 0 means torch's default 1e-8.
+func NewAdamW(p *Params, beta1, beta2, eps, weightDecay float64) (*AdamW, error) {
+	return NewAdamWRange(p, 0, len(p.Data), beta1, beta2, eps, weightDecay)
+}
+
+// NewAdamWRange returns an optimizer for the elements [lo,hi) of p.
+func NewAdamWRange(p *Params, lo, hi int, beta1, beta2, eps, weightDecay float64) (*AdamW, error) {
+	if lo < 0 || hi > len(p.Data) || lo > hi {
+		return nil, fmt.Errorf("adamw: range [%d,%d) outside the %d parameters", lo, hi, len(p.Data))
+	}
+	if beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1 {
+		return nil, fmt.Errorf("adamw: beta1 %g and beta2 %g must be in [0,1)", beta1, beta2)
+	}
+	if eps == 0 {
+		eps = 1e-8
+	}
+	if eps < 0 || weightDecay < 0 {
+		return nil, fmt.Errorf("adamw: eps %g and weight_decay %g must be ≥ 0", eps, weightDecay)
+	}
+	o := &AdamW{Beta1: beta1, Beta2: beta2, Eps: eps, WeightDecay: weightDecay, Lo: lo, Hi: hi,
+		M: make([]float32, hi-lo), V: make([]float32, hi-lo)}
+	for _, v := range p.Views {
+		a, b := max(v.Offset, lo), min(v.End(), hi)
+		if a < b {
+			o.segs = append(o.segs, adamSeg{a, b, v.Decay})
+		}
+	}
+	return o, nil
+}
+
+// Step applies one update with learning rate lr from p.Grad to p.Data on [Lo,Hi).
+func (o *AdamW) Step(p *Params, lr float64) {
+	o.Steps++
+	t := float64(o.Steps)
+	b1, b2 := float32(o.Beta1), float32(o.Beta2)
+	stepSize := float32(lr / (1 - math.Pow(o.Beta1, t)))
+	bc2Sqrt := float32(math.Sqrt(1 - math.Pow(o.Beta2, t)))
+	eps := float32(o.Eps)
+	for _, s := range o.segs {
+		decay := float32(1)
+		if s.decay {
+			decay = float32(1 - lr*o.WeightDecay)
+		}
+		data, grad := p.Data[s.lo:s.hi], p.Grad[s.lo:s.hi]
+		m, v := o.M[s.lo-o.Lo:s.hi-o.Lo], o.V[s.lo-o.Lo:s.hi-o.Lo]
+		for i, g := range grad {
+			data[i] *= decay
+			m[i] = m[i]*b1 + (1-b1)*g
+			v[i] = v[i]*b2 + (1-b2)*g*g
+			data[i] -= stepSize * m[i] / (sqrt32(v[i])/bc2Sqrt + eps)
+		}
+	}
+}
+
+// GradNorm is the L2 norm of grad, accumulated in float64.
+func GradNorm(grad []float32) float64 {
+	var s float64
+	for _, g := range grad {
+		s += float64(g) * float64(g)
+	}
+	return math.Sqrt(s)
+}
+
+// ClipGradNorm scales grad so its L2 norm is at most maxNorm (torch
+// clip_grad_norm_: coefficient maxNorm/(norm+1e-6), applied when < 1) and
+// returns the norm before clipping. maxNorm ≤ 0 only measures.
+func ClipGradNorm(grad []float32, maxNorm float64) float64 {
+	norm := GradNorm(grad)
+	if maxNorm <= 0 {
+		return norm
+	}
+	if c := maxNorm / (norm + 1e-6); c < 1 {
+		cf := float32(c)
+		for i := range grad {
+			grad[i] *= cf
+		}
+	}
+	return norm
+}

@@ -1,0 +1,9 @@
+// Package train is the worker's training loop: batch → forward/backward →
+// (all-reduce) → clip → AdamW, with evaluation, held-out scoring, progress
+// reports and saving the final weights with their tokenizer and job spec.
+//
+// Trainer holds one model replica and its optimizer; Run drives it for a whole
+// job in one process. The loop holds no cluster truth of its own: in a
+// cluster, the coordinator tells a worker which rows of each global batch are
+// its own (DESIGN.md "Determinism").
+package train

@@ -1,0 +1,90 @@
+package train
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/data"
+	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/model/safetensors"
+)
+
+// Files of a saved model directory.
+const (
+	WeightsFile = "model.safetensors" // parameters under their PyTorch names
+	VocabFile   = "vocab.json"        // the tokenizer
+	SpecFile    = "spec.json"         // the job spec, with vocab_size filled in
+)
+
+// Save writes the trainer's weights, tokenizer and spec to dir. The
+// safetensors metadata also carries the spec, the tokenizer and the
+// iteration, so the weights file alone is enough to sample from.
+func Save(dir string, tr *Trainer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	vocab, err := tr.Data.Vocab().MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("save model: tokenizer: %w", err)
+	}
+	spec := tr.Spec.Marshal()
+	meta := map[string]string{
+		"format":           "pt",
+		"ringmaster.spec":  string(spec),
+		"ringmaster.vocab": string(vocab),
+		"ringmaster.iter":  strconv.Itoa(tr.iter),
+	}
+	if err := model.SaveFile(filepath.Join(dir, WeightsFile), tr.Model.Params(), meta); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	if err := tr.Data.Vocab().Save(filepath.Join(dir, VocabFile)); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, SpecFile), spec, 0o644); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	return nil
+}
+
+// Saved is a model loaded back from a Save directory.
+type Saved struct {
+	Spec  jobspec.Spec
+	Vocab *data.Vocab
+	Model model.Model
+	Iter  int
+}
+
+// Load reads a model saved by Save: the spec and tokenizer from the weights'
+// metadata, then the weights, checked tensor by tensor against the spec's
+// architecture (names and shapes).
+func Load(dir string) (*Saved, error) {
+	path := filepath.Join(dir, WeightsFile)
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	specJSON, ok := f.Metadata["ringmaster.spec"]
+	if !ok {
+		return nil, fmt.Errorf("load model: %s has no ringmaster.spec metadata; it was not written by ringmaster", path)
+	}
+	spec, err := jobspec.Parse([]byte(specJSON))
+	if err != nil {
+		return nil, fmt.Errorf("load model: spec in %s: %w", path, err)
+	}
+	vocab, err := data.ParseVocab([]byte(f.Metadata["ringmaster.vocab"]))
+	if err != nil {
+		return nil, fmt.Errorf("load model: tokenizer in %s: %w", path, err)
+	}
+	m, err := model.New(spec.Model, spec.Train.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	if err := model.Import(m.Params(), f); err != nil {
+		return nil, fmt.Errorf("load model %s: %w", path, err)
+	}
+	iter, _ := strconv.Atoi(f.Metadata["ringmaster.iter"])
+	return &Saved{Spec: spec, Vocab: vocab, Model: m, Iter: iter}, nil
+}
