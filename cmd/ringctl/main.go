@@ -25,6 +25,7 @@ func commands() map[string]command {
 	cmds := map[string]command{
 		"train":  {"train a model in this process (default: the built-in sort job)", runTrain},
 		"sample": {"generate from a model saved by train", runSample},
+		"eval":   {"evaluate a model saved by train (loss, accuracy, held-out score)", runEval},
 	}
 	maps.Copy(cmds, clusterCommands())
 	return cmds

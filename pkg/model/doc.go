@@ -54,6 +54,23 @@
 // (temperature, top-k sampling) and Greedy (batched argmax decoding).
 // BERT (bert.go) and EncDec (encdec.go) are built on the same layers.
 //
+// # Tensor parallelism
+//
+// New(cfg, seed, WithTensorParallel(tp)) builds one rank's Megatron shard
+// (shard.go): the rank holds its heads' slices of the q/k/v and output
+// projections and its slice of the MLP, while embeddings, LayerNorms and
+// heads are replicated. Each block sums partial results with the caller's
+// AllReduce: 2 per block forward (after the attention and MLP output
+// projections), 2 backward (the gradient entering the column-parallel
+// layers); encoder–decoder decoder blocks have 3 each way plus 1 backward
+// for the encoder memory. A sharded View carries a Shard (which piece of
+// the whole tensor, same name as in the whole model) so checkpoints can
+// gather (CopyToFull) and reshard (CopyFromFull). A rank's initial
+// parameters are exactly its slices of the whole model built from the same
+// seed. Model.SetGradHook reports, during Backward, each range of
+// Params().Grad that has become final, for overlapping a data-parallel
+// all-reduce with the rest of Backward.
+//
 // # Training helpers
 //
 // AdamW (optim.go) is torch.optim.AdamW over the flat buffer, or over a

@@ -33,6 +33,8 @@ type EncDec struct {
 	dec            []decLayer
 	proj           Linear // W is tgtEmb.W (tied), no bias
 	drop           Dropout
+	tp             tpGroup   // tensor-parallel shard (Size 1: the whole model)
+	marks          gradMarks // SetGradHook
 
 	s encDecState
 }
@@ -126,8 +128,9 @@ type encDecState struct {
 // NewEncDec builds an encoder–decoder for cfg (defaults filled in) with
 // parameters initialised as seq2seq_reverse.py does: src_emb and tgt_emb from
 // normal(0, 1/C), every other matrix Xavier-uniform, biases 0, LayerNorm 1/0.
-// seed fixes the initialisation and the dropout masks.
-func NewEncDec(cfg Config, seed int64) (*EncDec, error) {
+// seed fixes the initialisation and the dropout masks. WithTensorParallel
+// builds one rank's shard, initialised as the slices of the whole model.
+func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.Arch != ArchEncDec {
 		return nil, fmt.Errorf("model.arch: NewEncDec got %q; use arch encdec", cfg.Arch)
@@ -138,26 +141,30 @@ func NewEncDec(cfg Config, seed int64) (*EncDec, error) {
 	if cfg.VocabSize < 1 {
 		return nil, errors.New("model.vocab_size: must be ≥ 1 to build a model; set it from the tokenizer")
 	}
+	tp, err := newTPGroup(cfg, seed, opts)
+	if err != nil {
+		return nil, err
+	}
 	C, H, V := cfg.NEmbd, cfg.NHidden, cfg.VocabSize
 	eps := cfg.LayerNormEps
-	m := &EncDec{cfg: cfg, rng: newRNG(seed, 1), drop: Dropout{P: float32(cfg.Dropout)}}
+	m := &EncDec{cfg: cfg, rng: newRNG(seed, 1), drop: Dropout{P: float32(cfg.Dropout)}, tp: tp}
 	m.pe = SinusoidalTable(cfg.BlockSize, C)
 
 	var b Builder
 	newAttn := func(prefix, ln string, causal bool) attnSub {
 		return attnSub{
-			q:    NewLinear(&b, prefix+".q_proj", C, C, true),
-			k:    NewLinear(&b, prefix+".k_proj", C, C, true),
-			v:    NewLinear(&b, prefix+".v_proj", C, C, true),
-			out:  NewLinear(&b, prefix+".out_proj", C, C, true),
-			attn: Attention{NHead: cfg.NHead, HeadSize: C / cfg.NHead, Causal: causal, Dropout: m.drop},
+			q:    tp.column(&b, prefix+".q_proj", C, C, 1, true),
+			k:    tp.column(&b, prefix+".k_proj", C, C, 1, true),
+			v:    tp.column(&b, prefix+".v_proj", C, C, 1, true),
+			out:  tp.row(&b, prefix+".out_proj", C, C, true),
+			attn: Attention{NHead: tp.part(cfg.NHead), HeadSize: C / cfg.NHead, Causal: causal, Dropout: m.drop},
 			ln:   NewLayerNorm(&b, ln, C, eps, true),
 		}
 	}
 	newFFN := func(prefix, ln string) ffnSub {
 		return ffnSub{
-			fc1: NewLinear(&b, prefix+".fc1", C, H, true),
-			fc2: NewLinear(&b, prefix+".fc2", H, C, true),
+			fc1: tp.column(&b, prefix+".fc1", C, H, 1, true),
+			fc2: tp.row(&b, prefix+".fc2", H, C, true),
 			ln:  NewLayerNorm(&b, ln, C, eps, true),
 		}
 	}
@@ -182,6 +189,13 @@ func NewEncDec(cfg Config, seed int64) (*EncDec, error) {
 		return nil, fmt.Errorf("encdec: laying out parameters: %w", err)
 	}
 	m.params = params
+	if tp.active() {
+		full, err := NewEncDec(cfg, seed)
+		if err != nil {
+			return nil, err
+		}
+		return m, copyShards(params, full.params)
+	}
 
 	// Initialisation (biases are already 0 from Build).
 	rng := newRNG(seed, 0)
@@ -225,6 +239,11 @@ func (m *EncDec) Config() Config { return m.cfg }
 // Params returns the flat parameter buffer and its manifest.
 func (m *EncDec) Params() *Params { return m.params }
 
+// SetGradHook implements Model: ranges are each decoder layer from the last,
+// each encoder layer from the last, then both embeddings (tgt_emb is also
+// the output projection and lies next to src_emb, so it is reported last).
+func (m *EncDec) SetGradHook(fn func(lo, hi int)) { m.marks.fn = fn }
+
 // Logits returns the decoder logits of the last Forward, (B,T,V). The slice
 // is reused by the next Forward or GreedyDecode.
 func (m *EncDec) Logits() []float32 { return m.s.logits[:m.s.B*m.s.T*m.cfg.VocabSize] }
@@ -262,8 +281,9 @@ func (m *EncDec) validate(b *Batch) error {
 }
 
 // reserve sizes every buffer for B rows, S source and T decoder positions.
-func (s *encDecState) reserve(cfg Config, B, S, T int) {
+func (s *encDecState) reserve(cfg Config, tp *tpGroup, B, S, T int) {
 	C, H, V, NH := cfg.NEmbd, cfg.NHidden, cfg.VocabSize, cfg.NHead
+	Cl, H, NH := tp.part(C), tp.part(H), tp.part(NH) // this rank's heads and hidden units
 	Ns, Nt := B*S, B*T
 	Nmax, L := max(Ns, Nt), max(S, T)
 	s.src, s.tokens, s.targets = growI32(s.src, Ns), growI32(s.tokens, Nt), growI32(s.targets, Nt)
@@ -276,12 +296,12 @@ func (s *encDecState) reserve(cfg Config, B, S, T int) {
 		s.dec = make([]decLayerActs, cfg.NDecLayer)
 	}
 	for i := range s.enc {
-		s.enc[i].self.reserve(B, S, S, C, NH)
+		s.enc[i].self.reserve(B, S, S, C, Cl, NH)
 		s.enc[i].ffn.reserve(Ns, C, H)
 	}
 	for i := range s.dec {
-		s.dec[i].self.reserve(B, T, T, C, NH)
-		s.dec[i].cross.reserve(B, T, S, C, NH)
+		s.dec[i].self.reserve(B, T, T, C, Cl, NH)
+		s.dec[i].cross.reserve(B, T, S, C, Cl, NH)
 		s.dec[i].ffn.reserve(Nt, C, H)
 	}
 	s.logits, s.probs, s.dlogits = grow(s.logits, Nt*V), grow(s.probs, Nt*V), grow(s.dlogits, Nt*V)
@@ -292,10 +312,11 @@ func (s *encDecState) reserve(cfg Config, B, S, T int) {
 	s.dpre, s.dact = grow(s.dpre, Nmax*H), grow(s.dact, Nmax*H)
 }
 
-func (a *attnActs) reserve(B, Tq, Tk, C, NH int) {
+// reserve sizes the buffers; Cl = C·NH/n_head is the width of the local heads.
+func (a *attnActs) reserve(B, Tq, Tk, C, Cl, NH int) {
 	Nq, Nk := B*Tq, B*Tk
-	a.q, a.y, a.mask, a.r, a.out = grow(a.q, Nq*C), grow(a.y, Nq*C), grow(a.mask, Nq*C), grow(a.r, Nq*C), grow(a.out, Nq*C)
-	a.k, a.v = grow(a.k, Nk*C), grow(a.v, Nk*C)
+	a.q, a.y, a.mask, a.r, a.out = grow(a.q, Nq*Cl), grow(a.y, Nq*Cl), grow(a.mask, Nq*C), grow(a.r, Nq*C), grow(a.out, Nq*C)
+	a.k, a.v = grow(a.k, Nk*Cl), grow(a.v, Nk*Cl)
 	a.att, a.attMask = grow(a.att, B*NH*Tq*Tk), grow(a.attMask, B*NH*Tq*Tk)
 	a.mean, a.rstd = grow(a.mean, Nq), grow(a.rstd, Nq)
 }
@@ -308,67 +329,87 @@ func (a *ffnActs) reserve(N, C, H int) {
 
 // attnArgs is the Attention call of sub-layer activations a.
 func (m *EncDec) attnArgs(a *attnActs, B, Tq, Tk int, keyValid []uint8) AttnArgs {
-	C := m.cfg.NEmbd
+	C := m.tp.part(m.cfg.NEmbd) // this rank's heads
 	return AttnArgs{B: B, T: Tq, S: Tk, Q: a.q, LDQ: C, K: a.k, V: a.v, LDKV: C, Out: a.y, LDO: C,
 		KeyValid: keyValid, Att: a.att, Mask: a.attMask, Scratch: m.s.attScratch}
 }
 
 // forward runs the sub-layer on xq (B·Tq,C) attending over xkv (B·Tk,C).
-func (l *attnSub) forward(m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) {
+func (l *attnSub) forward(m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
 	p := m.params
 	Nq, Nk := B*Tq, B*Tk
 	r := a.r[:Nq*m.cfg.NEmbd]
 	l.q.Forward(p, a.q, xq, Nq)
 	l.k.Forward(p, a.k, xkv, Nk)
 	l.v.Forward(p, a.v, xkv, Nk)
-	l.attn.Forward(m.rng, m.attnArgs(a, B, Tq, Tk, keyValid), train)
-	l.out.Forward(p, r, a.y, Nq)
+	l.attn.Forward(m.tp.attnRNG(m.rng), m.attnArgs(a, B, Tq, Tk, keyValid), train)
+	if err := m.tp.rowForward(p, &l.out, r, a.y, Nq); err != nil {
+		return err
+	}
 	m.drop.Forward(m.rng, r, a.mask, r, train)
 	ResidualForward(r, r, xq)
 	l.ln.Forward(p, a.out, a.mean, a.rstd, r, Nq)
+	return nil
 }
 
-// backward accumulates d loss/d xq into dxq and d loss/d xkv into dxkv (the
-// same slice for self-attention) from dout = d loss/d out.
-func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) {
+// backward accumulates d loss/d xq into dxq from dout = d loss/d out. For
+// self-attention (xkv is xq) dxkv is nil and the k, v paths go to dxq too.
+// For cross-attention this rank's k and v projections accumulate their part
+// of d loss/d xkv into dxkv, not yet summed over the tensor-parallel group:
+// dxkv collects every decoder layer's part and the caller sums it once.
+func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
 	p, s := m.params, &m.s
-	C := m.cfg.NEmbd
+	C, Cl := m.cfg.NEmbd, m.tp.part(m.cfg.NEmbd)
 	Nq, Nk := B*Tq, B*Tk
 	dr := s.dr[:Nq*C]
 	clear(dr)
 	l.ln.Backward(p, dr, dout, a.r, a.mean, a.rstd, Nq)
 	addTo(dxq, dr) // residual
 	m.dropInPlace(dr, a.mask, train)
-	dy := s.dy[:Nq*C]
+	dy := s.dy[:Nq*Cl]
 	clear(dy)
-	l.out.Backward(p, dy, dr, a.y, Nq)
-	dq, dk, dv := s.dq[:Nq*C], s.dk[:Nk*C], s.dv[:Nk*C]
+	m.tp.rowBackward(p, &l.out, dy, dr, a.y, Nq)
+	dq, dk, dv := s.dq[:Nq*Cl], s.dk[:Nk*Cl], s.dv[:Nk*Cl]
 	clear(dq)
 	clear(dk)
 	clear(dv)
 	l.attn.Backward(m.attnArgs(a, B, Tq, Tk, keyValid), AttnGrads{DQ: dq, DK: dk, DV: dv, DOut: dy}, train)
-	l.q.Backward(p, dxq, dq, xq, Nq)
-	l.k.Backward(p, dxkv, dk, xkv, Nk)
-	l.v.Backward(p, dxkv, dv, xkv, Nk)
+	dcol := dr // d loss/d xq through the projections, summed over the tensor-parallel group (f)
+	clear(dcol)
+	l.q.Backward(p, dcol, dq, xq, Nq)
+	dkv := dxkv
+	if dkv == nil {
+		dkv = dcol
+	}
+	l.k.Backward(p, dkv, dk, xkv, Nk)
+	l.v.Backward(p, dkv, dv, xkv, Nk)
+	if err := m.tp.reduce(dcol); err != nil {
+		return err
+	}
+	addTo(dxq, dcol)
+	return nil
 }
 
 // forward runs the sub-layer on x (N,C).
-func (f *ffnSub) forward(m *EncDec, a *ffnActs, x []float32, N int, train bool) {
+func (f *ffnSub) forward(m *EncDec, a *ffnActs, x []float32, N int, train bool) error {
 	p := m.params
-	C, H := m.cfg.NEmbd, m.cfg.NHidden
+	C, H := m.cfg.NEmbd, m.tp.part(m.cfg.NHidden)
 	pre, act, r := a.pre[:N*H], a.act[:N*H], a.r[:N*C]
 	f.fc1.Forward(p, pre, x, N)
 	ActForward(m.cfg.Activation, act, pre)
-	f.fc2.Forward(p, r, act, N)
+	if err := m.tp.rowForward(p, &f.fc2, r, act, N); err != nil {
+		return err
+	}
 	m.drop.Forward(m.rng, r, a.mask, r, train)
 	ResidualForward(r, r, x)
 	f.ln.Forward(p, a.out, a.mean, a.rstd, r, N)
+	return nil
 }
 
 // backward accumulates d loss/d x into dx from dout = d loss/d out.
-func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, train bool) {
+func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, train bool) error {
 	p, s := m.params, &m.s
-	C, H := m.cfg.NEmbd, m.cfg.NHidden
+	C, H := m.cfg.NEmbd, m.tp.part(m.cfg.NHidden)
 	dr := s.dr[:N*C]
 	clear(dr)
 	f.ln.Backward(p, dr, dout, a.r, a.mean, a.rstd, N)
@@ -376,10 +417,17 @@ func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, t
 	m.dropInPlace(dr, a.mask, train)
 	dact, dpre := s.dact[:N*H], s.dpre[:N*H]
 	clear(dact)
-	f.fc2.Backward(p, dact, dr, a.act, N)
+	m.tp.rowBackward(p, &f.fc2, dact, dr, a.act, N)
 	clear(dpre)
 	ActBackward(m.cfg.Activation, dpre, dact, a.pre[:N*H])
-	f.fc1.Backward(p, dx, dpre, x, N)
+	dcol := dr // d loss/d x through fc1, summed over the tensor-parallel group (f)
+	clear(dcol)
+	f.fc1.Backward(p, dcol, dpre, x, N)
+	if err := m.tp.reduce(dcol); err != nil {
+		return err
+	}
+	addTo(dx, dcol)
+	return nil
 }
 
 // dropInPlace multiplies d by a dropout mask saved by Forward (nothing when
@@ -406,34 +454,45 @@ func (m *EncDec) embed(emb *Embedding, out, mask []float32, ids []int32, B, T in
 }
 
 // encode runs the encoder on s.src (B,S) and returns the memory (B·S,C).
-func (m *EncDec) encode(B, S int, train bool) []float32 {
+func (m *EncDec) encode(B, S int, train bool) ([]float32, error) {
 	s := &m.s
 	Ns := B * S
 	m.embed(&m.srcEmb, s.e0[:Ns*m.cfg.NEmbd], s.e0Mask, s.src[:Ns], B, S, train)
 	x := s.e0
 	for i := range m.enc {
 		l, a := &m.enc[i], &s.enc[i]
-		l.self.forward(m, &a.self, x, x, B, S, S, s.srcValid, train)
-		l.ffn.forward(m, &a.ffn, a.self.out, Ns, train)
+		if err := l.self.forward(m, &a.self, x, x, B, S, S, s.srcValid, train); err != nil {
+			return nil, err
+		}
+		if err := l.ffn.forward(m, &a.ffn, a.self.out, Ns, train); err != nil {
+			return nil, err
+		}
 		x = a.ffn.out
 	}
-	return x
+	return x, nil
 }
 
 // decode runs the decoder on s.tokens (B,T) over mem and writes s.logits (B·T,V).
-func (m *EncDec) decode(mem []float32, B, S, T int, train bool) {
+func (m *EncDec) decode(mem []float32, B, S, T int, train bool) error {
 	s := &m.s
 	Nt := B * T
 	m.embed(&m.tgtEmb, s.d0[:Nt*m.cfg.NEmbd], s.d0Mask, s.tokens[:Nt], B, T, train)
 	x := s.d0
 	for i := range m.dec {
 		l, a := &m.dec[i], &s.dec[i]
-		l.self.forward(m, &a.self, x, x, B, T, T, s.keyValid, train)
-		l.cross.forward(m, &a.cross, a.self.out, mem, B, T, S, s.srcValid, train)
-		l.ffn.forward(m, &a.ffn, a.cross.out, Nt, train)
+		if err := l.self.forward(m, &a.self, x, x, B, T, T, s.keyValid, train); err != nil {
+			return err
+		}
+		if err := l.cross.forward(m, &a.cross, a.self.out, mem, B, T, S, s.srcValid, train); err != nil {
+			return err
+		}
+		if err := l.ffn.forward(m, &a.ffn, a.cross.out, Nt, train); err != nil {
+			return err
+		}
 		x = a.ffn.out
 	}
 	m.proj.Forward(m.params, s.logits, x, Nt)
+	return nil
 }
 
 // Forward runs the model on b (Src/SrcValid into the encoder, Tokens/KeyValid
@@ -447,13 +506,18 @@ func (m *EncDec) Forward(b *Batch, train bool) (float32, error) {
 	}
 	B, S, T, V := b.B, b.S, b.T, m.cfg.VocabSize
 	Nt := B * T
-	s.reserve(m.cfg, B, S, T)
+	s.reserve(m.cfg, &m.tp, B, S, T)
 	s.B, s.S, s.T, s.train = B, S, T, train
 	copy(s.src, b.Src)
 	copy(s.tokens, b.Tokens)
 	s.srcValid, s.keyValid = b.SrcValid, b.KeyValid
-	mem := m.encode(B, S, train)
-	m.decode(mem, B, S, T, train)
+	mem, err := m.encode(B, S, train)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.decode(mem, B, S, T, train); err != nil {
+		return 0, err
+	}
 	if b.Targets == nil {
 		return 0, nil
 	}
@@ -465,8 +529,9 @@ func (m *EncDec) Forward(b *Batch, train bool) (float32, error) {
 }
 
 // Backward accumulates d(loss)/d(parameters) of the last Forward into
-// Params().Grad. It panics when the last Forward failed or had no Targets.
-func (m *EncDec) Backward() {
+// Params().Grad. It panics when the last Forward failed or had no Targets;
+// it fails only on a tensor-parallel all-reduce.
+func (m *EncDec) Backward() error {
 	s := &m.s
 	if !s.ready {
 		panic("model: EncDec.Backward needs a successful Forward with Targets")
@@ -475,6 +540,7 @@ func (m *EncDec) Backward() {
 	B, S, T, C, V := s.B, s.S, s.T, cfg.NEmbd, cfg.VocabSize
 	Ns, Nt := B*S, B*T
 	train := s.train
+	m.marks.begin(len(p.Grad))
 	mem := s.e0
 	if n := len(s.enc); n > 0 {
 		mem = s.enc[n-1].ffn.out
@@ -501,14 +567,25 @@ func (m *EncDec) Backward() {
 			x = s.dec[i-1].ffn.out
 		}
 		clear(other)
-		l.ffn.backward(m, &a.ffn, other, dx, a.cross.out, Nt, train)
+		if err := l.ffn.backward(m, &a.ffn, other, dx, a.cross.out, Nt, train); err != nil {
+			return err
+		}
 		clear(dx)
-		l.cross.backward(m, &a.cross, dx, dmem, other, a.self.out, mem, B, T, S, s.srcValid, train)
+		if err := l.cross.backward(m, &a.cross, dx, dmem, other, a.self.out, mem, B, T, S, s.srcValid, train); err != nil {
+			return err
+		}
 		clear(other)
-		l.self.backward(m, &a.self, other, other, dx, x, x, B, T, T, s.keyValid, train)
+		if err := l.self.backward(m, &a.self, other, nil, dx, x, x, B, T, T, s.keyValid, train); err != nil {
+			return err
+		}
+		m.marks.finalFrom(l.self.q.W.Offset)
 		dx, other = other, dx
 	}
 	m.embedBackward(&m.tgtEmb, dx, s.d0Mask, s.tokens[:Nt], train)
+	// dmem holds every cross-attention's k/v part of d loss/d memory (f).
+	if err := m.tp.reduce(dmem); err != nil {
+		return err
+	}
 
 	// encoder, last layer first; de = d loss / d(layer output)
 	de, eo := dmem, s.dE[:Ns*C]
@@ -519,11 +596,18 @@ func (m *EncDec) Backward() {
 			x = s.enc[i-1].ffn.out
 		}
 		clear(eo)
-		l.ffn.backward(m, &a.ffn, eo, de, a.self.out, Ns, train)
+		if err := l.ffn.backward(m, &a.ffn, eo, de, a.self.out, Ns, train); err != nil {
+			return err
+		}
 		clear(de)
-		l.self.backward(m, &a.self, de, de, eo, x, x, B, S, S, s.srcValid, train)
+		if err := l.self.backward(m, &a.self, de, nil, eo, x, x, B, S, S, s.srcValid, train); err != nil {
+			return err
+		}
+		m.marks.finalFrom(l.self.q.W.Offset)
 	}
 	m.embedBackward(&m.srcEmb, de, s.e0Mask, s.src[:Ns], train)
+	m.marks.finalFrom(0)
+	return nil
 }
 
 // embedBackward back-propagates dout (N,C) through embed; dout is clobbered.
@@ -564,12 +648,15 @@ func (m *EncDec) GreedyDecode(src []int32, B, S int, srcValid []uint8, bos, eos 
 	if err := ValidateMask("SrcValid", srcValid, B, S); err != nil {
 		return err
 	}
-	s.reserve(m.cfg, B, S, maxLen)
+	s.reserve(m.cfg, &m.tp, B, S, maxLen)
 	s.B, s.S = B, S
 	s.ys, s.done = growI32(s.ys, B*maxLen), growI32(s.done, B)
 	copy(s.src, src)
 	s.srcValid, s.keyValid = srcValid, nil
-	mem := m.encode(B, S, false)
+	mem, err := m.encode(B, S, false)
+	if err != nil {
+		return fmt.Errorf("encdec: GreedyDecode: %w", err)
+	}
 	for i := range out {
 		out[i] = IgnoreIndex
 	}
@@ -583,7 +670,9 @@ func (m *EncDec) GreedyDecode(src []int32, B, S int, srcValid []uint8, bos, eos 
 			copy(s.tokens[b*T:(b+1)*T], s.ys[b*maxLen:b*maxLen+T])
 		}
 		s.T = T
-		m.decode(mem, B, S, T, false)
+		if err := m.decode(mem, B, S, T, false); err != nil {
+			return fmt.Errorf("encdec: GreedyDecode: %w", err)
+		}
 		finished := true
 		for b := 0; b < B; b++ {
 			if s.done[b] != 0 { // keep the finished row's prefix valid; its logits are unused

@@ -25,7 +25,9 @@ func TestEncDecMatchesPyTorch(t *testing.T) {
 	t.Logf("loss %.7f, PyTorch %.7f (rel %.2g)", loss, fx.Loss, rel)
 	t.Logf("logits max scaled error %.3g", checkVsTorch(t, "logits", m.Logits(), fx.Logits, 1e-4))
 	m.Params().ZeroGrad()
-	m.Backward()
+	if err := m.Backward(); err != nil {
+		t.Fatal(err)
+	}
 	checkGradsVsTorch(t, m.Params(), grads, 1e-4)
 
 	// Greedy decoding of the same sources; PyTorch writes [PAD] after a
@@ -94,7 +96,9 @@ func TestEncDecGradientFiniteDifferences(t *testing.T) {
 			}
 			lossAt()
 			m.Params().ZeroGrad()
-			m.Backward()
+			if err := m.Backward(); err != nil {
+				t.Fatal(err)
+			}
 			analytic := append([]float32(nil), m.Params().Grad...)
 			gradCheck(t, m.Params(), lossAt, analytic, 1e-2, 2e-2)
 		})
@@ -254,7 +258,9 @@ func TestEncDecNoAllocsAfterWarmup(t *testing.T) {
 		if _, err := m.Forward(b, true); err != nil {
 			t.Fatal(err)
 		}
-		m.Backward()
+		if err := m.Backward(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	step()
 	if n := testing.AllocsPerRun(5, step); n != 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 )
 
@@ -22,6 +23,11 @@ type GPT struct {
 	drop   Dropout
 	ce     CrossEntropy
 	rng    *rand.Rand
+
+	ex      exec            // worker pool and kernel choice of the layers
+	cleanup runtime.Cleanup // stops ex.pool when the GPT is garbage
+	tp      tpGroup         // tensor-parallel shard (Size 1: the whole model)
+	marks   gradMarks       // SetGradHook
 
 	acts gptActs
 	// last Forward
@@ -75,8 +81,9 @@ type gptActs struct {
 // NewGPT builds a GPT with nanoGPT's initialisation drawn from seed:
 // N(0,0.02) for embeddings and Linear weights, N(0,0.02/√(2·n_layer)) for
 // every c_proj.weight, zero biases, LayerNorm 1/0. cfg must have defaults
-// filled and a vocabulary size (New does both).
-func NewGPT(cfg Config, seed int64) (*GPT, error) {
+// filled and a vocabulary size (New does both). WithTensorParallel builds one
+// rank's shard, initialised as the slices of the whole model.
+func NewGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 	if cfg.Arch != ArchGPT {
 		return nil, fmt.Errorf("model.arch: NewGPT needs %q, got %q", ArchGPT, cfg.Arch)
 	}
@@ -86,8 +93,12 @@ func NewGPT(cfg Config, seed int64) (*GPT, error) {
 	if cfg.VocabSize < 1 || cfg.NHidden < 1 || cfg.LayerNormEps <= 0 || cfg.Activation == "" {
 		return nil, fmt.Errorf("model: GPT config needs vocab_size, n_hidden, layer_norm_eps and activation set (call Config.WithDefaults); got %+v", cfg)
 	}
+	tp, err := newTPGroup(cfg, seed, opts)
+	if err != nil {
+		return nil, err
+	}
 	C, H, V := cfg.NEmbd, cfg.NHidden, cfg.VocabSize
-	g := &GPT{cfg: cfg, drop: Dropout{P: float32(cfg.Dropout)}, ce: CrossEntropy{V: V}, rng: newRNG(seed, 1)}
+	g := &GPT{cfg: cfg, drop: Dropout{P: float32(cfg.Dropout)}, ce: CrossEntropy{V: V}, rng: newRNG(seed, 1), tp: tp}
 	var b Builder
 	g.wte = NewEmbedding(&b, "transformer.wte", V, C)
 	g.wpe = NewEmbedding(&b, "transformer.wpe", cfg.BlockSize, C)
@@ -95,12 +106,12 @@ func NewGPT(cfg Config, seed int64) (*GPT, error) {
 		pre := fmt.Sprintf("transformer.h.%d.", i)
 		var blk gptBlock
 		blk.ln1 = NewLayerNorm(&b, pre+"ln_1", C, cfg.LayerNormEps, cfg.Bias)
-		blk.cAttn = NewLinear(&b, pre+"attn.c_attn", C, 3*C, cfg.Bias)
-		blk.proj = NewLinear(&b, pre+"attn.c_proj", C, C, cfg.Bias)
+		blk.cAttn = tp.column(&b, pre+"attn.c_attn", C, 3*C, 3, cfg.Bias)
+		blk.proj = tp.row(&b, pre+"attn.c_proj", C, C, cfg.Bias)
 		blk.ln2 = NewLayerNorm(&b, pre+"ln_2", C, cfg.LayerNormEps, cfg.Bias)
-		blk.fc = NewLinear(&b, pre+"mlp.c_fc", C, H, cfg.Bias)
-		blk.fcProj = NewLinear(&b, pre+"mlp.c_proj", H, C, cfg.Bias)
-		blk.attn = Attention{NHead: cfg.NHead, HeadSize: C / cfg.NHead, Causal: true, Dropout: g.drop}
+		blk.fc = tp.column(&b, pre+"mlp.c_fc", C, H, 1, cfg.Bias)
+		blk.fcProj = tp.row(&b, pre+"mlp.c_proj", H, C, cfg.Bias)
+		blk.attn = Attention{NHead: tp.part(cfg.NHead), HeadSize: C / cfg.NHead, Causal: true, Dropout: g.drop}
 		blk.act = cfg.Activation
 		g.blocks = append(g.blocks, blk)
 	}
@@ -112,6 +123,13 @@ func NewGPT(cfg Config, seed int64) (*GPT, error) {
 		return nil, err
 	}
 	g.params = p
+	if tp.active() {
+		full, err := NewGPT(cfg, seed)
+		if err != nil {
+			return nil, err
+		}
+		return g, copyShards(p, full.params)
+	}
 	g.init(newRNG(seed, 0))
 	return g, nil
 }
@@ -149,6 +167,10 @@ func (g *GPT) Params() *Params { return g.params }
 // Logits of the last Forward, (B,T,V).
 func (g *GPT) Logits() []float32 { return g.acts.logits[:g.B*g.T*g.cfg.VocabSize] }
 
+// SetGradHook implements Model: ranges are ln_f, each block from the last,
+// then the embeddings (wte is also lm_head, so it is final only at the end).
+func (g *GPT) SetGradHook(fn func(lo, hi int)) { g.marks.fn = fn }
+
 // ensure sizes the activation buffers for B rows of T tokens.
 func (g *GPT) ensure(B, T int) {
 	N, NTT := B*T, B*T*T
@@ -158,6 +180,7 @@ func (g *GPT) ensure(B, T int) {
 	}
 	N, NTT = max(N, a.capN), max(NTT, a.capNTT)
 	C, H, V, NH := g.cfg.NEmbd, g.cfg.NHidden, g.cfg.VocabSize, g.cfg.NHead
+	Cl, H, NH := g.tp.part(C), g.tp.part(H), g.tp.part(NH) // this rank's heads and hidden units
 	drop := g.drop.P > 0
 	f := func(n int) []float32 { return make([]float32, n) }
 	maybe := func(n int) []float32 {
@@ -173,16 +196,16 @@ func (g *GPT) ensure(B, T int) {
 	for i := range a.layers {
 		a.layers[i] = gptLayerActs{
 			ln1: f(N * C), ln1Mean: f(N), ln1Rstd: f(N),
-			qkv: f(N * 3 * C), att: f(NTT * NH), attMask: maybe(NTT * NH),
-			atty: f(N * C), proj: f(N * C), projMask: maybe(N * C), res1: f(N * C),
+			qkv: f(N * 3 * Cl), att: f(NTT * NH), attMask: maybe(NTT * NH),
+			atty: f(N * Cl), proj: f(N * C), projMask: maybe(N * C), res1: f(N * C),
 			ln2: f(N * C), ln2Mean: f(N), ln2Rstd: f(N),
 			fch: f(N * H), fchAct: f(N * H), fcProj: f(N * C), fcProjMask: maybe(N * C), res2: f(N * C),
 		}
 	}
 	a.lnf, a.lnfMean, a.lnfRstd = f(N*C), f(N), f(N)
 	a.logits, a.probs, a.dlogits = f(N*V), f(N*V), f(N*V)
-	a.dx, a.dtmp, a.dln, a.datty = f(N*C), f(N*C), f(N*C), f(N*C)
-	a.dqkv = f(N * 3 * C)
+	a.dx, a.dtmp, a.dln, a.datty = f(N*C), f(N*C), f(N*C), f(N*Cl)
+	a.dqkv = f(N * 3 * Cl)
 	a.dfch, a.dfchAct = f(N*H), f(N*H)
 	a.attScratch = f(2 * g.cfg.BlockSize * g.cfg.BlockSize)
 }
@@ -211,7 +234,9 @@ func (g *GPT) Forward(b *Batch, train bool) (float32, error) {
 	N := B * T
 	a := &g.acts
 	copy(a.tokens, b.Tokens)
-	g.forward(N, train)
+	if err := g.forward(N, train); err != nil {
+		return 0, err
+	}
 	loss := float32(0)
 	if g.hasTargets {
 		copy(a.targets, b.Targets)
@@ -222,10 +247,11 @@ func (g *GPT) Forward(b *Batch, train bool) (float32, error) {
 }
 
 // forward runs embeddings, blocks, ln_f and lm_head on acts.tokens[:N].
-func (g *GPT) forward(N int, train bool) {
+// It fails only on a tensor-parallel all-reduce.
+func (g *GPT) forward(N int, train bool) error {
 	p, a := g.params, &g.acts
 	B, T := g.B, g.T
-	C, H := g.cfg.NEmbd, g.cfg.NHidden
+	C, H := g.cfg.NEmbd, g.tp.part(g.cfg.NHidden)
 	x := a.x0[:N*C]
 	g.wte.Forward(p, x, a.tokens[:N])
 	g.wpe.ForwardPositions(p, x, B, T)
@@ -234,24 +260,29 @@ func (g *GPT) forward(N int, train bool) {
 		blk, la := &g.blocks[l], &a.layers[l]
 		blk.ln1.Forward(p, la.ln1, la.ln1Mean, la.ln1Rstd, x, N)
 		blk.cAttn.Forward(p, la.qkv, la.ln1, N)
-		blk.attn.Forward(g.rng, g.attnArgs(la), train)
-		blk.proj.Forward(p, la.proj, la.atty, N)
+		blk.attn.forward(g.exe(), g.tp.attnRNG(g.rng), g.attnArgs(la), train)
+		if err := g.tp.rowForward(p, &blk.proj, la.proj, la.atty, N); err != nil {
+			return err
+		}
 		g.drop.Forward(g.rng, la.proj[:N*C], la.projMask, la.proj[:N*C], train)
 		ResidualForward(la.res1[:N*C], x, la.proj)
 		blk.ln2.Forward(p, la.ln2, la.ln2Mean, la.ln2Rstd, la.res1, N)
 		blk.fc.Forward(p, la.fch, la.ln2, N)
-		ActForward(blk.act, la.fchAct[:N*H], la.fch[:N*H])
-		blk.fcProj.Forward(p, la.fcProj, la.fchAct, N)
+		g.exe().actForward(blk.act, la.fchAct[:N*H], la.fch[:N*H])
+		if err := g.tp.rowForward(p, &blk.fcProj, la.fcProj, la.fchAct, N); err != nil {
+			return err
+		}
 		g.drop.Forward(g.rng, la.fcProj[:N*C], la.fcProjMask, la.fcProj[:N*C], train)
 		ResidualForward(la.res2[:N*C], la.res1, la.fcProj)
 		x = la.res2[:N*C]
 	}
 	g.lnf.Forward(p, a.lnf, a.lnfMean, a.lnfRstd, x, N)
 	g.lmHead.Forward(p, a.logits, a.lnf, N)
+	return nil
 }
 
 func (g *GPT) attnArgs(la *gptLayerActs) AttnArgs {
-	C, T := g.cfg.NEmbd, g.T
+	C, T := g.tp.part(g.cfg.NEmbd), g.T // this rank's heads
 	return AttnArgs{
 		B: g.B, T: T, S: T,
 		Q: la.qkv, LDQ: 3 * C,
@@ -262,14 +293,16 @@ func (g *GPT) attnArgs(la *gptLayerActs) AttnArgs {
 }
 
 // Backward implements Model.
-func (g *GPT) Backward() {
+func (g *GPT) Backward() error {
 	if !g.ok || !g.hasTargets {
 		panic("model: GPT.Backward needs a successful Forward with targets first")
 	}
 	p, a := g.params, &g.acts
 	B, T, train := g.B, g.T, g.train
 	N := B * T
-	C, H, V := g.cfg.NEmbd, g.cfg.NHidden, g.cfg.VocabSize
+	C, H, V := g.cfg.NEmbd, g.tp.part(g.cfg.NHidden), g.cfg.VocabSize
+	Cl := g.tp.part(C) // this rank's heads
+	g.marks.begin(len(p.Grad))
 	dlogits := a.dlogits[:N*V]
 	clear(dlogits)
 	g.ce.Backward(dlogits, a.probs, a.targets, N, g.denom, 1)
@@ -283,7 +316,8 @@ func (g *GPT) Backward() {
 		xL = a.layers[n-1].res2[:N*C]
 	}
 	g.lnf.Backward(p, dx, dln, xL, a.lnfMean, a.lnfRstd, N)
-	dtmp, datty, dqkv := a.dtmp[:N*C], a.datty[:N*C], a.dqkv[:N*3*C]
+	g.marks.finalFrom(g.lnf.W.Offset)
+	dtmp, datty, dqkv := a.dtmp[:N*C], a.datty[:N*Cl], a.dqkv[:N*3*Cl]
 	dfch, dfchAct := a.dfch[:N*H], a.dfchAct[:N*H]
 	for l := len(g.blocks) - 1; l >= 0; l-- {
 		blk, la := &g.blocks[l], &a.layers[l]
@@ -295,27 +329,36 @@ func (g *GPT) Backward() {
 		clear(dtmp)
 		g.drop.Backward(dtmp, dx, la.fcProjMask, train)
 		clear(dfchAct)
-		blk.fcProj.Backward(p, dfchAct, dtmp, la.fchAct, N)
+		g.tp.rowBackward(p, &blk.fcProj, dfchAct, dtmp, la.fchAct, N)
 		clear(dfch)
-		ActBackward(blk.act, dfch, dfchAct, la.fch[:N*H])
+		g.exe().actBackward(blk.act, dfch, dfchAct, la.fch[:N*H])
 		clear(dln)
 		blk.fc.Backward(p, dln, dfch, la.ln2, N)
+		if err := g.tp.reduce(dln); err != nil {
+			return err
+		}
 		blk.ln2.Backward(p, dx, dln, la.res1, la.ln2Mean, la.ln2Rstd, N)
 		// res1 = xin + drop(proj)
 		clear(dtmp)
 		g.drop.Backward(dtmp, dx, la.projMask, train)
 		clear(datty)
-		blk.proj.Backward(p, datty, dtmp, la.atty, N)
+		g.tp.rowBackward(p, &blk.proj, datty, dtmp, la.atty, N)
 		clear(dqkv)
-		blk.attn.Backward(g.attnArgs(la), AttnGrads{DQ: dqkv, DK: dqkv[C:], DV: dqkv[2*C:], DOut: datty}, train)
+		blk.attn.backward(g.exe(), g.attnArgs(la), AttnGrads{DQ: dqkv, DK: dqkv[Cl:], DV: dqkv[2*Cl:], DOut: datty}, train)
 		clear(dln)
 		blk.cAttn.Backward(p, dln, dqkv, la.ln1, N)
+		if err := g.tp.reduce(dln); err != nil {
+			return err
+		}
 		blk.ln1.Backward(p, dx, dln, xin, la.ln1Mean, la.ln1Rstd, N)
+		g.marks.finalFrom(blk.ln1.W.Offset)
 	}
 	clear(dtmp)
 	g.drop.Backward(dtmp, dx, a.x0Mask, train)
 	g.wte.Backward(p, dtmp, a.tokens[:N])
 	g.wpe.BackwardPositions(p, dtmp, B, T)
+	g.marks.finalFrom(0)
+	return nil
 }
 
 // Generate appends n tokens to prompt, sampling each from the last position's

@@ -74,7 +74,9 @@ func TestGPTMatchesPyTorch(t *testing.T) {
 				t.Errorf("logits differ from torch by %.3g", d)
 			}
 			p.ZeroGrad()
-			g.Backward()
+			if err := g.Backward(); err != nil {
+				t.Fatal(err)
+			}
 			if len(fx.Grads) != len(p.Views) {
 				t.Fatalf("torch has %d parameters, we have %d views", len(fx.Grads), len(p.Views))
 			}

@@ -72,7 +72,9 @@ func TestGPTGradCheck(t *testing.T) {
 			}
 			loss()
 			p.ZeroGrad()
-			g.Backward()
+			if err := g.Backward(); err != nil {
+				t.Fatal(err)
+			}
 			// A sample of every tensor: its first 12 entries.
 			for _, v := range p.Views {
 				n := min(v.Size(), 12)
@@ -111,7 +113,9 @@ func TestGPTNoAllocs(t *testing.T) {
 		if _, err := g.Forward(b, true); err != nil {
 			t.Fatal(err)
 		}
-		g.Backward()
+		if err := g.Backward(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	step() // warm-up sizes the buffers
 	if n := testing.AllocsPerRun(20, step); n != 0 {
@@ -122,7 +126,9 @@ func TestGPTNoAllocs(t *testing.T) {
 		if _, err := g.Forward(small, true); err != nil {
 			t.Fatal(err)
 		}
-		g.Backward()
+		if err := g.Backward(); err != nil {
+			t.Fatal(err)
+		}
 	}); n != 0 {
 		t.Fatalf("a smaller batch allocated %v times per step, want 0", n)
 	}

@@ -22,8 +22,16 @@ type Model interface {
 	Forward(b *Batch, train bool) (loss float32, err error)
 	// Backward back-propagates d(loss) = 1 from the last Forward and
 	// accumulates into Params().Grad. It panics if the last Forward had no
-	// targets or failed.
-	Backward()
+	// targets or failed. An error comes only from a tensor-parallel
+	// all-reduce; Params().Grad is then partly updated and must be zeroed.
+	Backward() error
+	// SetGradHook makes Backward call fn(lo, hi) each time the range
+	// [lo,hi) of Params().Grad holds its final value for this Backward, on
+	// the goroutine running Backward (for overlapping a data-parallel
+	// all-reduce with the rest of Backward; fn must not write Grad[lo:hi)).
+	// The ranges come in decreasing order and cover the whole buffer exactly
+	// once per Backward. nil removes the hook.
+	SetGradHook(fn func(lo, hi int))
 	// Logits of the last Forward: (B,T,V) for GPT; other architectures
 	// document theirs.
 	Logits() []float32
@@ -31,7 +39,8 @@ type Model interface {
 
 // New builds the model cfg.Arch names with parameters initialised from seed.
 // Defaults are filled in and the config validated first; VocabSize must be set.
-func New(cfg Config, seed int64) (Model, error) {
+// WithTensorParallel builds one tensor-parallel rank's shard instead.
+func New(cfg Config, seed int64, opts ...Option) (Model, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -41,11 +50,11 @@ func New(cfg Config, seed int64) (Model, error) {
 	}
 	switch cfg.Arch {
 	case ArchGPT:
-		return NewGPT(cfg, seed)
+		return NewGPT(cfg, seed, opts...)
 	case ArchBERT:
-		return NewBERT(cfg, seed)
+		return NewBERT(cfg, seed, opts...)
 	case ArchEncDec:
-		return NewEncDec(cfg, seed)
+		return NewEncDec(cfg, seed, opts...)
 	default:
 		return nil, fmt.Errorf("model.arch: %q is not implemented yet in this build", cfg.Arch)
 	}

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 )
 
 // AdamW is torch.optim.AdamW on the flat parameter buffer: bias-corrected
@@ -70,12 +72,11 @@ func (o *AdamW) Step(p *Params, lr float64) {
 		}
 		data, grad := p.Data[s.lo:s.hi], p.Grad[s.lo:s.hi]
 		m, v := o.M[s.lo-o.Lo:s.hi-o.Lo], o.V[s.lo-o.Lo:s.hi-o.Lo]
-		for i, g := range grad {
-			data[i] *= decay
-			m[i] = m[i]*b1 + (1-b1)*g
-			v[i] = v[i]*b2 + (1-b2)*g*g
-			data[i] -= stepSize * m[i] / (sqrt32(v[i])/bc2Sqrt + eps)
-		}
+		// Per element, in float32 and in this order (the kernel is
+		// bit-identical to the plain loop, vecmath's tests check it):
+		//   data *= decay; m = m·β1 + (1−β1)·g; v = v·β2 + (1−β2)·g·g
+		//   data −= stepSize·m / (√v/bc2Sqrt + eps)
+		vecmath.AdamW(data, grad, m, v, decay, b1, b2, stepSize, bc2Sqrt, eps)
 	}
 }
 

@@ -110,7 +110,9 @@ func TestGradientAccumulation(t *testing.T) {
 	if _, err := g.Forward(big, false); err != nil {
 		t.Fatal(err)
 	}
-	g.Backward()
+	if err := g.Backward(); err != nil {
+		t.Fatal(err)
+	}
 	want := append([]float32(nil), g.Params().Grad...)
 
 	g.Params().ZeroGrad()
@@ -122,7 +124,9 @@ func TestGradientAccumulation(t *testing.T) {
 			t.Fatal(err)
 		}
 		total += l
-		g.Backward()
+		if err := g.Backward(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if d := maxAbsDiff(want, g.Params().Grad); d > 1e-6 {
 		t.Fatalf("accumulated gradient differs from the big batch by %v", d)
@@ -156,7 +160,9 @@ func TestGPTLearnsFixedBatch(t *testing.T) {
 		}
 		last = loss
 		g.Params().ZeroGrad()
-		g.Backward()
+		if err := g.Backward(); err != nil {
+			t.Fatal(err)
+		}
 		ClipGradNorm(g.Params().Grad, 1)
 		opt.Step(g.Params(), sched.At(it))
 	}

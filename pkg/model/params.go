@@ -14,6 +14,10 @@ type View struct {
 	Offset int
 	Shape  []int
 	Decay  bool // a ≥2-D weight: AdamW applies weight decay (nanoGPT configure_optimizers)
+
+	// Shard is nil when the view holds the whole tensor; under tensor
+	// parallelism it says which piece of the whole tensor it holds (shard.go).
+	Shard *Shard
 }
 
 // Size is the number of elements of the view (0 for the zero View).

@@ -88,3 +88,27 @@ func Load(dir string) (*Saved, error) {
 	iter, _ := strconv.Atoi(f.Metadata["ringmaster.iter"])
 	return &Saved{Spec: spec, Vocab: vocab, Model: m, Iter: iter}, nil
 }
+
+// Restore returns a Trainer for a saved model: its spec (with the given
+// overrides, e.g. a longer train.eval_iters) and its weights, positioned at
+// the saved iteration.
+func Restore(dir string, overrides []string) (*Trainer, error) {
+	saved, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := jobspec.Override(saved.Spec, overrides)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := New(spec)
+	if err != nil {
+		return nil, err
+	}
+	if len(tr.Model.Params().Data) != len(saved.Model.Params().Data) {
+		return nil, fmt.Errorf("restore %s: the overrides change the model's size; override only train.* and data.* fields", dir)
+	}
+	copy(tr.Model.Params().Data, saved.Model.Params().Data)
+	tr.iter = saved.Iter
+	return tr, nil
+}

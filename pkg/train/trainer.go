@@ -113,7 +113,10 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 			p.ZeroGrad()
 			return st, fmt.Errorf("iter %d: forward: %w", it, err)
 		}
-		tr.Model.Backward()
+		if err := tr.Model.Backward(); err != nil {
+			p.ZeroGrad()
+			return st, fmt.Errorf("iter %d: backward: %w", it, err)
+		}
 		st.Loss += float64(loss)
 		st.Tokens += tr.tokensIn(&tr.batch)
 	}

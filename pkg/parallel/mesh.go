@@ -1,0 +1,58 @@
+package parallel
+
+import "fmt"
+
+// Mesh is a DP × TP grid of ranks. Rank r sits at (dp, tp) = (r / TP, r % TP):
+// the ranks of one tensor-parallel group are consecutive (they exchange
+// activations twice per block and should be the closest), and a data-parallel
+// group is every TP-th rank.
+type Mesh struct {
+	DP, TP int
+}
+
+// NewMesh validates a layout.
+func NewMesh(dp, tp int) (Mesh, error) {
+	if dp < 1 || tp < 1 {
+		return Mesh{}, fmt.Errorf("mesh: dp and tp must be ≥ 1, got dp=%d tp=%d", dp, tp)
+	}
+	return Mesh{DP: dp, TP: tp}, nil
+}
+
+// World is the number of ranks.
+func (m Mesh) World() int { return m.DP * m.TP }
+
+// Coords returns rank's (dp, tp) coordinates.
+func (m Mesh) Coords(rank int) (dp, tp int) { return rank / m.TP, rank % m.TP }
+
+// Rank is the rank at (dp, tp).
+func (m Mesh) Rank(dp, tp int) int { return dp*m.TP + tp }
+
+// TPGroup lists the ranks of the tensor-parallel group with data-parallel index dp, in TP order.
+func (m Mesh) TPGroup(dp int) []int {
+	g := make([]int, m.TP)
+	for t := range g {
+		g[t] = m.Rank(dp, t)
+	}
+	return g
+}
+
+// DPGroup lists the ranks of the data-parallel group with tensor-parallel index tp, in DP order.
+func (m Mesh) DPGroup(tp int) []int {
+	g := make([]int, m.DP)
+	for d := range g {
+		g[d] = m.Rank(d, tp)
+	}
+	return g
+}
+
+// Rows returns the rows [lo, hi) of a global batch of n rows that data-parallel
+// index dp computes. The split is as even as possible and covers every row once.
+func (m Mesh) Rows(dp, n int) (lo, hi int) { return Split(n, m.DP, dp) }
+
+// Heads returns the attention heads [lo, hi) that tensor-parallel index tp owns.
+func (m Mesh) Heads(tp, nHead int) (lo, hi int) { return Split(nHead, m.TP, tp) }
+
+// Split divides n items into parts near-equal contiguous ranges and returns the i-th.
+func Split(n, parts, i int) (lo, hi int) {
+	return i * n / parts, (i + 1) * n / parts
+}
