@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
@@ -23,6 +24,13 @@ type Trainer struct {
 	opt   *model.AdamW
 	sched model.Schedule
 
+	layout    Layout
+	ctx       context.Context     // the running step's context, for the TP all-reduces inside the model
+	sharded   [][2]int            // ranges of the flat buffer split across TP ranks (the rest is replicated)
+	bucketing bool                // the hook launches gradient all-reduces (last micro-step only)
+	buckets   []*allreduce.Handle // gradient buckets in flight during backward
+	scalar    [3]float32          // loss / norm / counts reduced across ranks
+
 	batch model.Batch // reused by every micro-step
 	iter  int         // optimizer steps taken
 }
@@ -30,9 +38,19 @@ type Trainer struct {
 // New opens the spec's dataset, builds the model (vocab_size from the
 // tokenizer when the spec leaves it 0) and its optimizer. The spec is
 // validated first; every error names the spec field to fix.
-func New(spec jobspec.Spec) (*Trainer, error) {
+func New(spec jobspec.Spec) (*Trainer, error) { return NewReplica(spec, Layout{}) }
+
+// NewReplica is New for one rank of a DP × TP layout: the model holds the
+// rank's tensor-parallel shard, and each step computes the rank's rows of the
+// global batch and all-reduces gradients with its data-parallel group, so
+// that every replica takes the same step a single process would.
+func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	layout = layout.withDefaults()
+	if err := layout.validate(spec.Train.BatchSize); err != nil {
 		return nil, err
 	}
 	ds, err := data.Open(spec)
@@ -42,23 +60,42 @@ func New(spec jobspec.Spec) (*Trainer, error) {
 	if spec.Model.VocabSize == 0 {
 		spec.Model.VocabSize = ds.Vocab().Size()
 	}
-	m, err := model.New(spec.Model, spec.Train.Seed)
+	tr := &Trainer{Spec: spec, Data: ds, layout: layout, ctx: context.Background(), sched: Schedule(spec.Train)}
+	var opts []model.Option
+	if layout.Mesh.TP > 1 {
+		opts = append(opts, model.WithTensorParallel(model.TensorParallel{
+			Rank: layout.TPRank, Size: layout.Mesh.TP,
+			AllReduce: func(buf []float32) error { return layout.TP.AllReduce(tr.ctx, buf, allreduce.Sum) },
+		}))
+	}
+	m, err := model.New(spec.Model, spec.Train.Seed, opts...)
 	if err != nil {
 		return nil, err
 	}
+	tr.Model = m
 	t := spec.Train
-	opt, err := model.NewAdamW(m.Params(), t.Beta1, t.Beta2, t.Eps, t.WeightDecay)
-	if err != nil {
+	if tr.opt, err = model.NewAdamW(m.Params(), t.Beta1, t.Beta2, t.Eps, t.WeightDecay); err != nil {
 		return nil, fmt.Errorf("optimizer: %w", err)
 	}
-	return &Trainer{
-		Spec:  spec,
-		Data:  ds,
-		Model: m,
-		opt:   opt,
-		sched: Schedule(t),
-	}, nil
+	for _, v := range m.Params().Views {
+		if v.Shard != nil {
+			tr.sharded = append(tr.sharded, [2]int{v.Offset, v.End()})
+		}
+	}
+	if layout.Mesh.DP > 1 {
+		// Reduce each range of gradients as soon as backward has finished it
+		// (DDP-style overlap); the ranges come in the same order on every rank.
+		m.SetGradHook(func(lo, hi int) {
+			if tr.bucketing {
+				tr.buckets = append(tr.buckets, layout.DP.AllReduceAsync(tr.ctx, m.Params().Grad[lo:hi], allreduce.Sum))
+			}
+		})
+	}
+	return tr, nil
 }
+
+// Layout is the replica's place in the mesh.
+func (tr *Trainer) Layout() Layout { return tr.layout }
 
 // Schedule is the learning-rate schedule a train spec asks for.
 func Schedule(t jobspec.TrainSpec) model.Schedule {
@@ -95,35 +132,48 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	if err := ctx.Err(); err != nil {
 		return StepStats{}, err
 	}
+	tr.ctx = ctx
+	defer func() { tr.ctx = context.Background() }()
 	t := tr.Spec.Train
 	it := tr.iter
 	global := tr.GlobalRows()
 	denom := float32(tr.Data.CountTargets(data.Train, int64(it), global))
 	p := tr.Model.Params()
 	st := StepStats{Iter: it, LR: tr.sched.At(it)}
+	rowLo, rowHi := tr.layout.Mesh.Rows(tr.layout.DPRank, t.BatchSize)
 	for micro := 0; micro < t.GradAccum; micro++ {
 		lo := micro * t.BatchSize
-		if err := tr.Data.Fill(&tr.batch, data.Train, int64(it), global, lo, lo+t.BatchSize); err != nil {
-			p.ZeroGrad()
+		if micro == t.GradAccum-1 && tr.layout.Mesh.DP > 1 {
+			tr.bucketing = true // the last backward launches the gradient buckets
+		}
+		if err := tr.Data.Fill(&tr.batch, data.Train, int64(it), global, lo+rowLo, lo+rowHi); err != nil {
+			tr.abandon()
 			return st, fmt.Errorf("iter %d: batch: %w", it, err)
 		}
 		tr.batch.LossDenom = denom
 		loss, err := tr.Model.Forward(&tr.batch, true)
 		if err != nil {
-			p.ZeroGrad()
+			tr.abandon()
 			return st, fmt.Errorf("iter %d: forward: %w", it, err)
 		}
 		if err := tr.Model.Backward(); err != nil {
-			p.ZeroGrad()
+			tr.abandon()
 			return st, fmt.Errorf("iter %d: backward: %w", it, err)
 		}
 		st.Loss += float64(loss)
 		st.Tokens += tr.tokensIn(&tr.batch)
 	}
+	if err := tr.reduceGradients(ctx, &st); err != nil {
+		tr.abandon()
+		return st, fmt.Errorf("iter %d: %w", it, err)
+	}
 	if t.GradClip > 0 {
-		st.GradNorm = model.ClipGradNorm(p.Grad, t.GradClip)
-	} else {
-		st.GradNorm = model.GradNorm(p.Grad)
+		if c := t.GradClip / (st.GradNorm + 1e-6); c < 1 { // torch.nn.utils.clip_grad_norm_
+			cf := float32(c)
+			for i := range p.Grad {
+				p.Grad[i] *= cf
+			}
+		}
 	}
 	if !isFinite(st.Loss) || !isFinite(st.GradNorm) {
 		p.ZeroGrad()
@@ -149,6 +199,63 @@ func (tr *Trainer) tokensIn(b *model.Batch) int {
 		}
 	}
 	return n
+}
+
+// reduceGradients finishes the data-parallel gradient all-reduce launched
+// during backward, sums the loss over the DP group, and computes the global
+// gradient norm: sharded tensors summed over the TP group, replicated ones
+// counted once.
+func (tr *Trainer) reduceGradients(ctx context.Context, st *StepStats) error {
+	var err error
+	for _, h := range tr.buckets {
+		if werr := h.Wait(); werr != nil && err == nil {
+			err = fmt.Errorf("gradient all-reduce: %w", werr)
+		}
+	}
+	tr.bucketing, tr.buckets = false, tr.buckets[:0]
+	if err != nil {
+		return err
+	}
+	grad := tr.Model.Params().Grad
+	var shardSq, total float64
+	for _, r := range tr.sharded {
+		shardSq += sumSquares(grad[r[0]:r[1]])
+	}
+	total = sumSquares(grad) - shardSq
+	if tr.layout.Mesh.DP > 1 {
+		tr.scalar[0] = float32(st.Loss)
+		if err := tr.layout.DP.AllReduce(ctx, tr.scalar[:1], allreduce.Sum); err != nil {
+			return fmt.Errorf("loss all-reduce: %w", err)
+		}
+		st.Loss = float64(tr.scalar[0])
+	}
+	if tr.layout.Mesh.TP > 1 {
+		tr.scalar[0] = float32(shardSq)
+		if err := tr.layout.TP.AllReduce(ctx, tr.scalar[:1], allreduce.Sum); err != nil {
+			return fmt.Errorf("gradient norm all-reduce: %w", err)
+		}
+		shardSq = float64(tr.scalar[0])
+	}
+	st.GradNorm = math.Sqrt(total + shardSq)
+	return nil
+}
+
+// abandon drops a failed step: waits for buckets in flight (so no
+// collective writes into the gradients later) and zeroes the gradients.
+func (tr *Trainer) abandon() {
+	for _, h := range tr.buckets {
+		_ = h.Wait()
+	}
+	tr.bucketing, tr.buckets = false, tr.buckets[:0]
+	tr.Model.Params().ZeroGrad()
+}
+
+func sumSquares(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return s
 }
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
