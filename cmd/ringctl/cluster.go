@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
@@ -19,12 +21,24 @@ import (
 // is a thin wrapper over coord.Client, which follows leader redirects.
 func clusterCommands() map[string]command {
 	return map[string]command{
-		"submit":       {"submit a job spec (file, or --preset) to the coordinators", runSubmit},
-		"status":       {"show a job (with its rank table), or the coordinator group", runStatus},
-		"jobs":         {"list jobs", runJobs},
-		"workers":      {"list workers", runWorkers},
-		"cancel":       {"cancel a job", runCancel},
-		"coordinators": {"list coordinator members and their raft state; --remove ID drops a dead one", runCoordinators},
+		"submit":       {"submit a job spec (file, or --preset) to the coordinators", plainErrors(runSubmit)},
+		"status":       {"show a job (with its rank table), or the coordinator group", plainErrors(runStatus)},
+		"jobs":         {"list jobs", plainErrors(runJobs)},
+		"workers":      {"list workers", plainErrors(runWorkers)},
+		"cancel":       {"cancel a job", plainErrors(runCancel)},
+		"coordinators": {"list coordinator members and their raft state; --remove ID drops a dead one", plainErrors(runCoordinators)},
+	}
+}
+
+// plainErrors renders gRPC statuses as "Code: message" instead of
+// "rpc error: code = Code desc = message".
+func plainErrors(run func(ctx context.Context, args []string) error) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error {
+		err := run(ctx, args)
+		if st, ok := status.FromError(err); ok && err != nil {
+			return fmt.Errorf("%s: %s", st.Code(), st.Message())
+		}
+		return err
 	}
 }
 
@@ -56,7 +70,6 @@ func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Cont
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	return coord.NewClient(addrs), ctx, cancel
 }
-
 
 func runSubmit(ctx context.Context, args []string) error {
 	fs, cf := newClusterFlags("submit")

@@ -111,6 +111,13 @@ func TestOverride(t *testing.T) {
 	if s.Train.MaxIters != 7 || s.Model.NLayer != 3 || s.Name != "x" || s.Parallel.TP != 2 {
 		t.Errorf("overrides not applied: %+v", s)
 	}
+	// Derived defaults follow the fields they derive from.
+	if s.Parallel.MinWorkers != 2 || s.Train.LRDecayIters != 51 {
+		t.Errorf("derived defaults not re-derived: min_workers %d, lr_decay_iters %d", s.Parallel.MinWorkers, s.Train.LRDecayIters)
+	}
+	if s, err := Override(Default(), []string{"parallel.tp=2", "parallel.min_workers=4"}); err != nil || s.Parallel.MinWorkers != 4 {
+		t.Errorf("explicit min_workers lost: %v %+v", err, s.Parallel)
+	}
 	for _, tc := range []struct{ set, want string }{
 		{"train.max_iter=7", `unknown field "max_iter"`},
 		{"model.n_layer=many", "model.n_layer"},

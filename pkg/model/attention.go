@@ -69,7 +69,7 @@ func (a *Attention) Backward(x AttnArgs, g AttnGrads, train bool) { a.backward(n
 // causal block of rows [i0,i1) only needs keys [0,i1), so smaller blocks
 // skip more of the masked upper triangle, at the price of more, smaller
 // GEMMs.
-const attnRowBlock = 32
+const attnRowBlock = 16
 
 // attnJob is one fast Forward or Backward; item i is the (batch row, head)
 // pair (i/NHead, i%NHead). Pairs write disjoint parts of Out, DQ, DK, DV.

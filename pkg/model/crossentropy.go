@@ -1,17 +1,60 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+)
 
 // CrossEntropy is softmax cross-entropy over V classes for N rows, with
 // targets equal to IgnoreIndex contributing nothing. The loss is
 // Σ(−log p[target]) / denom where denom is Batch.LossDenom semantics: the
 // given denominator when > 0, else the number of non-ignored targets. With no
 // counted target and denom 0 the loss is 0 and so is the gradient.
-type CrossEntropy struct{ V int }
+type CrossEntropy struct {
+	V int
+
+	ref bool // use forwardRef (tests compare the two)
+}
 
 // Forward computes probs (N,V) from logits (N,V) (saved for Backward) and
-// returns the loss and the denominator it used.
+// returns the loss and the denominator it used. The softmax runs on
+// vecmath's float32 exp; forwardRef is the float64 reference.
 func (ce CrossEntropy) Forward(probs, logits []float32, targets []int32, n int, lossDenom float32) (loss, denom float32) {
+	if ce.ref {
+		return ce.forwardRef(probs, logits, targets, n, lossDenom)
+	}
+	V := ce.V
+	var sum float64
+	count := 0
+	for i := 0; i < n; i++ {
+		l := logits[i*V : (i+1)*V]
+		pr := probs[i*V : (i+1)*V]
+		mx := vecmath.Max(l)
+		z := vecmath.ExpSum(pr, l, mx)
+		vecmath.Scale(pr, 1/z)
+		if t := targets[i]; t != IgnoreIndex {
+			sum += math.Log(float64(z)) - float64(l[t]-mx)
+			count++
+		}
+	}
+	return ceLoss(sum, count, lossDenom)
+}
+
+// ceLoss is sum/denom with Forward's choice of denominator.
+func ceLoss(sum float64, count int, lossDenom float32) (loss, denom float32) {
+	denom = lossDenom
+	if denom <= 0 {
+		denom = float32(count)
+	}
+	if denom == 0 {
+		return 0, 0
+	}
+	return float32(sum / float64(denom)), denom
+}
+
+// forwardRef is the reference Forward (float64 exp and sums).
+func (ce CrossEntropy) forwardRef(probs, logits []float32, targets []int32, n int, lossDenom float32) (loss, denom float32) {
 	V := ce.V
 	var sum float64
 	count := 0
@@ -37,14 +80,7 @@ func (ce CrossEntropy) Forward(probs, logits []float32, targets []int32, n int, 
 			count++
 		}
 	}
-	denom = lossDenom
-	if denom <= 0 {
-		denom = float32(count)
-	}
-	if denom == 0 {
-		return 0, 0
-	}
-	return float32(sum / float64(denom)), denom
+	return ceLoss(sum, count, lossDenom)
 }
 
 // Backward accumulates dlogits (N,V) += dloss·(probs − onehot(target))/denom

@@ -11,9 +11,11 @@ type exec struct {
 	started bool // pool has been set up (GPT.SetThreads)
 	ref     bool
 
-	act     actJob
-	attn    attnJob
-	scratch []float32 // attention backward: one (T,S) block per participant
+	act       actJob
+	attn      attnJob
+	ln        lnJob
+	lnPartial []float32 // LayerNorm backward: (items,2,C) dW, dB per item
+	scratch   []float32 // attention backward: one (T,S) block per participant
 }
 
 func (ex *exec) reference() bool { return ex != nil && ex.ref }

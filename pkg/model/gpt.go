@@ -258,7 +258,7 @@ func (g *GPT) forward(N int, train bool) error {
 	g.drop.Forward(g.rng, x, a.x0Mask, x, train)
 	for l := range g.blocks {
 		blk, la := &g.blocks[l], &a.layers[l]
-		blk.ln1.Forward(p, la.ln1, la.ln1Mean, la.ln1Rstd, x, N)
+		blk.ln1.forward(g.exe(), p, la.ln1, la.ln1Mean, la.ln1Rstd, x, N)
 		blk.cAttn.Forward(p, la.qkv, la.ln1, N)
 		blk.attn.forward(g.exe(), g.tp.attnRNG(g.rng), g.attnArgs(la), train)
 		if err := g.tp.rowForward(p, &blk.proj, la.proj, la.atty, N); err != nil {
@@ -266,7 +266,7 @@ func (g *GPT) forward(N int, train bool) error {
 		}
 		g.drop.Forward(g.rng, la.proj[:N*C], la.projMask, la.proj[:N*C], train)
 		ResidualForward(la.res1[:N*C], x, la.proj)
-		blk.ln2.Forward(p, la.ln2, la.ln2Mean, la.ln2Rstd, la.res1, N)
+		blk.ln2.forward(g.exe(), p, la.ln2, la.ln2Mean, la.ln2Rstd, la.res1, N)
 		blk.fc.Forward(p, la.fch, la.ln2, N)
 		g.exe().actForward(blk.act, la.fchAct[:N*H], la.fch[:N*H])
 		if err := g.tp.rowForward(p, &blk.fcProj, la.fcProj, la.fchAct, N); err != nil {
@@ -276,7 +276,7 @@ func (g *GPT) forward(N int, train bool) error {
 		ResidualForward(la.res2[:N*C], la.res1, la.fcProj)
 		x = la.res2[:N*C]
 	}
-	g.lnf.Forward(p, a.lnf, a.lnfMean, a.lnfRstd, x, N)
+	g.lnf.forward(g.exe(), p, a.lnf, a.lnfMean, a.lnfRstd, x, N)
 	g.lmHead.Forward(p, a.logits, a.lnf, N)
 	return nil
 }
@@ -315,7 +315,7 @@ func (g *GPT) Backward() error {
 	if n := len(g.blocks); n > 0 {
 		xL = a.layers[n-1].res2[:N*C]
 	}
-	g.lnf.Backward(p, dx, dln, xL, a.lnfMean, a.lnfRstd, N)
+	g.lnf.backward(g.exe(), p, dx, dln, xL, a.lnfMean, a.lnfRstd, N)
 	g.marks.finalFrom(g.lnf.W.Offset)
 	dtmp, datty, dqkv := a.dtmp[:N*C], a.datty[:N*Cl], a.dqkv[:N*3*Cl]
 	dfch, dfchAct := a.dfch[:N*H], a.dfchAct[:N*H]
@@ -337,7 +337,7 @@ func (g *GPT) Backward() error {
 		if err := g.tp.reduce(dln); err != nil {
 			return err
 		}
-		blk.ln2.Backward(p, dx, dln, la.res1, la.ln2Mean, la.ln2Rstd, N)
+		blk.ln2.backward(g.exe(), p, dx, dln, la.res1, la.ln2Mean, la.ln2Rstd, N)
 		// res1 = xin + drop(proj)
 		clear(dtmp)
 		g.drop.Backward(dtmp, dx, la.projMask, train)
@@ -350,7 +350,7 @@ func (g *GPT) Backward() error {
 		if err := g.tp.reduce(dln); err != nil {
 			return err
 		}
-		blk.ln1.Backward(p, dx, dln, xin, la.ln1Mean, la.ln1Rstd, N)
+		blk.ln1.backward(g.exe(), p, dx, dln, xin, la.ln1Mean, la.ln1Rstd, N)
 		g.marks.finalFrom(blk.ln1.W.Offset)
 	}
 	clear(dtmp)

@@ -37,4 +37,4 @@ func (g *GPT) exe() *exec {
 
 // useReference makes the layers run their plain reference loops on the
 // calling goroutine instead of the fast kernels; tests compare the two.
-func (g *GPT) useReference(ref bool) { g.ex.ref = ref }
+func (g *GPT) useReference(ref bool) { g.ex.ref, g.ce.ref = ref, ref }

@@ -82,11 +82,7 @@ func (o *AdamW) Step(p *Params, lr float64) {
 
 // GradNorm is the L2 norm of grad, accumulated in float64.
 func GradNorm(grad []float32) float64 {
-	var s float64
-	for _, g := range grad {
-		s += float64(g) * float64(g)
-	}
-	return math.Sqrt(s)
+	return math.Sqrt(vecmath.SumSq64(grad))
 }
 
 // ClipGradNorm scales grad so its L2 norm is at most maxNorm (torch
@@ -98,10 +94,7 @@ func ClipGradNorm(grad []float32, maxNorm float64) float64 {
 		return norm
 	}
 	if c := maxNorm / (norm + 1e-6); c < 1 {
-		cf := float32(c)
-		for i := range grad {
-			grad[i] *= cf
-		}
+		vecmath.Scale(grad, float32(c))
 	}
 	return norm
 }

@@ -23,6 +23,17 @@ const (
 // safetensors metadata also carries the spec, the tokenizer and the
 // iteration, so the weights file alone is enough to sample from.
 func Save(dir string, tr *Trainer) error {
+	if tr.layout.Mesh.TP > 1 {
+		return fmt.Errorf("save model: a tensor-parallel shard cannot be saved alone; gather it first (SaveFull)")
+	}
+	return save(dir, tr, tr.Model.Params())
+}
+
+// SaveFull is Save for a replica whose full (gathered) parameters are full,
+// laid out as a tensor-parallel degree 1 model of the same spec.
+func SaveFull(dir string, tr *Trainer, full *model.Params) error { return save(dir, tr, full) }
+
+func save(dir string, tr *Trainer, params *model.Params) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
@@ -37,7 +48,7 @@ func Save(dir string, tr *Trainer) error {
 		"ringmaster.vocab": string(vocab),
 		"ringmaster.iter":  strconv.Itoa(tr.iter),
 	}
-	if err := model.SaveFile(filepath.Join(dir, WeightsFile), tr.Model.Params(), meta); err != nil {
+	if err := model.SaveFile(filepath.Join(dir, WeightsFile), params, meta); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
 	if err := tr.Data.Vocab().Save(filepath.Join(dir, VocabFile)); err != nil {

@@ -1,0 +1,191 @@
+// Command worker is a ringmaster training process: it serves the peer
+// collective service, registers with the coordinator group and trains the
+// shard of whatever job generation it is assigned.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"gonum.org/v1/gonum/blas/blas32"
+	"google.golang.org/grpc"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
+	"github.com/ringmaster-ml/ringmaster/pkg/train"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	id := fs.String("id", "", "worker id, unique in the cluster (default: hostname-pid)")
+	coords := fs.String("coordinators", "127.0.0.1:7100", "comma-separated coordinator gRPC addresses (any member; the leader is found)")
+	listen := fs.String("listen", "127.0.0.1:7200", "peer collective gRPC listen address (port 0: any free port)")
+	advertise := fs.String("advertise", "", "address peers dial (default: the listen address)")
+	bulk := fs.String("bulk-addr", "", "raw TCP bulk listener for collectives (default: the listen host, any free port; \"off\" disables)")
+	outDir := fs.String("out-dir", "ringmaster-data/models", "where finished jobs' models are saved")
+	httpAddr := fs.String("http-addr", "", "HTTP address for /metrics, /healthz (empty: off)")
+	cores := fs.Int("cores", runtime.NumCPU(), "cores advertised to the scheduler")
+	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
+	peerTimeout := fs.Duration("peer-timeout", 10*time.Second, "fail a collective when a peer makes no progress for this long")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := fromEnv(fs); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	if *id == "" {
+		host, _ := os.Hostname()
+		*id = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	path, err := kernels.ParsePath(os.Getenv("RINGMASTER_GEMM"))
+	if err != nil {
+		return err
+	}
+	gemm, err := kernels.New(kernels.Options{Threads: *threads, Path: path})
+	if err != nil {
+		return err
+	}
+	defer gemm.Close()
+	blas32.Use(gemm)
+
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("peer listen: %w", err)
+	}
+	peerAddr := *advertise
+	if peerAddr == "" {
+		peerAddr = lis.Addr().String()
+	}
+	bulkAddr := *bulk
+	switch bulkAddr {
+	case "off":
+		bulkAddr = ""
+	case "":
+		host, _, _ := net.SplitHostPort(lis.Addr().String())
+		bulkAddr = net.JoinHostPort(host, "0")
+	}
+	peer, err := allreduce.NewServer(allreduce.ServerOptions{BulkAddr: bulkAddr, Logger: log})
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	defer peer.Close()
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	peer.Register(gs)
+
+	client := coord.NewClient(strings.Split(*coords, ","))
+	defer client.Close()
+	w, err := train.NewWorker(train.WorkerConfig{
+		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client},
+		OutDir: *outDir, PeerTimeout: *peerTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := gs.Serve(lis); err != nil {
+			return fmt.Errorf("peer serve: %w", err)
+		}
+		return nil
+	})
+	var hs *http.Server
+	if *httpAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		hs = &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http serve: %w", err)
+			}
+			return nil
+		})
+	}
+	log.Info("worker started", "id", *id, "peer", peerAddr, "coordinators", *coords, "gemm", gemm.Path())
+	g.Go(func() error {
+		err := w.Run(ctx)
+		gs.Stop()
+		if hs != nil {
+			_ = hs.Close()
+		}
+		return err
+	})
+	return g.Wait()
+}
+
+// coordClient adapts *coord.Client to what the worker needs.
+type coordClient struct{ c *coord.Client }
+
+func (a coordClient) RegisterWorker(ctx context.Context, req *pb.RegisterWorkerRequest) (*pb.Worker, error) {
+	return a.c.RegisterWorker(ctx, req)
+}
+
+func (a coordClient) OpenSession(ctx context.Context, hello *pb.WorkerMessage) (train.Session, *pb.Assignment, error) {
+	s, err := a.c.OpenSession(ctx, hello)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.First, nil
+}
+
+func (a coordClient) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointRequest) (bool, error) {
+	return a.c.ReportCheckpoint(ctx, req)
+}
+
+// fromEnv sets every flag not given on the command line from
+// RINGMASTER_<FLAG> (dashes as underscores), e.g. RINGMASTER_COORDINATORS.
+func fromEnv(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		key := "RINGMASTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", key, v, e)
+			}
+		}
+	})
+	return err
+}

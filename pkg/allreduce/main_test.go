@@ -1,0 +1,15 @@
+package allreduce
+
+import (
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(rankHelper())
+	}
+	goleak.VerifyTestMain(m)
+}

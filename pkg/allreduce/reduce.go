@@ -1,0 +1,81 @@
+package allreduce
+
+import "unsafe"
+
+// Op is a reduction operator.
+type Op int
+
+const (
+	// Sum adds the contributions of all ranks.
+	Sum Op = iota
+	// Avg adds the contributions of all ranks and divides by the group size.
+	Avg
+)
+
+func (o Op) String() string {
+	switch o {
+	case Sum:
+		return "sum"
+	case Avg:
+		return "avg"
+	}
+	return "op?"
+}
+
+// Part returns the bounds [lo, hi) of part i when a buffer of length n is split
+// into size near-equal contiguous parts (the first n%size parts are one longer).
+// ReduceScatter and AllGather use this layout: rank i owns part i.
+func Part(n, size, i int) (lo, hi int) {
+	q, r := n/size, n%size
+	lo = i*q + min(i, r)
+	hi = lo + q
+	if i < r {
+		hi++
+	}
+	return lo, hi
+}
+
+// addTo does dst[i] += src[i]; len(src) must be len(dst).
+func addTo(dst, src []float32) {
+	src = src[:len(dst)]
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		d := dst[i : i+8 : i+8]
+		s := src[i : i+8 : i+8]
+		d[0] += s[0]
+		d[1] += s[1]
+		d[2] += s[2]
+		d[3] += s[3]
+		d[4] += s[4]
+		d[5] += s[5]
+		d[6] += s[6]
+		d[7] += s[7]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
+}
+
+// divide does x[i] /= d.
+func divide(x []float32, d float32) {
+	for i := range x {
+		x[i] /= d
+	}
+}
+
+// asBytes views a float32 slice as its little-endian bytes (every platform Go
+// targets for this project is little-endian).
+func asBytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), len(f)*4)
+}
+
+// asFloats views bytes (length a multiple of 4, 4-aligned) as float32s.
+func asFloats(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
+}

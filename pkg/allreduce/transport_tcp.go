@@ -1,0 +1,246 @@
+package allreduce
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// Raw TCP bulk streams. After OpenBulk (gRPC) confirmed the group, the sender
+// dials the peer's bulk listener and writes a hello (4-byte big-endian length,
+// then a marshalled PeerHello); the server answers one status byte. Then the
+// connection carries frames one way: a 48-byte header (see putHeader) followed
+// by the payload, written with one writev from the caller's buffer and read
+// straight into the receiver's buffer.
+
+const (
+	bulkOK byte = iota
+	bulkUnknown
+	bulkStale
+	bulkRejected
+)
+
+const (
+	bulkSockBuf   = 4 << 20  // SO_SNDBUF / SO_RCVBUF
+	bulkReadBuf   = 64 << 10 // bufio in front of the socket; larger reads bypass it
+	maxHelloBytes = 4 << 10
+)
+
+// aLongTimeAgo is a deadline in the past, used to abort blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func dialBulk(ctx context.Context, addr string, hello *pb.PeerHello) (linkWriter, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bulk dial %s: %v", errRetry, addr, err)
+	}
+	tc := c.(*net.TCPConn)
+	tuneConn(tc)
+	b, err := proto.Marshal(hello)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("marshal hello: %w", err)
+	}
+	msg := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
+	msg = append(msg, b...)
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	var st [1]byte
+	if _, err = c.Write(msg); err == nil {
+		_, err = io.ReadFull(c, st[:])
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: bulk handshake with %s: %v", errRetry, addr, err)
+	}
+	c.SetDeadline(time.Time{})
+	switch st[0] {
+	case bulkOK:
+		return &tcpWriter{c: tc}, nil
+	case bulkUnknown:
+		c.Close()
+		return nil, fmt.Errorf("bulk %s: %w", addr, ErrUnknownGroup)
+	case bulkStale:
+		c.Close()
+		return nil, fmt.Errorf("bulk %s: %w", addr, ErrStaleGeneration)
+	}
+	c.Close()
+	return nil, fmt.Errorf("bulk %s rejected the link: %w", addr, ErrMismatch)
+}
+
+func tuneConn(c *net.TCPConn) {
+	c.SetNoDelay(true)
+	c.SetReadBuffer(bulkSockBuf)
+	c.SetWriteBuffer(bulkSockBuf)
+}
+
+// acceptLoop accepts bulk connections until the listener closes.
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("bulk accept", "err", err)
+			}
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.pending[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handshake(c.(*net.TCPConn))
+	}
+}
+
+// handshake reads a bulk connection's hello and attaches it to its group.
+func (s *Server) handshake(c *net.TCPConn) {
+	defer s.wg.Done()
+	keep := false
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, c)
+		s.mu.Unlock()
+		if !keep {
+			c.Close()
+		}
+	}()
+	tuneConn(c)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var lb [4]byte
+	if _, err := io.ReadFull(c, lb[:]); err != nil {
+		return
+	}
+	n := binary.BigEndian.Uint32(lb[:])
+	if n > maxHelloBytes {
+		return
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c, b); err != nil {
+		return
+	}
+	var hello pb.PeerHello
+	if err := proto.Unmarshal(b, &hello); err != nil {
+		return
+	}
+	ep, err := s.route(&hello)
+	if err == nil {
+		r := &tcpReader{c: c, br: bufio.NewReaderSize(c, bulkReadBuf)}
+		err = ep.attach(int(hello.GetFrom()), r)
+	}
+	st := bulkOK
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrUnknownGroup):
+		st = bulkUnknown
+	case errors.Is(err, ErrStaleGeneration):
+		st = bulkStale
+	default:
+		st = bulkRejected
+	}
+	if _, werr := c.Write([]byte{st}); werr != nil && err == nil {
+		// The reader is attached; the sender will fail and the receiver sees EOF.
+		s.log.Warn("bulk handshake reply", "err", werr)
+	}
+	if err != nil {
+		s.log.Info("bulk link rejected", "job", hello.GetJob(), "generation", hello.GetGeneration(), "from", hello.GetFrom(), "err", err)
+		return
+	}
+	c.SetDeadline(time.Time{})
+	keep = true // owned by the group's endpoint now
+}
+
+// tcpWriter writes frames to a bulk connection.
+type tcpWriter struct {
+	c   *net.TCPConn
+	hdr [headerSize]byte
+}
+
+func (w *tcpWriter) send(ctx context.Context, h Header, payload []byte, timeout time.Duration) error {
+	w.c.SetWriteDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { w.c.SetWriteDeadline(aLongTimeAgo) })
+	putHeader(w.hdr[:], h, len(payload))
+	bufs := net.Buffers{w.hdr[:], payload}
+	_, err := bufs.WriteTo(w.c)
+	if !stop() || err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return ioError(err, "frame not accepted within %v", timeout)
+}
+
+func (w *tcpWriter) close() { w.c.Close() }
+
+// tcpReader reads frames from a bulk connection.
+type tcpReader struct {
+	c   *net.TCPConn
+	br  *bufio.Reader
+	hdr [headerSize]byte
+}
+
+func (r *tcpReader) recv(ctx context.Context, want Header, dst []byte, timeout time.Duration) error {
+	r.c.SetReadDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { r.c.SetReadDeadline(aLongTimeAgo) })
+	err := r.read(want, dst, timeout)
+	if !stop() || err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+func (r *tcpReader) read(want Header, dst []byte, timeout time.Duration) error {
+	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
+		return ioError(err, "no frame within %v", timeout)
+	}
+	got, n, err := parseHeader(r.hdr[:])
+	if err != nil {
+		return err
+	}
+	if err := check(want, got, len(dst), n); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(r.br, dst); err != nil {
+		return ioError(err, "frame payload stalled for %v", timeout)
+	}
+	return nil
+}
+
+func (r *tcpReader) close() { r.c.Close() }
+
+// ioError classifies a bulk connection error.
+func ioError(err error, timeoutMsg string, d time.Duration) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if d > 0 {
+			return fmt.Errorf(timeoutMsg+": %w", d, ErrPeerTimeout)
+		}
+		return fmt.Errorf("%w: %v", ErrPeerTimeout, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return fmt.Errorf("%w: %v", ErrPeerClosed, err)
+	case errors.Is(err, net.ErrClosed):
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	}
+	return fmt.Errorf("%w: %v", ErrPeerClosed, err)
+}

@@ -1,0 +1,289 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// leaderState is soft state that lives only on the leader and only for one
+// term: heartbeat clocks, latest progress, pending checkpoint reports. A new
+// leader builds it from scratch, with a grace period for every worker.
+type leaderState struct {
+	mu          sync.Mutex
+	det         *Detector
+	ckpt        *CheckpointTracker
+	unreachable map[string]string // worker → who reported it
+	progress    map[string]*pb.WorkerMessage
+	kick        chan struct{}
+}
+
+func (l *leaderState) poke() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watchLeadership starts the leader loop on gaining leadership and stops it
+// on losing it.
+func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
+	var stop context.CancelFunc
+	var loop sync.WaitGroup
+	end := func() {
+		if stop != nil {
+			stop()
+			loop.Wait()
+			stop = nil
+		}
+		n.mu.Lock()
+		n.lead = nil
+		n.mu.Unlock()
+		if n.cfg.Metrics != nil {
+			n.cfg.Metrics.isLeader.Set(0)
+		}
+	}
+	defer end()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case isLeader := <-notify:
+			end()
+			if !isLeader {
+				n.log.Info("lost leadership")
+				continue
+			}
+			n.log.Info("became leader")
+			if n.cfg.Metrics != nil {
+				n.cfg.Metrics.isLeader.Set(1)
+			}
+			l := &leaderState{
+				det:         NewDetector(n.cfg.WorkerTimeout, n.cfg.WorkerGrace),
+				ckpt:        NewCheckpointTracker(),
+				unreachable: map[string]string{},
+				progress:    map[string]*pb.WorkerMessage{},
+				kick:        make(chan struct{}, 1),
+			}
+			lctx, cancel := context.WithCancel(ctx)
+			stop = cancel
+			loop.Add(1)
+			go func() {
+				defer loop.Done()
+				n.leaderLoop(lctx, l)
+			}()
+		}
+	}
+}
+
+func (n *Node) leaderLoop(ctx context.Context, l *leaderState) {
+	// Apply everything committed by earlier terms before acting on the state.
+	for ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := n.Barrier(bctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrNotLeader) {
+			return
+		}
+		waitCtx(ctx, 100*time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	st, _ := n.fsm.View()
+	var alive []string
+	for id, w := range st.Workers {
+		if w.State == pb.WorkerState_WORKER_STATE_ALIVE {
+			alive = append(alive, id)
+		}
+	}
+	l.mu.Lock()
+	l.det.Reset(n.cfg.Now(), alive)
+	l.mu.Unlock()
+	n.mu.Lock()
+	n.lead = l
+	n.mu.Unlock()
+	n.registerSelf(ctx, st)
+
+	tick := min(n.cfg.WorkerTimeout/4, 250*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		st, changed := n.fsm.View()
+		if err := n.leaderStep(ctx, l, st); err != nil && ctx.Err() == nil {
+			n.log.Warn("leader step", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-changed:
+		case <-l.kick:
+		}
+	}
+}
+
+// registerSelf records this node's (and statically known peers') gRPC
+// addresses in the replicated state so followers can redirect to us.
+func (n *Node) registerSelf(ctx context.Context, st *pb.ClusterState) {
+	want := []*pb.CoordinatorInfo{{Id: n.cfg.ID, RaftAddress: n.cfg.RaftAddr, GrpcAddress: n.cfg.GRPCAddr}}
+	for _, p := range n.cfg.Peers {
+		if p.ID != n.cfg.ID {
+			want = append(want, &pb.CoordinatorInfo{Id: p.ID, RaftAddress: p.RaftAddr, GrpcAddress: p.GRPCAddr})
+		}
+	}
+	for i, ci := range want {
+		have := st.Coordinators[ci.Id]
+		if have != nil && (i > 0 || (have.GrpcAddress == ci.GrpcAddress && have.RaftAddress == ci.RaftAddress)) {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := n.Apply(actx, &pb.Command{Cmd: &pb.Command_SetCoordinator{SetCoordinator: &pb.SetCoordinatorCmd{Coordinator: ci}}}); err != nil {
+			n.log.Warn("record coordinator address", "id", ci.Id, "err", err)
+		}
+		cancel()
+	}
+}
+
+// leaderStep runs the failure detector, checkpoint commits and the
+// scheduler once against st, committing what they propose.
+func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterState) error {
+	now := n.cfg.Now()
+	l.mu.Lock()
+	for id, w := range st.Workers {
+		if w.State == pb.WorkerState_WORKER_STATE_ALIVE {
+			l.det.Watch(now, id)
+		} else {
+			l.det.Forget(id)
+		}
+	}
+	type loss struct{ id, reason string }
+	var lost []loss
+	for _, id := range l.det.Expired(now) {
+		lost = append(lost, loss{id, fmt.Sprintf("no heartbeat for %s", n.cfg.WorkerTimeout)})
+	}
+	for id, by := range l.unreachable {
+		if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
+			lost = append(lost, loss{id, "reported unreachable by " + by})
+		}
+		delete(l.unreachable, id)
+	}
+	ready := l.ckpt.Ready(st)
+	l.mu.Unlock()
+
+	apply := func(c *pb.Command) error {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := n.Apply(actx, c)
+		return err
+	}
+	var errs []error
+	for _, x := range lost {
+		err := apply(&pb.Command{Cmd: &pb.Command_SetWorkerState{SetWorkerState: &pb.SetWorkerStateCmd{
+			WorkerId: x.id, State: pb.WorkerState_WORKER_STATE_LOST, Reason: x.reason}}})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mark %s lost: %w", x.id, err))
+			continue
+		}
+		n.log.Warn("worker lost", "worker", x.id, "reason", x.reason)
+		if n.cfg.Metrics != nil {
+			n.cfg.Metrics.workersLost.Inc()
+		}
+		l.mu.Lock()
+		l.det.Forget(x.id)
+		l.mu.Unlock()
+	}
+	if len(lost) > 0 {
+		return errors.Join(errs...) // re-plan on the new state
+	}
+	for _, ck := range ready {
+		if err := apply(&pb.Command{Cmd: &pb.Command_CommitCheckpoint{CommitCheckpoint: &pb.CommitCheckpointCmd{Checkpoint: ck}}}); err != nil {
+			errs = append(errs, fmt.Errorf("commit checkpoint %s@%d: %w", ck.JobId, ck.Step, err))
+			continue
+		}
+		n.log.Info("checkpoint committed", "job", ck.JobId, "step", ck.Step)
+	}
+	if len(ready) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, c := range Plan(st) {
+		if err := apply(c); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("scheduler: %w", err))...)
+		}
+		if g := c.GetCommitGeneration().GetGeneration(); g != nil {
+			n.log.Info("generation committed", "job", g.JobId, "reason", g.Reason, "dp", g.DpSize, "tp", g.TpSize)
+			if n.cfg.Metrics != nil {
+				n.cfg.Metrics.generations.Inc()
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) leader() *leaderState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lead
+}
+
+// Heartbeat feeds one worker message to the leader's soft state.
+func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
+	l := n.leader()
+	if l == nil {
+		return n.notLeader()
+	}
+	if n.cfg.Metrics != nil {
+		n.cfg.Metrics.heartbeats.Inc()
+	}
+	l.mu.Lock()
+	l.det.Heartbeat(n.cfg.Now(), m.WorkerId)
+	l.progress[m.WorkerId] = m
+	for _, p := range m.UnreachablePeers {
+		l.unreachable[p] = m.WorkerId
+	}
+	l.mu.Unlock()
+	if len(m.UnreachablePeers) > 0 {
+		l.poke()
+	}
+	return nil
+}
+
+// ReportCheckpoint records a durable shard and says whether the step is
+// now committed (it may commit a moment later through the leader loop).
+func (n *Node) ReportCheckpoint(ctx context.Context, r *pb.ReportCheckpointRequest) (bool, error) {
+	l := n.leader()
+	if l == nil {
+		return false, n.notLeader()
+	}
+	var known, alive bool
+	var last int64 = -1
+	n.fsm.Read(func(st *pb.ClusterState) {
+		j := st.Jobs[r.JobId]
+		known = j != nil && !Terminal(j.State)
+		w := st.Workers[r.WorkerId]
+		alive = w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE
+		if ck := LatestCheckpoint(st, r.JobId); ck != nil {
+			last = ck.Step
+		}
+	})
+	switch {
+	case !known:
+		return false, fmt.Errorf("%w: %q (or finished)", ErrJobNotFound, r.JobId)
+	case !alive:
+		return false, fmt.Errorf("%w: %q is not a live worker", ErrWorkerNotFound, r.WorkerId)
+	case r.Step <= last:
+		return r.Step == last, nil
+	}
+	l.mu.Lock()
+	l.ckpt.Report(r)
+	l.mu.Unlock()
+	l.poke()
+	return false, nil
+}

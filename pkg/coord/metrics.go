@@ -1,0 +1,38 @@
+package coord
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the coordinator's Prometheus collectors, registered on the
+// registerer passed to NewMetrics (never the global default).
+type Metrics struct {
+	commands    *prometheus.CounterVec
+	isLeader    prometheus.Gauge
+	workersLost prometheus.Counter
+	generations prometheus.Counter
+	heartbeats  prometheus.Counter
+}
+
+// NewMetrics creates and registers the coordinator collectors.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringmaster_coord_commands_total", Help: "Raft commands applied by this node as leader.",
+		}, []string{"command", "ok"}),
+		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ringmaster_coord_is_leader", Help: "1 while this node is the raft leader.",
+		}),
+		workersLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringmaster_coord_workers_lost_total", Help: "Workers this node declared lost as leader.",
+		}),
+		generations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringmaster_coord_generations_total", Help: "Generations this node committed as leader.",
+		}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ringmaster_coord_heartbeats_total", Help: "Worker heartbeats received.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.commands, m.isLeader, m.workersLost, m.generations, m.heartbeats)
+	}
+	return m
+}

@@ -1,0 +1,235 @@
+package coord
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// Plan is the scheduler: a pure function from the cluster state to the
+// commands that bring it to the desired layout. It reads no clock and does
+// no I/O; the leader commits what it returns through Raft and calls it again
+// on the new state. On a settled state it returns nothing.
+//
+// Policy:
+//   - Active jobs (queued, waiting, running) are served FIFO by submission.
+//     A job that cannot reach min_workers waits, and jobs behind it wait too.
+//   - A running job that lost a worker gets a new generation from its live
+//     workers plus free ones; below min_workers it goes to waiting and frees
+//     its workers.
+//   - A running job takes in free workers (elastic scale up) immediately when
+//     its spec says scale_up: immediate, else once a checkpoint newer than its
+//     generation's resume step is committed (the next checkpoint boundary).
+//   - Layout: TP from the spec; DP = as many full TP groups as the workers
+//     allow, capped by max_workers and by the global batch size.
+func Plan(st *pb.ClusterState) []*pb.Command {
+	free := freeWorkers(st)
+	blocked, blocker := false, "" // a job ahead waits: later jobs may not take free workers
+	var out []*pb.Command
+	for _, j := range sortedJobs(st) {
+		if Terminal(j.State) {
+			continue
+		}
+		spec, err := JobSpec(j)
+		if err != nil {
+			out = append(out, &pb.Command{Cmd: &pb.Command_SetJobState{SetJobState: &pb.SetJobStateCmd{
+				JobId: j.Id, State: pb.JobState_JOB_STATE_FAILED, Reason: err.Error()}}})
+			continue
+		}
+		p := spec.Parallel
+		g := st.Generations[j.Id]
+		if j.State == pb.JobState_JOB_STATE_RUNNING && g != nil {
+			var live []string
+			for _, r := range g.Ranks {
+				// A member that was lost, re-registered (restarted) or moved
+				// to another address no longer holds its rank.
+				if w := st.Workers[r.WorkerId]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE &&
+					w.JobId == j.Id && w.Address == r.Address {
+					live = append(live, r.WorkerId)
+				}
+			}
+			lost := len(live) < len(g.Ranks)
+			ck := LatestCheckpoint(st, j.Id)
+			grow := p.ScaleUp == "immediate" || (ck != nil && ck.Step > g.ResumeStep)
+			avail := free
+			if blocked {
+				avail = nil
+			}
+			n := usable(len(live)+len(avail), spec)
+			switch {
+			case lost && n < p.MinWorkers:
+				// The reason matches the waiting branch below, so the next
+				// round settles instead of rewriting it.
+				reason := waitReason(p.MinWorkers, len(live)+len(avail))
+				if blocked {
+					reason = fmt.Sprintf("lost workers; free workers are held for %s ahead in the queue", blocker)
+				}
+				out = append(out, waitCmd(j.Id, reason))
+				if !blocked {
+					blocked, blocker = true, j.Id
+				}
+				continue
+			case lost || (grow && n > len(g.Ranks)):
+				take := append(append([]string(nil), live...), avail...)[:n]
+				if !blocked {
+					free = free[max(0, n-len(live)):]
+				}
+				reason := "scale up"
+				if lost {
+					reason = fmt.Sprintf("lost or restarted %d worker(s)", len(g.Ranks)-len(live))
+				}
+				out = append(out, genCmd(st, j.Id, spec, take, reason))
+			}
+			continue
+		}
+		if blocked {
+			continue // FIFO: wait behind the job ahead
+		}
+		n := usable(len(free), spec)
+		if n < p.MinWorkers {
+			reason := waitReason(p.MinWorkers, len(free))
+			if j.State != pb.JobState_JOB_STATE_WAITING || j.Reason != reason {
+				out = append(out, waitCmd(j.Id, reason))
+			}
+			blocked, blocker = true, j.Id
+			continue
+		}
+		take := free[:n]
+		free = free[n:]
+		reason := "start"
+		if LatestCheckpoint(st, j.Id) != nil {
+			reason = "resume"
+		}
+		out = append(out, genCmd(st, j.Id, spec, take, reason))
+	}
+	return out
+}
+
+// usable is how many of n workers a job can use: whole TP groups, at most
+// max_workers, at most one DP rank per global batch row.
+func usable(n int, spec jobspec.Spec) int {
+	p := spec.Parallel
+	if p.MaxWorkers > 0 && n > p.MaxWorkers {
+		n = p.MaxWorkers
+	}
+	if b := spec.Train.BatchSize * p.TP; b > 0 && n > b {
+		n = b
+	}
+	return n - n%p.TP
+}
+
+// freeWorkers lists alive workers that belong to no job, sorted by id.
+func freeWorkers(st *pb.ClusterState) []string {
+	var free []string
+	for id, w := range st.Workers {
+		if w.State == pb.WorkerState_WORKER_STATE_ALIVE && w.JobId == "" {
+			free = append(free, id)
+		}
+	}
+	sort.Strings(free)
+	return free
+}
+
+func waitReason(min, free int) string {
+	return fmt.Sprintf("need min_workers %d, %d free worker(s)", min, free)
+}
+
+func waitCmd(jobID, reason string) *pb.Command {
+	return &pb.Command{Cmd: &pb.Command_SetJobState{SetJobState: &pb.SetJobStateCmd{
+		JobId: jobID, State: pb.JobState_JOB_STATE_WAITING, Reason: reason}}}
+}
+
+func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []string, reason string) *pb.Command {
+	// Keep each worker on the TP index whose shard it already has (from the
+	// last checkpoint, overridden by its rank in the current generation), so
+	// that resuming loads local shards where it can.
+	pref := map[string]int{}
+	if ck := LatestCheckpoint(st, jobID); ck != nil {
+		for _, sh := range ck.Shards {
+			for _, id := range sh.WorkerIds {
+				pref[id] = int(sh.Tp)
+			}
+		}
+	}
+	if old := st.Generations[jobID]; old != nil {
+		for _, r := range old.Ranks {
+			pref[r.WorkerId] = int(r.Tp)
+		}
+	}
+	workers = arrange(workers, spec.Parallel.TP, pref)
+	g := Layout(spec, workers, func(id string) string { return st.Workers[id].GetAddress() })
+	g.JobId, g.Reason = jobID, reason
+	if ck := LatestCheckpoint(st, jobID); ck != nil {
+		g.ResumeStep = ck.Step
+		for _, sh := range ck.Shards {
+			h := &pb.ShardHolders{Tp: sh.Tp}
+			for _, id := range sh.WorkerIds {
+				if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
+					h.WorkerIds = append(h.WorkerIds, id)
+				}
+			}
+			g.ResumeFrom = append(g.ResumeFrom, h)
+		}
+	}
+	return &pb.Command{Cmd: &pb.Command_CommitGeneration{CommitGeneration: &pb.CommitGenerationCmd{Generation: g}}}
+}
+
+// Layout builds the rank table for workers (in the order given; len must be a
+// multiple of the spec's TP): rank = dp·TP + tp, so a TP group is a run of
+// consecutive ranks, and the global batch's rows are split as evenly as
+// possible across DP groups (the first B mod DP groups take one extra row).
+// The ring is rank order.
+func Layout(spec jobspec.Spec, workers []string, addr func(id string) string) *pb.Generation {
+	tp := spec.Parallel.TP
+	dp := len(workers) / tp
+	b := spec.Train.BatchSize
+	g := &pb.Generation{DpSize: int32(dp), TpSize: int32(tp), GlobalBatch: int32(b)}
+	off := 0
+	for d := 0; d < dp; d++ {
+		rows := b / dp
+		if d < b%dp {
+			rows++
+		}
+		for t := 0; t < tp; t++ {
+			r := d*tp + t
+			g.Ranks = append(g.Ranks, &pb.Rank{Rank: int32(r), WorkerId: workers[r], Address: addr(workers[r]),
+				Dp: int32(d), Tp: int32(t), BatchOffset: int32(off), BatchRows: int32(rows)})
+			g.Ring = append(g.Ring, int32(r))
+		}
+		off += rows
+	}
+	return g
+}
+
+// arrange orders workers into rank slots (rank = dp·tp + t): first each
+// worker with a preferred TP index takes the first free slot of that index,
+// in the order given; the rest fill the remaining slots in order.
+func arrange(workers []string, tp int, pref map[string]int) []string {
+	slots := make([]string, len(workers))
+	placed := make(map[string]bool, len(workers))
+	for _, w := range workers {
+		p, ok := pref[w]
+		if !ok || p < 0 || p >= tp {
+			continue
+		}
+		for i := p; i < len(slots); i += tp {
+			if slots[i] == "" {
+				slots[i], placed[w] = w, true
+				break
+			}
+		}
+	}
+	i := 0
+	for _, w := range workers {
+		if placed[w] {
+			continue
+		}
+		for slots[i] != "" {
+			i++
+		}
+		slots[i] = w
+	}
+	return slots
+}

@@ -1,0 +1,175 @@
+package kernels
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Path names the SGEMM code path an Impl runs.
+type Path int
+
+const (
+	// Auto picks the fastest path the CPU supports: AVX512, then AVX2, then Generic.
+	Auto Path = iota
+	// AVX512 uses the 14×32 AVX-512F micro-kernel.
+	AVX512
+	// AVX2 uses the 6×16 AVX2+FMA micro-kernel.
+	AVX2
+	// Generic delegates to gonum's pure-Go Sgemm.
+	Generic
+)
+
+// String returns the lower-case name of p, as accepted by ParsePath.
+func (p Path) String() string {
+	switch p {
+	case Auto:
+		return "auto"
+	case AVX512:
+		return "avx512"
+	case AVX2:
+		return "avx2"
+	case Generic:
+		return "generic"
+	}
+	return fmt.Sprintf("Path(%d)", int(p))
+}
+
+// ParsePath parses "auto", "avx512", "avx2" or "generic" (case-insensitive;
+// the empty string means Auto). Command-line programs use it to read an
+// environment variable such as RINGMASTER_GEMM.
+func ParsePath(s string) (Path, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "auto":
+		return Auto, nil
+	case "avx512", "avx-512":
+		return AVX512, nil
+	case "avx2":
+		return AVX2, nil
+	case "generic", "go", "gonum":
+		return Generic, nil
+	}
+	return Auto, fmt.Errorf("kernels: unknown path %q (want auto, avx512, avx2 or generic)", s)
+}
+
+// ErrUnsupported is returned by New when a forced Path needs CPU features this
+// machine (or this build's architecture) lacks.
+var ErrUnsupported = errors.New("kernels: path not supported by this CPU")
+
+// Supported reports whether path p can run on this machine. Auto and Generic
+// are always supported.
+func Supported(p Path) bool {
+	switch p {
+	case Auto, Generic:
+		return true
+	case AVX512:
+		return hasAVX512()
+	case AVX2:
+		return hasAVX2()
+	}
+	return false
+}
+
+// Options configures New.
+type Options struct {
+	// Threads is the number of cores one Sgemm call may use (the calling
+	// goroutine plus Threads-1 pool workers). 0 means runtime.GOMAXPROCS(0).
+	Threads int
+	// Path forces a code path; Auto (the zero value) picks the best supported.
+	Path Path
+}
+
+// Impl implements gonum's blas.Float32 with a fast Sgemm; every other routine
+// is gonum's own (embedded). Install it with blas32.Use(impl). It is safe for
+// concurrent use. Close stops its worker pool; after Close, Sgemm still works
+// on the calling goroutine only.
+type Impl struct {
+	gonum.Implementation
+
+	path    Path
+	threads int
+	kern    *microKernel // nil for Generic
+	narrow  *microKernel // AVX512 path: the AVX2 kernel, for shapes it tiles better; else nil
+
+	mu     sync.RWMutex // guards closed against concurrent sends on tasks
+	closed bool
+	tasks  chan task
+	wg     sync.WaitGroup // pool workers
+
+	spaces sync.Pool // *workspace for calling goroutines
+	calls  sync.Pool // *call
+}
+
+var _ blas.Float32 = (*Impl)(nil)
+
+// New returns an Impl for opts. It fails with an error wrapping
+// ErrUnsupported if opts.Path is forced to a path this CPU cannot run.
+func New(opts Options) (*Impl, error) {
+	p := opts.Path
+	switch p {
+	case Auto:
+		switch {
+		case hasAVX512():
+			p = AVX512
+		case hasAVX2():
+			p = AVX2
+		default:
+			p = Generic
+		}
+	case AVX512, AVX2, Generic:
+		if !Supported(p) {
+			return nil, fmt.Errorf("%w: %s", ErrUnsupported, p)
+		}
+	default:
+		return nil, fmt.Errorf("kernels: invalid path %d", int(p))
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	im := &Impl{path: p, threads: threads, kern: kernelFor(p)}
+	if p == AVX512 && hasAVX2() {
+		im.narrow = kernelFor(AVX2)
+	}
+	if im.kern != nil {
+		k, n := im.kern, im.narrow
+		im.spaces.New = func() any { return newWorkspace(k, n) }
+		im.calls.New = func() any { return new(call) }
+		if threads > 1 {
+			im.tasks = make(chan task, threads-1)
+			for i := 0; i < threads-1; i++ {
+				im.wg.Add(1)
+				go im.worker(newWorkspace(k, n))
+			}
+		}
+	}
+	return im, nil
+}
+
+// Path reports the code path this Impl runs (never Auto).
+func (im *Impl) Path() Path { return im.path }
+
+// Threads reports the maximum number of cores one call uses.
+func (im *Impl) Threads() int { return im.threads }
+
+// Close stops the worker pool and waits for the workers to exit. It is
+// idempotent. Calls made after Close run on the calling goroutine alone.
+func (im *Impl) Close() error {
+	im.mu.Lock()
+	if im.closed {
+		im.mu.Unlock()
+		return nil
+	}
+	im.closed = true
+	if im.tasks != nil {
+		close(im.tasks)
+	}
+	im.mu.Unlock()
+	im.wg.Wait()
+	return nil
+}

@@ -1,0 +1,201 @@
+//go:build amd64 && !purego
+
+package vecmath
+
+import "golang.org/x/sys/cpu"
+
+// HasAsm reports whether the assembly kernels run on this CPU.
+func HasAsm() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
+
+//go:noescape
+func geluAVX2(out, x *float32, n int)
+
+//go:noescape
+func geluGradAVX2(dx, dy, x *float32, n int)
+
+//go:noescape
+func expSumAVX2(dst, src *float32, n int, shift float32) float32
+
+//go:noescape
+func maxAVX2(x *float32, n int) float32
+
+//go:noescape
+func scaleAVX2(x *float32, n int, s float32)
+
+//go:noescape
+func adamwAVX2(data, grad, m, v *float32, n int, c *[8]float32)
+
+// The asm* functions run the assembly on the first len&^7 elements and
+// return how many they did.
+
+// Levels of assembly a kernel may use: none, AVX2+FMA, AVX-512F (GELU
+// only; the other kernels stop at AVX2).
+const (
+	levelGo = iota
+	levelAVX2
+	levelAVX512
+)
+
+// cpuLevel is the highest level this CPU runs.
+func cpuLevel() int {
+	switch {
+	case !HasAsm():
+		return levelGo
+	case cpu.X86.HasAVX512F:
+		return levelAVX512
+	}
+	return levelAVX2
+}
+
+//go:noescape
+func geluAVX512(out, x *float32, n int)
+
+//go:noescape
+func geluGradAVX512(dx, dy, x *float32, n int)
+
+func geluAsm(out, x []float32) int { return geluLevel(out, x, cpuLevel()) }
+
+// geluLevel runs the assembly of level on a prefix of x and returns its length.
+func geluLevel(out, x []float32, level int) int {
+	done := 0
+	if level >= levelAVX512 {
+		if n := len(x) &^ 15; n > 0 {
+			geluAVX512(&out[0], &x[0], n)
+			done = n
+		}
+	}
+	if level >= levelAVX2 {
+		if n := (len(x) - done) &^ 7; n > 0 {
+			geluAVX2(&out[done], &x[done], n)
+			done += n
+		}
+	}
+	return done
+}
+
+func geluGradAsm(dx, dy, x []float32) int { return geluGradLevel(dx, dy, x, cpuLevel()) }
+
+// geluGradLevel runs the assembly of level on a prefix of x and returns its length.
+func geluGradLevel(dx, dy, x []float32, level int) int {
+	done := 0
+	if level >= levelAVX512 {
+		if n := len(x) &^ 15; n > 0 {
+			geluGradAVX512(&dx[0], &dy[0], &x[0], n)
+			done = n
+		}
+	}
+	if level >= levelAVX2 {
+		if n := (len(x) - done) &^ 7; n > 0 {
+			geluGradAVX2(&dx[done], &dy[done], &x[done], n)
+			done += n
+		}
+	}
+	return done
+}
+
+func expSumAsm(dst, src []float32, shift float32) (int, float32) {
+	n := len(src) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	return n, expSumAVX2(&dst[0], &src[0], n, shift)
+}
+
+func maxAsm(x []float32) (int, float32) {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	return n, maxAVX2(&x[0], n)
+}
+
+func scaleAsm(x []float32, s float32) int {
+	n := len(x) &^ 7
+	if n > 0 {
+		scaleAVX2(&x[0], n, s)
+	}
+	return n
+}
+
+func adamwAsm(data, grad, m, v []float32, c *[8]float32) int {
+	n := len(data) &^ 7
+	if n > 0 {
+		adamwAVX2(&data[0], &grad[0], &m[0], &v[0], n, c)
+	}
+	return n
+}
+
+//go:noescape
+func sumAVX2(x *float32, n int) float32
+
+//go:noescape
+func sumSqDevAVX2(x *float32, n int, m float32) float32
+
+//go:noescape
+func normAffineAVX2(out, x, w, b *float32, n int, m, s float32)
+
+//go:noescape
+func lnGradSumsAVX2(dy, w, x *float32, n int, m, s float32) (s1, s2 float32)
+
+//go:noescape
+func lnGradApplyAVX2(di, dw, db, dy, w, x *float32, n int, p *[4]float32)
+
+// ptr is &s[0], or nil for an empty s.
+func ptr(s []float32) *float32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
+}
+
+func sumAsm(x []float32) (int, float32) {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	return n, sumAVX2(&x[0], n)
+}
+
+func sumSqDevAsm(x []float32, m float32) (int, float32) {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	return n, sumSqDevAVX2(&x[0], n, m)
+}
+
+func normAffineAsm(out, x, w, b []float32, m, s float32) int {
+	n := len(x) &^ 7
+	if n > 0 {
+		normAffineAVX2(&out[0], &x[0], &w[0], ptr(b), n, m, s)
+	}
+	return n
+}
+
+func lnGradSumsAsm(g, w, x []float32, m, s float32) (int, float32, float32) {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0, 0, 0
+	}
+	s1, s2 := lnGradSumsAVX2(&g[0], &w[0], &x[0], n, m, s)
+	return n, s1, s2
+}
+
+func lnGradApplyAsm(di, dw, db, g, w, x []float32, p *[4]float32) int {
+	n := len(x) &^ 7
+	if n > 0 {
+		lnGradApplyAVX2(&di[0], &dw[0], ptr(db), &g[0], &w[0], &x[0], n, p)
+	}
+	return n
+}
+
+//go:noescape
+func sumSq64AVX2(x *float32, n int) float64
+
+func sumSq64Asm(x []float32) (int, float64) {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	return n, sumSq64AVX2(&x[0], n)
+}

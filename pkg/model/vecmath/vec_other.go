@@ -1,0 +1,30 @@
+//go:build !amd64 || purego
+
+package vecmath
+
+// HasAsm reports whether the assembly kernels run on this CPU.
+func HasAsm() bool { return false }
+
+const (
+	levelGo = iota
+	levelAVX2
+	levelAVX512
+)
+
+func cpuLevel() int                                              { return levelGo }
+func geluLevel(out, x []float32, level int) int                  { return 0 }
+func geluGradLevel(dx, dy, x []float32, level int) int           { return 0 }
+func geluAsm(out, x []float32) int                               { return 0 }
+func geluGradAsm(dx, dy, x []float32) int                        { return 0 }
+func expSumAsm(dst, src []float32, shift float32) (int, float32) { return 0, 0 }
+func maxAsm(x []float32) (int, float32)                          { return 0, 0 }
+func scaleAsm(x []float32, s float32) int                        { return 0 }
+func adamwAsm(data, grad, m, v []float32, c *[8]float32) int     { return 0 }
+
+func sumAsm(x []float32) (int, float32)                                     { return 0, 0 }
+func sumSqDevAsm(x []float32, m float32) (int, float32)                     { return 0, 0 }
+func normAffineAsm(out, x, w, b []float32, m, s float32) int                { return 0 }
+func lnGradSumsAsm(g, w, x []float32, m, s float32) (int, float32, float32) { return 0, 0, 0 }
+func lnGradApplyAsm(di, dw, db, g, w, x []float32, p *[4]float32) int       { return 0 }
+
+func sumSq64Asm(x []float32) (int, float64) { return 0, 0 }

@@ -1,0 +1,515 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// ProtocolVersion is the worker ↔ coordinator protocol this worker speaks.
+const ProtocolVersion = 1
+
+// Coordinator is what a worker needs from the coordinator group
+// (*coord.Client, adapted in cmd/worker, provides it). Implementations find
+// and follow the leader themselves.
+type Coordinator interface {
+	RegisterWorker(ctx context.Context, req *pb.RegisterWorkerRequest) (*pb.Worker, error)
+	// OpenSession opens the worker session stream and returns it with the
+	// first assignment.
+	OpenSession(ctx context.Context, hello *pb.WorkerMessage) (Session, *pb.Assignment, error)
+	ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointRequest) (committed bool, err error)
+}
+
+// Session is an open worker session: heartbeats out, assignments in.
+type Session interface {
+	Send(*pb.WorkerMessage) error
+	Recv() (*pb.Assignment, error)
+	Close()
+}
+
+// WorkerConfig configures a Worker.
+type WorkerConfig struct {
+	ID       string            // unique worker id
+	PeerAddr string            // gRPC address peers reach this worker's collective service at
+	Cores    int               // advertised capacity
+	Labels   map[string]string // free-form, shown by `ringctl workers`
+	Peer     *allreduce.Server // this process's collective service (serving PeerAddr)
+	Coord    Coordinator
+	// OutDir receives the final model of each job this worker finishes as
+	// data-parallel rank 0, tensor-parallel rank 0 (OutDir/<job id>).
+	OutDir string
+	// Heartbeat is the interval between heartbeats (default 500 ms).
+	Heartbeat time.Duration
+	// PeerTimeout bounds every wait on a peer in a collective (default 10 s).
+	PeerTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Worker is one training process of the cluster: it registers, keeps a
+// session with the coordinator leader, and trains whatever generation of a
+// job it is assigned, reacting to new generations.
+type Worker struct {
+	cfg WorkerConfig
+	log *slog.Logger
+
+	// progress for heartbeats, written by the training goroutine
+	generation atomic.Uint64
+	step       atomic.Int64
+	loss       atomic.Uint64 // math.Float64bits
+	tokensPS   atomic.Uint64
+
+	mu        sync.Mutex
+	snapshots map[string][]*snapshot // the latest checkpoints of each job, by job id, oldest first
+	fatal     string                 // reported in the next heartbeat
+}
+
+// snapshot is a worker's copy of one committed-or-pending checkpoint: its
+// shard of the parameters and optimizer state at a step.
+type snapshot struct {
+	step       int
+	tp, tpSize int
+	state      []float32 // parameters, then the optimizer's first and second moments
+	adamSteps  int
+}
+
+// NewWorker checks the configuration.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	switch {
+	case cfg.ID == "":
+		return nil, errors.New("worker: id is required")
+	case cfg.PeerAddr == "" || cfg.Peer == nil:
+		return nil, errors.New("worker: a peer collective server and its address are required")
+	case cfg.Coord == nil:
+		return nil, errors.New("worker: a coordinator client is required")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 500 * time.Millisecond
+	}
+	if cfg.PeerTimeout <= 0 {
+		cfg.PeerTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), snapshots: map[string][]*snapshot{}}, nil
+}
+
+// Run registers the worker and serves assignments until ctx ends. Losing
+// the coordinator (or its leader) does not stop training: the session is
+// re-opened with backoff while the current generation keeps stepping.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.register(ctx); err != nil {
+		return err
+	}
+	assignments := make(chan *pb.Assignment, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.sessionLoop(ctx, assignments) })
+	defer wg.Wait()
+
+	var (
+		current *pb.Assignment
+		cancel  context.CancelFunc = func() {}
+		done    chan struct{}
+	)
+	stopCurrent := func() {
+		cancel()
+		if done != nil {
+			<-done
+			done = nil
+		}
+	}
+	defer stopCurrent()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case a := <-assignments:
+			if sameGeneration(current, a) {
+				continue
+			}
+			stopCurrent()
+			current = a
+			if a.GetJobId() == "" || a.GetRank() < 0 || a.GetGeneration() == nil {
+				w.generation.Store(0)
+				w.log.Info("idle", "job", a.GetJobId())
+				continue
+			}
+			gctx, gcancel := context.WithCancel(ctx)
+			cancel = gcancel // stopCurrent cancels it
+			done = make(chan struct{})
+			go func() {
+				defer close(done)
+				err := w.runGeneration(gctx, a)
+				switch {
+				case err == nil || gctx.Err() != nil:
+				case isCollectiveFailure(err):
+					// A peer died or stalled. The coordinator's failure
+					// detector sees the dead worker's heartbeats stop and
+					// commits a new generation; blaming the peer from here
+					// would cascade (its own peers see it abort too).
+					w.log.Warn("generation aborted by a collective failure; waiting for a new generation",
+						"job", a.JobId, "generation", a.Generation.Number, "err", err)
+				default:
+					w.log.Error("generation failed", "job", a.JobId, "generation", a.Generation.Number, "err", err)
+					w.setFatal(err)
+				}
+			}()
+		}
+	}
+}
+
+func isCollectiveFailure(err error) bool {
+	var pe *allreduce.PeerError
+	return errors.As(err, &pe) || errors.Is(err, allreduce.ErrPeerClosed) || errors.Is(err, allreduce.ErrPeerTimeout) ||
+		errors.Is(err, allreduce.ErrClosed) || errors.Is(err, allreduce.ErrStaleGeneration) || errors.Is(err, allreduce.ErrUnknownGroup)
+}
+
+func sameGeneration(a, b *pb.Assignment) bool {
+	return a != nil && b != nil && a.GetJobId() == b.GetJobId() && a.GetRank() == b.GetRank() &&
+		a.GetGeneration().GetNumber() == b.GetGeneration().GetNumber()
+}
+
+func (w *Worker) register(ctx context.Context) error {
+	req := &pb.RegisterWorkerRequest{
+		WorkerId: w.cfg.ID, Address: w.cfg.PeerAddr, Cores: int32(w.cfg.Cores),
+		Labels: w.cfg.Labels, ProtocolVersion: ProtocolVersion,
+	}
+	return retry(ctx, w.log, "register", func() error {
+		_, err := w.cfg.Coord.RegisterWorker(ctx, req)
+		return err
+	})
+}
+
+// sessionLoop keeps a session open, forwarding assignments and sending heartbeats.
+func (w *Worker) sessionLoop(ctx context.Context, out chan *pb.Assignment) {
+	deliver := func(a *pb.Assignment) {
+		select { // keep only the newest assignment
+		case <-out:
+		default:
+		}
+		out <- a
+	}
+	for ctx.Err() == nil {
+		var sess Session
+		err := retry(ctx, w.log, "open session", func() error {
+			s, first, err := w.cfg.Coord.OpenSession(ctx, w.heartbeat())
+			if err != nil {
+				return err
+			}
+			sess = s
+			deliver(first)
+			return nil
+		})
+		if err != nil {
+			return // ctx done
+		}
+		recvDone := make(chan error, 1)
+		go func() {
+			for {
+				a, err := sess.Recv()
+				if err != nil {
+					recvDone <- err
+					return
+				}
+				deliver(a)
+			}
+		}()
+		tick := time.NewTicker(w.cfg.Heartbeat)
+	beat:
+		for {
+			select {
+			case <-ctx.Done():
+				break beat
+			case err := <-recvDone:
+				w.log.Warn("session lost; reconnecting", "err", err)
+				break beat
+			case <-tick.C:
+				if err := sess.Send(w.heartbeat()); err != nil {
+					w.log.Warn("heartbeat failed; reconnecting", "err", err)
+					break beat
+				}
+			}
+		}
+		tick.Stop()
+		sess.Close()
+	}
+}
+
+func (w *Worker) heartbeat() *pb.WorkerMessage {
+	w.mu.Lock()
+	fatal := w.fatal
+	w.fatal = ""
+	w.mu.Unlock()
+	return &pb.WorkerMessage{
+		WorkerId:     w.cfg.ID,
+		Generation:   w.generation.Load(),
+		Step:         w.step.Load(),
+		Loss:         math.Float64frombits(w.loss.Load()),
+		TokensPerSec: math.Float64frombits(w.tokensPS.Load()),
+		FatalError:   fatal,
+	}
+}
+
+func (w *Worker) setFatal(err error) {
+	w.mu.Lock()
+	w.fatal = err.Error()
+	w.mu.Unlock()
+}
+
+// runGeneration trains one generation of a job: joins its collective groups,
+// builds the replica, resumes from the generation's checkpoint and steps
+// until the job ends or the context is cancelled by a newer generation.
+func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
+	gen := a.Generation
+	spec, err := jobspec.Parse(a.SpecJson)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", a.JobId, err)
+	}
+	mesh, err := parallel.NewMesh(int(gen.DpSize), int(gen.TpSize))
+	if err != nil {
+		return fmt.Errorf("job %s generation %d: %w", a.JobId, gen.Number, err)
+	}
+	if int(a.Rank) >= len(gen.Ranks) {
+		return fmt.Errorf("job %s generation %d: rank %d outside a table of %d ranks", a.JobId, gen.Number, a.Rank, len(gen.Ranks))
+	}
+	me := gen.Ranks[a.Rank]
+	layout := Layout{Mesh: mesh, DPRank: int(me.Dp), TPRank: int(me.Tp)}
+	log := w.log.With("job", a.JobId, "generation", gen.Number, "dp", me.Dp, "tp", me.Tp)
+	var comms []*allreduce.Communicator
+	defer func() {
+		for _, c := range comms {
+			_ = c.Close()
+		}
+	}()
+	join := func(name string, index int, peers []string) (*allreduce.Communicator, error) {
+		tr, err := w.cfg.Peer.Join(allreduce.GroupConfig{
+			Job: name, Generation: gen.Number, Rank: index, Peers: peers, PeerTimeout: w.cfg.PeerTimeout,
+		})
+		if err != nil {
+			return nil, err
+		}
+		c := allreduce.New(tr, allreduce.Options{Logger: log})
+		comms = append(comms, c)
+		return c, nil
+	}
+	if mesh.DP > 1 {
+		peers := groupPeers(gen, func(r *pb.Rank) bool { return r.Tp == me.Tp }, func(r *pb.Rank) int32 { return r.Dp })
+		if layout.DP, err = join(fmt.Sprintf("%s/dp/tp%d", a.JobId, me.Tp), int(me.Dp), peers); err != nil {
+			return err
+		}
+	}
+	if mesh.TP > 1 {
+		peers := groupPeers(gen, func(r *pb.Rank) bool { return r.Dp == me.Dp }, func(r *pb.Rank) int32 { return r.Tp })
+		if layout.TP, err = join(fmt.Sprintf("%s/tp/dp%d", a.JobId, me.Dp), int(me.Tp), peers); err != nil {
+			return err
+		}
+	}
+	tr, err := NewReplica(spec, layout)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", a.JobId, err)
+	}
+	if gen.ResumeStep > 0 {
+		if err := w.resume(ctx, a.JobId, tr, int(gen.ResumeStep)); err != nil {
+			return err
+		}
+	}
+	w.generation.Store(gen.Number)
+	log.Info("training", "from_step", tr.Iter(), "dp_size", mesh.DP, "tp_size", mesh.TP, "reason", gen.Reason)
+
+	t := spec.Train
+	var window []time.Duration
+	for tr.Iter() < t.MaxIters {
+		start := time.Now()
+		st, err := tr.Step(ctx)
+		if err != nil {
+			return err
+		}
+		window = append(window, time.Since(start))
+		if len(window) > 20 {
+			window = window[1:]
+		}
+		w.step.Store(int64(tr.Iter()))
+		w.loss.Store(math.Float64bits(st.Loss))
+		w.tokensPS.Store(math.Float64bits(float64(st.Tokens*mesh.DP) / median(window).Seconds()))
+		if st.Iter%t.LogInterval == 0 {
+			log.Info("step", "iter", st.Iter, "loss", st.Loss, "lr", st.LR)
+		}
+		if iv := spec.Checkpoint.Interval; iv > 0 && tr.Iter()%iv == 0 && tr.Iter() < t.MaxIters {
+			w.checkpoint(ctx, a, tr, false)
+		}
+	}
+	if err := w.finish(ctx, a, tr); err != nil {
+		return err
+	}
+	w.checkpoint(ctx, a, tr, true)
+	log.Info("finished", "iters", tr.Iter())
+	<-ctx.Done() // wait for the coordinator to move this worker on
+	return nil
+}
+
+// groupPeers lists the peer addresses of the ranks matching in, ordered by key.
+func groupPeers(gen *pb.Generation, in func(*pb.Rank) bool, key func(*pb.Rank) int32) []string {
+	var rs []*pb.Rank
+	for _, r := range gen.Ranks {
+		if in(r) {
+			rs = append(rs, r)
+		}
+	}
+	slices.SortFunc(rs, func(a, b *pb.Rank) int { return int(key(a) - key(b)) })
+	peers := make([]string, len(rs))
+	for i, r := range rs {
+		peers[i] = r.Address
+	}
+	return peers
+}
+
+// checkpoint keeps this worker's shard of the state at the current step and
+// reports it, in the background: a slow or leaderless coordinator must not
+// stall training.
+func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, final bool) {
+	snap := takeSnapshot(tr)
+	w.mu.Lock()
+	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
+	snaps := append(w.snapshots[a.JobId], snap)
+	w.snapshots[a.JobId] = snaps[max(0, len(snaps)-keep):]
+	w.mu.Unlock()
+	req := &pb.ReportCheckpointRequest{
+		WorkerId: w.cfg.ID, JobId: a.JobId, Generation: a.Generation.Number,
+		Step: int64(snap.step), Tp: int32(snap.tp), Final: final,
+	}
+	go func() {
+		_ = retry(ctx, w.log, "report checkpoint", func() error {
+			_, err := w.cfg.Coord.ReportCheckpoint(ctx, req)
+			return err
+		})
+	}()
+}
+
+func takeSnapshot(tr *Trainer) *snapshot {
+	p := tr.Model.Params().Data
+	state := make([]float32, 0, 3*len(p))
+	state = append(state, p...)
+	state = append(state, tr.opt.M...)
+	state = append(state, tr.opt.V...)
+	return &snapshot{step: tr.Iter(), tp: tr.layout.TPRank, tpSize: tr.layout.Mesh.TP, state: state, adamSteps: tr.opt.Steps}
+}
+
+// resume positions the replica at the generation's resume step. Ranks that
+// hold that checkpoint restore it; in a data-parallel group, the lowest
+// rank holding it then broadcasts the state to the others (a worker that
+// just joined holds nothing yet), so every replica starts identical.
+func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int) error {
+	held := w.restore(job, tr, step)
+	if tr.layout.Mesh.DP == 1 {
+		return held
+	}
+	// Which DP ranks hold it? One slot per rank, summed.
+	holders := make([]float32, tr.layout.Mesh.DP)
+	if held == nil {
+		holders[tr.layout.DPRank] = 1
+	}
+	if err := tr.layout.DP.AllReduce(ctx, holders, allreduce.Sum); err != nil {
+		return fmt.Errorf("job %s: resume from step %d: find holders: %w", job, step, err)
+	}
+	root := slices.Index(holders, 1)
+	if root < 0 {
+		return fmt.Errorf("job %s: resume from step %d: no replica of tp shard %d holds it: %w", job, step, tr.layout.TPRank, held)
+	}
+	p, opt := tr.Model.Params().Data, tr.opt
+	n := len(p)
+	state := make([]float32, 3*n+1)
+	copy(state, p)
+	copy(state[n:], opt.M)
+	copy(state[2*n:], opt.V)
+	state[3*n] = float32(opt.Steps)
+	if err := tr.layout.DP.Broadcast(ctx, state, root); err != nil {
+		return fmt.Errorf("job %s: resume from step %d: broadcast from dp rank %d: %w", job, step, root, err)
+	}
+	copy(p, state[:n])
+	copy(opt.M, state[n:2*n])
+	copy(opt.V, state[2*n:3*n])
+	opt.Steps = int(state[3*n])
+	tr.SetIter(step)
+	return nil
+}
+
+// restore loads the resume step from this worker's own snapshot.
+func (w *Worker) restore(job string, tr *Trainer, step int) error {
+	var snap *snapshot
+	w.mu.Lock()
+	for _, s := range w.snapshots[job] {
+		if s.step == step {
+			snap = s
+		}
+	}
+	w.mu.Unlock()
+	switch {
+	case snap == nil:
+		return fmt.Errorf("job %s: resume from step %d: this worker does not hold that checkpoint", job, step)
+	case snap.tp != tr.layout.TPRank || snap.tpSize != tr.layout.Mesh.TP:
+		return fmt.Errorf("job %s: resume from step %d: held shard is tp %d of %d, this generation needs tp %d of %d",
+			job, step, snap.tp, snap.tpSize, tr.layout.TPRank, tr.layout.Mesh.TP)
+	}
+	p := tr.Model.Params().Data
+	n := len(p)
+	if len(snap.state) != 3*n {
+		return fmt.Errorf("job %s: resume from step %d: snapshot holds %d values, model needs %d", job, step, len(snap.state), 3*n)
+	}
+	copy(p, snap.state[:n])
+	copy(tr.opt.M, snap.state[n:2*n])
+	copy(tr.opt.V, snap.state[2*n:])
+	tr.opt.Steps = snap.adamSteps
+	tr.SetIter(step)
+	return nil
+}
+
+// finish saves the final model on the rank that holds it whole after a
+// tensor-parallel gather: DP rank 0 gathers its TP group's shards.
+func (w *Worker) finish(ctx context.Context, a *pb.Assignment, tr *Trainer) error {
+	if tr.layout.DPRank != 0 || w.cfg.OutDir == "" {
+		return nil
+	}
+	full, err := tr.gatherFull(ctx)
+	if err != nil {
+		return fmt.Errorf("job %s: gather final model: %w", a.JobId, err)
+	}
+	if tr.layout.TPRank != 0 {
+		return nil
+	}
+	dir := filepath.Join(w.cfg.OutDir, a.JobId)
+	if err := SaveFull(dir, tr, full); err != nil {
+		return err
+	}
+	w.log.Info("saved final model", "dir", dir)
+	return nil
+}
+
+// retry calls f until it succeeds or ctx ends, with capped exponential backoff.
+func retry(ctx context.Context, log *slog.Logger, what string, f func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		log.Debug(what+" failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
