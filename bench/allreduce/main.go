@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -44,6 +45,7 @@ var (
 	peersF   = flag.String("peers", "", "gRPC addresses by rank (internal)")
 	jsonOut  = flag.String("json", "", "write all results as JSON here")
 	cpuProf  = flag.String("cpuprofile", "", "rank 0 writes a CPU profile here")
+	quiet    = flag.Duration("quiet-wait", 30*time.Second, "before each run (both implementations) wait up to this long for other processes to use < 0.25 cores; exported to the Gloo script as ANCHOR_QUIET_WAIT")
 	minIters = 10
 	maxIters = 200
 )
@@ -357,8 +359,12 @@ func launch() error {
 	ctx := context.Background()
 	dir := sharedDir()
 	var all []row
+	if os.Getenv("ANCHOR_QUIET_WAIT") == "" {
+		os.Setenv("ANCHOR_QUIET_WAIT", strconv.Itoa(int(quiet.Seconds())))
+	}
 	for _, w := range parseInts(*worlds) {
 		for round := range *rounds {
+			waitQuiet(*quiet)
 			log.Printf("world %d round %d: ringmaster (%s)", w, round+1, *mode)
 			r, err := runOurs(ctx, w, round)
 			if err != nil {
@@ -383,6 +389,51 @@ func launch() error {
 	}
 	return nil
 }
+
+// busyJiffies returns the busy and total jiffies of all CPUs from /proc/stat.
+func busyJiffies() (busy, total float64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, v := range f[1:] {
+		x, _ := strconv.ParseFloat(v, 64)
+		if i < 8 { // user nice system idle iowait irq softirq steal
+			total += x
+			if i != 3 && i != 4 {
+				busy += x
+			}
+		}
+	}
+	return busy, total, true
+}
+
+// waitQuiet waits (up to max) until the rest of the machine uses < 0.25
+// cores over 2 s, like _common.wait_for_quiet does before each Gloo run, so
+// that both implementations start under the same conditions.
+func waitQuiet(max time.Duration) {
+	start := time.Now()
+	for time.Since(start) < max {
+		b0, t0, ok := busyJiffies()
+		if !ok {
+			return
+		}
+		time.Sleep(2 * time.Second)
+		b1, t1, _ := busyJiffies()
+		cores := float64(runtime.NumCPU()) * (b1 - b0) / max1(t1-t0)
+		if cores < 0.25 {
+			return
+		}
+		log.Printf("  [waiting for a quiet host: other processes use %.2f cores, waited %.0f/%.0f s]", cores, time.Since(start).Seconds(), max.Seconds())
+	}
+}
+
+func max1(x float64) float64 { return max(x, 1) }
 
 func human(b int) string {
 	if b >= 1<<20 {

@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"train":  {"train a model in this process (default: the built-in sort job)", runTrain},
 		"sample": {"generate from a model saved by train", runSample},
 		"eval":   {"evaluate a model saved by train (loss, accuracy, held-out score)", runEval},
+		"local":  {"run a whole cluster on this machine (3 coordinators, N workers) and train a job on it", runLocal},
 	}
 	maps.Copy(cmds, clusterCommands())
 	return cmds

@@ -10,6 +10,7 @@ import (
 // different collectives at the same sequence number are detected.
 type Kind uint32
 
+// The kinds of collective.
 const (
 	KindAllReduce Kind = iota + 1
 	KindReduceScatter

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"sync"
 	"time"
 
@@ -253,6 +254,27 @@ func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
 		l.poke()
 	}
 	return nil
+}
+
+// Progress returns the latest heartbeat of each rank's worker, by rank (nil
+// entries for workers not heard from). Only the leader has heartbeats; other
+// nodes return nil.
+func (n *Node) Progress(ranks []*pb.Rank) []*pb.WorkerMessage {
+	l := n.leader()
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*pb.WorkerMessage, len(ranks))
+	for i, r := range ranks {
+		if m := l.progress[r.WorkerId]; m != nil {
+			out[i] = proto.Clone(m).(*pb.WorkerMessage)
+		} else {
+			out[i] = &pb.WorkerMessage{WorkerId: r.WorkerId}
+		}
+	}
+	return out
 }
 
 // ReportCheckpoint records a durable shard and says whether the step is

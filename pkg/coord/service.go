@@ -129,6 +129,9 @@ func (s *Service) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJob
 	if out == nil {
 		return nil, fail(ctx, fmt.Errorf("%w: %q", ErrJobNotFound, req.GetJobId()))
 	}
+	if out.Generation != nil {
+		out.Progress = s.n.Progress(out.Generation.Ranks)
+	}
 	return out, nil
 }
 

@@ -1681,10 +1681,13 @@ func (x *GetJobRequest) GetJobId() string {
 }
 
 type GetJobResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
-	Generation    *Generation            `protobuf:"bytes,2,opt,name=generation,proto3" json:"generation,omitempty"`
-	Checkpoints   []*Checkpoint          `protobuf:"bytes,3,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Job         *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Generation  *Generation            `protobuf:"bytes,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Checkpoints []*Checkpoint          `protobuf:"bytes,3,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// Latest heartbeat of each worker of the current generation, by rank
+	// (soft state: only the leader has it; empty when answered by a follower).
+	Progress      []*WorkerMessage `protobuf:"bytes,4,rep,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1736,6 +1739,13 @@ func (x *GetJobResponse) GetGeneration() *Generation {
 func (x *GetJobResponse) GetCheckpoints() []*Checkpoint {
 	if x != nil {
 		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *GetJobResponse) GetProgress() []*WorkerMessage {
+	if x != nil {
+		return x.Progress
 	}
 	return nil
 }
@@ -2982,13 +2992,14 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11SubmitJobResponse\x12$\n" +
 	"\x03job\x18\x01 \x01(\v2\x12.ringmaster.v1.JobR\x03job\"&\n" +
 	"\rGetJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xae\x01\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xe8\x01\n" +
 	"\x0eGetJobResponse\x12$\n" +
 	"\x03job\x18\x01 \x01(\v2\x12.ringmaster.v1.JobR\x03job\x129\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\v2\x19.ringmaster.v1.GenerationR\n" +
 	"generation\x12;\n" +
-	"\vcheckpoints\x18\x03 \x03(\v2\x19.ringmaster.v1.CheckpointR\vcheckpoints\"\x11\n" +
+	"\vcheckpoints\x18\x03 \x03(\v2\x19.ringmaster.v1.CheckpointR\vcheckpoints\x128\n" +
+	"\bprogress\x18\x04 \x03(\v2\x1c.ringmaster.v1.WorkerMessageR\bprogress\"\x11\n" +
 	"\x0fListJobsRequest\":\n" +
 	"\x10ListJobsResponse\x12&\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x12.ringmaster.v1.JobR\x04jobs\"A\n" +
@@ -3196,45 +3207,46 @@ var file_ringmaster_v1_coordinator_proto_depIdxs = []int32{
 	2,  // 28: ringmaster.v1.GetJobResponse.job:type_name -> ringmaster.v1.Job
 	6,  // 29: ringmaster.v1.GetJobResponse.generation:type_name -> ringmaster.v1.Generation
 	7,  // 30: ringmaster.v1.GetJobResponse.checkpoints:type_name -> ringmaster.v1.Checkpoint
-	2,  // 31: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
-	2,  // 32: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
-	3,  // 33: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
-	50, // 34: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
-	3,  // 35: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
-	6,  // 36: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
-	38, // 37: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
-	2,  // 38: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
-	3,  // 39: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
-	6,  // 40: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
-	10, // 41: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
-	8,  // 42: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
-	21, // 43: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
-	23, // 44: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
-	25, // 45: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
-	27, // 46: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
-	29, // 47: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
-	31, // 48: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
-	33, // 49: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
-	35, // 50: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
-	37, // 51: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
-	40, // 52: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
-	42, // 53: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
-	22, // 54: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
-	24, // 55: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
-	26, // 56: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
-	28, // 57: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
-	30, // 58: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
-	32, // 59: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
-	34, // 60: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
-	36, // 61: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
-	39, // 62: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
-	41, // 63: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
-	43, // 64: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
-	54, // [54:65] is the sub-list for method output_type
-	43, // [43:54] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	33, // 31: ringmaster.v1.GetJobResponse.progress:type_name -> ringmaster.v1.WorkerMessage
+	2,  // 32: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
+	2,  // 33: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
+	3,  // 34: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
+	50, // 35: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
+	3,  // 36: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
+	6,  // 37: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
+	38, // 38: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
+	2,  // 39: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
+	3,  // 40: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
+	6,  // 41: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
+	10, // 42: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
+	8,  // 43: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
+	21, // 44: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
+	23, // 45: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
+	25, // 46: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
+	27, // 47: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
+	29, // 48: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
+	31, // 49: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
+	33, // 50: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
+	35, // 51: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
+	37, // 52: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
+	40, // 53: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
+	42, // 54: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
+	22, // 55: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
+	24, // 56: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
+	26, // 57: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
+	28, // 58: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
+	30, // 59: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
+	32, // 60: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
+	34, // 61: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
+	36, // 62: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
+	39, // 63: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
+	41, // 64: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
+	43, // 65: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
+	55, // [55:66] is the sub-list for method output_type
+	44, // [44:55] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_ringmaster_v1_coordinator_proto_init() }

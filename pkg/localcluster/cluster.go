@@ -1,0 +1,273 @@
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// Config describes a local cluster.
+type Config struct {
+	Dir          string   // data, models and logs live here
+	BinDir       string   // holds the coordinator and worker binaries
+	Coordinators int      // default 3
+	Workers      int      // default 2
+	Threads      int      // matrix-product cores per worker (default 1: workers share the machine)
+	WorkerEnv    []string // extra environment for workers, e.g. RINGMASTER_GEMM=generic
+	// WorkerTimeout is the coordinators' --worker-timeout (default 3 s).
+	WorkerTimeout time.Duration
+}
+
+// Proc is one process of the cluster.
+type Proc struct {
+	Name string
+	Args []string
+	Log  string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	cfg          Config
+	Coordinators []*Proc
+	Workers      []*Proc
+	CoordAddrs   []string // gRPC addresses
+}
+
+// Start launches the coordinators and workers and waits (up to ctx) until
+// the group has a leader and every worker has registered.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Coordinators == 0 {
+		cfg.Coordinators = 3
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 2
+	}
+	if cfg.Threads == 0 {
+		cfg.Threads = 1
+	}
+	if cfg.WorkerTimeout == 0 {
+		cfg.WorkerTimeout = 3 * time.Second
+	}
+	for _, d := range []string{"logs", "models"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("local cluster: %w", err)
+		}
+	}
+	c := &Cluster{cfg: cfg}
+	ports, err := freePorts(2 * cfg.Coordinators)
+	if err != nil {
+		return nil, err
+	}
+	var peers []string
+	for i := range cfg.Coordinators {
+		raft, grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[2*i]), fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
+		peers = append(peers, fmt.Sprintf("c%d=%s=%s", i+1, raft, grpcAddr))
+		c.CoordAddrs = append(c.CoordAddrs, grpcAddr)
+	}
+	for i := range cfg.Coordinators {
+		name := fmt.Sprintf("c%d", i+1)
+		raft, _, _ := strings.Cut(strings.TrimPrefix(peers[i], name+"="), "=")
+		c.Coordinators = append(c.Coordinators, &Proc{Name: name, Args: []string{
+			filepath.Join(cfg.BinDir, "coordinator"), "--id", name, "--raft-addr", raft, "--grpc-addr", c.CoordAddrs[i],
+			"--data-dir", filepath.Join(cfg.Dir, name), "--peers", strings.Join(peers, ","),
+			"--worker-timeout", cfg.WorkerTimeout.String(),
+		}})
+	}
+	for i := range cfg.Workers {
+		name := fmt.Sprintf("w%d", i+1)
+		c.Workers = append(c.Workers, &Proc{Name: name, Args: []string{
+			filepath.Join(cfg.BinDir, "worker"), "--id", name, "--coordinators", strings.Join(c.CoordAddrs, ","),
+			"--listen", "127.0.0.1:0", "--threads", fmt.Sprint(cfg.Threads), "--out-dir", filepath.Join(cfg.Dir, "models"),
+		}})
+	}
+	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+		if err := c.start(p); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	if err := c.waitReady(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Client returns a coordinator client for the cluster.
+func (c *Cluster) Client() *coord.Client { return coord.NewClient(c.CoordAddrs) }
+
+// ModelDir is where a finished job's model is saved.
+func (c *Cluster) ModelDir(job string) string { return filepath.Join(c.cfg.Dir, "models", job) }
+
+func (c *Cluster) start(p *Proc) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Log = filepath.Join(c.cfg.Dir, "logs", p.Name+".log")
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("local cluster: %w", err)
+	}
+	cmd := exec.Command(p.Args[0], p.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = os.Environ()
+	if strings.HasPrefix(p.Name, "w") {
+		cmd.Env = append(cmd.Env, c.cfg.WorkerEnv...)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C goes to ringctl, which stops us in order
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("local cluster: start %s: %w", p.Name, err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		_ = cmd.Wait()
+		f.Close()
+		close(done)
+	}(p.done)
+	return nil
+}
+
+// Restart starts a stopped or killed process again with the same arguments
+// (a coordinator keeps its data dir, a worker its id).
+func (c *Cluster) Restart(p *Proc) error {
+	p.Signal(syscall.SIGKILL)
+	p.Wait()
+	return c.start(p)
+}
+
+// Signal sends sig to the process (no-op when it is not running).
+func (p *Proc) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// Wait blocks until the process has exited.
+func (p *Proc) Wait() {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// Running reports whether the process is alive.
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop ends every process: SIGTERM to workers first (they finish or abort
+// their step and leave), then to coordinators; SIGKILL after a grace period.
+func (c *Cluster) Stop() {
+	for _, group := range [][]*Proc{c.Workers, c.Coordinators} {
+		for _, p := range group {
+			p.Signal(syscall.SIGTERM)
+		}
+		deadline := time.After(5 * time.Second)
+		for _, p := range group {
+			done := make(chan struct{})
+			go func() { p.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-deadline:
+				p.Signal(syscall.SIGKILL)
+				p.Wait()
+			}
+		}
+	}
+}
+
+func (c *Cluster) waitReady(ctx context.Context) error {
+	cl := c.Client()
+	defer cl.Close()
+	return poll(ctx, func() error {
+		for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+			if !p.Running() {
+				return fmt.Errorf("%w: %s exited; see %s", errFatal, p.Name, p.Log)
+			}
+		}
+		ws, err := cl.ListWorkers(ctx)
+		if err != nil {
+			return err
+		}
+		alive := 0
+		for _, w := range ws {
+			if w.State == pb.WorkerState_WORKER_STATE_ALIVE {
+				alive++
+			}
+		}
+		if alive < len(c.Workers) {
+			return fmt.Errorf("%d of %d workers registered", alive, len(c.Workers))
+		}
+		return nil
+	})
+}
+
+var errFatal = errors.New("local cluster")
+
+// poll calls f every 100 ms until it returns nil, a fatal error, or ctx ends
+// (then the last error is returned with ctx's).
+func poll(ctx context.Context, f func() error) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := f()
+		if err == nil || errors.Is(err, errFatal) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("local cluster not ready: %w (last: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// freePorts asks the kernel for n free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("local cluster: free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
