@@ -1,0 +1,221 @@
+package localcluster
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/train"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// binDir builds the coordinator and worker once per test binary run.
+func binDir(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("ringmaster-localcluster-bin-%d", os.Getpid()))
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := Build(ctx, root, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func startCluster(t *testing.T, workers int) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := Start(ctx, Config{Dir: t.TempDir(), BinDir: binDir(t), Workers: workers, WorkerTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			for _, p := range append(c.Coordinators, c.Workers...) {
+				if b, err := os.ReadFile(p.Log); err == nil {
+					t.Logf("--- %s ---\n%s", p.Name, tail(string(b), 3000))
+				}
+			}
+		}
+	})
+	return c
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// waitJob polls until the job ends, calling during(resp) on every poll.
+func waitJob(t *testing.T, c *Cluster, id string, limit time.Duration, during func(*pb.GetJobResponse)) *pb.Job {
+	t.Helper()
+	cl := c.Client()
+	defer cl.Close()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, err := cl.GetJob(ctx, id)
+		cancel()
+		if err == nil {
+			if during != nil {
+				during(r)
+			}
+			switch r.Job.State {
+			case pb.JobState_JOB_STATE_COMPLETED, pb.JobState_JOB_STATE_FAILED, pb.JobState_JOB_STATE_CANCELLED:
+				return r.Job
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
+	}
+	t.Fatalf("job %s did not end within %v", id, limit)
+	return nil
+}
+
+func smallSpec(t *testing.T, sets ...string) jobspec.Spec {
+	t.Helper()
+	s, err := jobspec.Override(jobspec.Default(), append([]string{
+		"model.n_layer=1", "model.n_embd=32", "train.max_iters=300", "checkpoint.interval=50",
+		"train.eval_interval=0", "train.eval_iters=2", "train.held_out=50",
+	}, sets...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// reference trains spec in this process and returns its final parameters.
+func reference(t *testing.T, spec jobspec.Spec) []float32 {
+	t.Helper()
+	tr, err := train.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tr.Iter() < spec.Train.MaxIters {
+		if _, err := tr.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr.Model.Params().Data
+}
+
+func compareModel(t *testing.T, dir string, want []float32) {
+	t.Helper()
+	saved, err := train.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := saved.Model.Params().Data
+	if len(got) != len(want) {
+		t.Fatalf("cluster model has %d parameters, reference %d", len(got), len(want))
+	}
+	var worst float64
+	for i := range got {
+		worst = math.Max(worst, math.Abs(float64(got[i]-want[i]))/math.Max(1, math.Abs(float64(want[i]))))
+	}
+	if worst > 1e-4 {
+		t.Errorf("cluster-trained parameters differ from the single-process run by %.2g relative (> 1e-4)", worst)
+	}
+}
+
+// Real processes: a DP=2 × TP=2 job over four workers computes what one
+// process computes.
+func TestClusterTrainsLikeOneProcess(t *testing.T) {
+	c := startCluster(t, 4)
+	spec := smallSpec(t, "parallel.tp=2", "parallel.min_workers=4")
+	want := reference(t, spec)
+	cl := c.Client()
+	defer cl.Close()
+	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layout string
+	end := waitJob(t, c, job.Id, 3*time.Minute, func(r *pb.GetJobResponse) {
+		if g := r.Generation; g != nil {
+			layout = fmt.Sprintf("dp %d × tp %d", g.DpSize, g.TpSize)
+		}
+	})
+	if end.State != pb.JobState_JOB_STATE_COMPLETED {
+		t.Fatalf("job ended %v: %s", end.State, end.Reason)
+	}
+	if layout != "dp 2 × tp 2" {
+		t.Errorf("job ran as %q, want dp 2 × tp 2", layout)
+	}
+	compareModel(t, c.ModelDir(job.Id), want)
+}
+
+// Real processes: SIGKILL a worker mid-job. The coordinator commits a new
+// generation (a spare worker takes the rank), the replicas resume from the
+// last committed checkpoint, and the result still equals the single-process
+// run: resuming replays the same global batches.
+func TestClusterSurvivesAWorkerKill(t *testing.T) {
+	c := startCluster(t, 3)
+	// A modest learning rate keeps the loss off zero: once a model has
+	// converged, rounding noise dominates its gradients and AdamW amplifies
+	// it, and no two summation orders agree any more.
+	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
+		"parallel.max_workers=2", "parallel.min_workers=2")
+	want := reference(t, spec)
+	cl := c.Client()
+	defer cl.Close()
+	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var killed string
+	var generations []uint64
+	var last *pb.Generation
+	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
+		g := r.Generation
+		if g == nil {
+			return
+		}
+		last = g
+		if len(generations) == 0 || generations[len(generations)-1] != g.Number {
+			generations = append(generations, g.Number)
+		}
+		if killed == "" && r.Job.CommittedStep >= 100 {
+			killed = g.Ranks[1].WorkerId
+			for _, p := range c.Workers {
+				if p.Name == killed {
+					p.Signal(syscall.SIGKILL)
+				}
+			}
+		}
+	})
+	if end.State != pb.JobState_JOB_STATE_COMPLETED {
+		t.Fatalf("job ended %v: %s", end.State, end.Reason)
+	}
+	if killed == "" {
+		t.Fatal("the job finished before a worker could be killed; make it longer")
+	}
+	if len(generations) < 2 {
+		t.Errorf("generations seen %v: no new generation after killing %s", generations, killed)
+	}
+	for _, rank := range last.Ranks {
+		if rank.WorkerId == killed {
+			t.Errorf("killed worker %s is still in the last generation", killed)
+		}
+	}
+	if !strings.Contains(last.Reason, "lost") {
+		t.Errorf("last generation's reason %q does not say a worker was lost", last.Reason)
+	}
+	compareModel(t, c.ModelDir(job.Id), want)
+}
