@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
@@ -24,12 +25,14 @@ type Trainer struct {
 	opt   *model.AdamW
 	sched model.Schedule
 
-	layout    Layout
-	ctx       context.Context     // the running step's context, for the TP all-reduces inside the model
-	sharded   [][2]int            // ranges of the flat buffer split across TP ranks (the rest is replicated)
-	bucketing bool                // the hook launches gradient all-reduces (last micro-step only)
-	buckets   []*allreduce.Handle // gradient buckets in flight during backward
-	scalar    [3]float32          // loss / norm / counts reduced across ranks
+	layout      Layout
+	ctx         context.Context     // the running step's context, for the TP all-reduces inside the model
+	sharded     [][2]int            // ranges of the flat buffer split across TP ranks (the rest is replicated)
+	bucketing   bool                // the hook launches gradient all-reduces (last micro-step only)
+	buckets     []*allreduce.Handle // gradient buckets in flight during backward
+	scalar      [3]float32          // loss / norm / counts reduced across ranks
+	tpComm      time.Duration       // accumulated by the TP all-reduce hook during a step
+	firstBucket time.Time           // launch time of the step's first gradient bucket
 
 	batch model.Batch // reused by every micro-step
 	iter  int         // optimizer steps taken
@@ -65,7 +68,12 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 	if layout.Mesh.TP > 1 {
 		opts = append(opts, model.WithTensorParallel(model.TensorParallel{
 			Rank: layout.TPRank, Size: layout.Mesh.TP,
-			AllReduce: func(buf []float32) error { return layout.TP.AllReduce(tr.ctx, buf, allreduce.Sum) },
+			AllReduce: func(buf []float32) error {
+				start := time.Now()
+				err := layout.TP.AllReduce(tr.ctx, buf, allreduce.Sum)
+				tr.tpComm += time.Since(start)
+				return err
+			},
 		}))
 	}
 	m, err := model.New(spec.Model, spec.Train.Seed, opts...)
@@ -87,6 +95,9 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 		// (DDP-style overlap); the ranges come in the same order on every rank.
 		m.SetGradHook(func(lo, hi int) {
 			if tr.bucketing {
+				if len(tr.buckets) == 0 {
+					tr.firstBucket = time.Now()
+				}
 				tr.buckets = append(tr.buckets, layout.DP.AllReduceAsync(tr.ctx, m.Params().Grad[lo:hi], allreduce.Sum))
 			}
 		})
@@ -120,6 +131,13 @@ type StepStats struct {
 	LR       float64
 	GradNorm float64 // global gradient norm before clipping
 	Tokens   int     // tokens the step consumed (targets for encdec, inputs otherwise)
+
+	// Communication, for the benchmarks: TPComm is the time spent in the
+	// model's tensor-parallel all-reduces (blocking); DPWindow spans from
+	// the first gradient bucket's launch to the end of the gradient
+	// all-reduce, and DPExposed is the part of it after backward finished
+	// (the rest was hidden behind backward).
+	TPComm, DPWindow, DPExposed time.Duration
 }
 
 // GlobalRows is the number of rows in one optimizer step's global batch.
@@ -141,6 +159,7 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	p := tr.Model.Params()
 	st := StepStats{Iter: it, LR: tr.sched.At(it)}
 	rowLo, rowHi := tr.layout.Mesh.Rows(tr.layout.DPRank, t.BatchSize)
+	tr.tpComm = 0
 	for micro := 0; micro < t.GradAccum; micro++ {
 		lo := micro * t.BatchSize
 		if micro == t.GradAccum-1 && tr.layout.Mesh.DP > 1 {
@@ -163,6 +182,7 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 		st.Loss += float64(loss)
 		st.Tokens += tr.tokensIn(&tr.batch)
 	}
+	st.TPComm = tr.tpComm
 	if err := tr.reduceGradients(ctx, &st); err != nil {
 		tr.abandon()
 		return st, fmt.Errorf("iter %d: %w", it, err)
@@ -207,6 +227,16 @@ func (tr *Trainer) tokensIn(b *model.Batch) int {
 // counted once.
 func (tr *Trainer) reduceGradients(ctx context.Context, st *StepStats) error {
 	var err error
+	backwardDone := time.Now()
+	defer func() {
+		if tr.layout.Mesh.DP > 1 {
+			end := time.Now()
+			st.DPExposed = end.Sub(backwardDone)
+			if !tr.firstBucket.IsZero() {
+				st.DPWindow = end.Sub(tr.firstBucket)
+			}
+		}
+	}()
 	for _, h := range tr.buckets {
 		if werr := h.Wait(); werr != nil && err == nil {
 			err = fmt.Errorf("gradient all-reduce: %w", werr)

@@ -330,12 +330,14 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 
 	t := spec.Train
 	var window []time.Duration
+	var prof stepProfile
 	for tr.Iter() < t.MaxIters {
 		start := time.Now()
 		st, err := tr.Step(ctx)
 		if err != nil {
 			return err
 		}
+		prof.add(time.Since(start), st)
 		window = append(window, time.Since(start))
 		if len(window) > 20 {
 			window = window[1:]
@@ -354,7 +356,7 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 		return err
 	}
 	w.checkpoint(ctx, a, tr, true)
-	log.Info("finished", "iters", tr.Iter())
+	log.Info("finished", append([]any{"iters", tr.Iter()}, prof.summary()...)...)
 	<-ctx.Done() // wait for the coordinator to move this worker on
 	return nil
 }
@@ -511,5 +513,28 @@ func retry(ctx context.Context, log *slog.Logger, what string, f func() error) e
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// stepProfile collects per-step timings for the end-of-job summary (what the
+// benchmarks read): median step time and the communication share.
+type stepProfile struct {
+	step, tp, window, exposed []time.Duration
+	tokens                    int
+}
+
+func (p *stepProfile) add(d time.Duration, st StepStats) {
+	p.step = append(p.step, d)
+	p.tp = append(p.tp, st.TPComm)
+	p.window = append(p.window, st.DPWindow)
+	p.exposed = append(p.exposed, st.DPExposed)
+	p.tokens = st.Tokens
+}
+
+func (p *stepProfile) summary() []any {
+	ms := func(ds []time.Duration) float64 { return float64(median(ds).Microseconds()) / 1e3 }
+	return []any{
+		"median_step_ms", ms(p.step), "tokens_per_step", p.tokens,
+		"tp_comm_ms", ms(p.tp), "dp_comm_window_ms", ms(p.window), "dp_comm_exposed_ms", ms(p.exposed),
 	}
 }
