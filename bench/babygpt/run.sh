@@ -15,7 +15,8 @@
 # non-embedding parameters (wpe excluded), Q the head size, T the block.
 #
 # Environment: RINGMASTER_SHARED (default <repo>/../shared), PYTHON (default
-# /usr/bin/python3), RINGMASTER_GEMM (auto|avx512|avx2|generic), KEEP=1 to
+# /usr/bin/python3), RINGCTL (a prebuilt ringctl; default: go build it),
+# RINGMASTER_GEMM (auto|avx512|avx2|generic), KEEP=1 to
 # keep the logs, ANCHOR_QUIET_WAIT (seconds babygpt.py waits for a quiet host;
 # default here 0: the alternation is what makes the comparison fair).
 set -euo pipefail
@@ -40,7 +41,11 @@ else
 	trap 'rm -rf "$out"' EXIT
 fi
 
-(cd "$root" && go build -o "$out/ringctl" ./cmd/ringctl)
+if [ -n "${RINGCTL:-}" ]; then
+	cp "$RINGCTL" "$out/ringctl"
+else
+	(cd "$root" && go build -o "$out/ringctl" ./cmd/ringctl)
+fi
 
 ours() { # round
 	GOMAXPROCS=$threads "$out/ringctl" train -preset babygpt -threads "$threads" \

@@ -91,6 +91,30 @@ func (j *attnJob) run(i, w int) {
 	}
 }
 
+// softmaxRows turns the scores of rows [i0,i1) into probabilities: the
+// reference masked softmax with a padding mask, else vecmath's over the
+// causally visible keys (padded with −Inf to a multiple of 8 so the
+// assembly does the whole row), hidden keys exactly 0.
+func (a *Attention) softmaxRows(att []float32, valid []uint8, i0, i1, S int) {
+	negInf := float32(math.Inf(-1))
+	for i := i0; i < i1; i++ {
+		row := att[i*S : (i+1)*S]
+		if valid != nil {
+			a.maskedSoftmax(row, valid, i) // reads only the visible (computed) scores
+			continue
+		}
+		n := a.keysFor(i+1, S)
+		np := min((n+7)&^7, S)
+		for j := n; j < np; j++ {
+			row[j] = negInf
+		}
+		vis := row[:np]
+		mx := vecmath.Max(vis)
+		vecmath.Scale(vis, 1/vecmath.ExpSum(vis, vis, mx))
+		clear(row[n:])
+	}
+}
+
 // forward runs the reference loops when dropout is active (its mask draws
 // follow the reference order) or ex asks for them, else the fast path:
 // (batch row, head) pairs in parallel on ex's workers, causal blocks
@@ -135,18 +159,7 @@ func (a *Attention) forwardHead(x AttnArgs, b, h int) {
 		i1 := min(i0+attnRowBlock, T)
 		kv := a.keysFor(i1, S)
 		sgemm(false, true, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, k, x.LDKV, 0, att[i0*S:], S)
-		for i := i0; i < i1; i++ {
-			row := att[i*S : (i+1)*S]
-			if valid != nil {
-				a.maskedSoftmax(row, valid, i) // reads only the visible (computed) scores
-				continue
-			}
-			n := a.keysFor(i+1, S)
-			vis := row[:n]
-			mx := vecmath.Max(vis)
-			vecmath.Scale(vis, 1/vecmath.ExpSum(vis, vis, mx))
-			clear(row[n:])
-		}
+		a.softmaxRows(att, valid, i0, i1, S)
 		sgemm(false, false, i1-i0, hs, kv, 1, att[i0*S:], S, v, x.LDKV, 0, out[i0*x.LDO:], x.LDO)
 	}
 }
@@ -157,18 +170,13 @@ func (a *Attention) backward(ex *exec, x AttnArgs, g AttnGrads, train bool) {
 		a.backwardRef(x, g, train)
 		return
 	}
-	ts := x.T * x.S
 	if ex.workers() == nil {
-		scratch := x.Scratch[ts : 2*ts]
 		for i := 0; i < x.B*a.NHead; i++ {
-			a.backwardHead(x, g, i/a.NHead, i%a.NHead, scratch)
+			a.backwardHead(x, g, i/a.NHead, i%a.NHead, x.Scratch[x.T*x.S:2*x.T*x.S])
 		}
 		return
 	}
-	if n := ex.pool.size() * ts; len(ex.scratch) < n {
-		ex.scratch = make([]float32, n)
-	}
-	ex.attn = attnJob{a: a, x: x, g: g, back: true, scratch: ex.scratch}
+	ex.attn = attnJob{a: a, x: x, g: g, back: true, scratch: ex.attnScratch(x.T * x.S)}
 	ex.pool.For(x.B*a.NHead, &ex.attn)
 	ex.attn = attnJob{}
 }
@@ -191,19 +199,25 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp []float32
 		rows, kv := i1-i0, a.keysFor(i1, S)
 		sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)   // dP = dOut·Vᵀ
 		sgemm(true, false, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV) // dV += Pᵀ·dOut
-		for i := i0; i < i1; i++ {
-			p := att[i*S : i*S+kv]
-			d := dp[i*S : i*S+kv]
-			var dot float32
-			for j, pj := range p {
-				dot += pj * d[j]
-			}
-			for j, pj := range p {
-				d[j] = pj * (d[j] - dot)
-			}
-		}
+		softmaxGradRows(att, dp, i0, i1, S, kv)
 		sgemm(false, false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, 1, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
 		sgemm(true, false, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
+	}
+}
+
+// softmaxGradRows turns dP into dS = P ⊙ (dP − rowsum(P ⊙ dP)) for rows
+// [i0,i1) over their first kv keys (P is 0 beyond them).
+func softmaxGradRows(att, dp []float32, i0, i1, S, kv int) {
+	for i := i0; i < i1; i++ {
+		p := att[i*S : i*S+kv]
+		d := dp[i*S : i*S+kv]
+		var dot float32
+		for j, pj := range p {
+			dot += pj * d[j]
+		}
+		for j, pj := range p {
+			d[j] = pj * (d[j] - dot)
+		}
 	}
 }
 

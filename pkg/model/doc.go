@@ -36,9 +36,25 @@
 //
 // Every matrix product goes through gonum's blas32.Implementation(), so a
 // faster kernel installed with blas32.Use is used everywhere. Attention runs
-// as two GEMMs per (batch row, head) over preallocated buffers; it takes its
-// (local) head count and head size separately from n_embd so that a
-// tensor-parallel rank can hold a subset of the heads.
+// as GEMMs per (batch row, head) over preallocated buffers, in causal row
+// blocks that skip the masked keys; it takes its (local) head count and head
+// size separately from n_embd so that a tensor-parallel rank can hold a
+// subset of the heads.
+//
+// # Fast path and reference
+//
+// The elementwise work runs on vecmath's kernels (GELU with a float32 erf,
+// softmax exp, LayerNorm rows, residual adds, AdamW; AVX2/AVX-512 assembly
+// with pure-Go versions). Each layer keeps its plain loops as a reference
+// (forwardRef/backwardRef, actForwardRef, …) and tests hold the fast path to
+// them; a GPT set to useReference runs only those, and
+// TestFastPathMatchesReferenceLosses holds 50 training losses of the two
+// paths within 1e-4. A GPT also owns a small worker pool (pool.go,
+// SetThreads, default GOMAXPROCS) that its layers share through an exec
+// (exec.go): attention over (batch row, head) pairs, activations over
+// chunks, LayerNorm over row blocks (dW, dB summed per block in a fixed
+// order, so results do not depend on scheduling). Dropout in attention
+// keeps the reference loop, whose mask draws follow a fixed order.
 //
 // # Models
 //

@@ -27,6 +27,14 @@ func (ex *exec) workers() *workers {
 	return ex.pool
 }
 
+// attnScratch returns (participants,T·S) of scratch for attention heads.
+func (ex *exec) attnScratch(ts int) []float32 {
+	if n := ex.pool.size() * ts; len(ex.scratch) < n {
+		ex.scratch = make([]float32, n)
+	}
+	return ex.scratch
+}
+
 // actChunk is the number of elements one item of a parallel activation loop covers.
 const actChunk = 16384
 

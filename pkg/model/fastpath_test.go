@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -118,8 +119,14 @@ func TestFastPathMatchesReferenceLosses(t *testing.T) {
 // workers) against the reference loops, forward and backward, on shapes
 // with several row blocks, padding and cross-attention.
 func TestAttentionFastMatchesReference(t *testing.T) {
-	const B, NH, hs = 3, 3, 8
-	const C = NH * hs
+	for _, hs := range []int{8, 6} { // SmallGemm heads (with assembly), sgemm heads
+		testAttentionFast(t, hs)
+	}
+}
+
+func testAttentionFast(t *testing.T, hs int) {
+	const B, NH = 3, 3
+	C := NH * hs
 	cases := []struct {
 		name   string
 		T, S   int
@@ -132,7 +139,7 @@ func TestAttentionFastMatchesReference(t *testing.T) {
 		{"cross_padding", 17, attnRowBlock + 11, false, true},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/hs%d", c.name, hs), func(t *testing.T) {
 			rng := newRNG(5, 1)
 			a := Attention{NHead: NH, HeadSize: hs, Causal: c.causal}
 			var valid []uint8

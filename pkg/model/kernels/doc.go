@@ -62,13 +62,16 @@
 // # Threads
 //
 // New starts Threads−1 pool workers once; Close stops them. A call of at
-// least 64³ multiply-adds is split into Threads rectangles of C along M or N
+// least 2²⁰ multiply-adds is split into Threads rectangles of C along M or N
 // (whichever divides into tiles more evenly; N on ties), each an independent
-// GEMM with its own packing; the caller computes one and waits for the pool.
-// When the pool is busy with other callers' work the caller computes the
-// rest itself, so concurrent callers never deadlock or queue behind each
-// other. Packing buffers belong to the workers or come from a sync.Pool, so a
-// steady-state call does not allocate. An Impl is safe for concurrent use.
+// GEMM with its own packing. The caller wakes idle workers (never blocking:
+// a busy pool just misses the call) and then claims parts itself, one at a
+// time through an atomic counter, like the workers. A worker the machine has
+// not scheduled yet is not waited for — the caller takes its part — so an
+// oversubscribed host slows a call down instead of stalling it, and
+// concurrent callers never queue behind each other. Packing buffers belong to
+// the workers or come from a sync.Pool, so a steady-state call does not
+// allocate. An Impl is safe for concurrent use.
 //
 // The package knows nothing of layers or models; it only does arithmetic.
 package kernels

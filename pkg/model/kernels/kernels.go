@@ -96,9 +96,9 @@ type Impl struct {
 	kern    *microKernel // nil for Generic
 	narrow  *microKernel // AVX512 path: the AVX2 kernel, for shapes it tiles better; else nil
 
-	mu     sync.RWMutex // guards closed against concurrent sends on tasks
+	mu     sync.RWMutex // guards closed against concurrent sends on wake
 	closed bool
-	tasks  chan task
+	wake   chan wakeup
 	wg     sync.WaitGroup // pool workers
 
 	spaces sync.Pool // *workspace for calling goroutines
@@ -141,7 +141,7 @@ func New(opts Options) (*Impl, error) {
 		im.spaces.New = func() any { return newWorkspace(k, n) }
 		im.calls.New = func() any { return new(call) }
 		if threads > 1 {
-			im.tasks = make(chan task, threads-1)
+			im.wake = make(chan wakeup, threads-1)
 			for i := 0; i < threads-1; i++ {
 				im.wg.Add(1)
 				go im.worker(newWorkspace(k, n))
@@ -166,8 +166,8 @@ func (im *Impl) Close() error {
 		return nil
 	}
 	im.closed = true
-	if im.tasks != nil {
-		close(im.tasks)
+	if im.wake != nil {
+		close(im.wake)
 	}
 	im.mu.Unlock()
 	im.wg.Wait()

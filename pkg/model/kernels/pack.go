@@ -58,7 +58,7 @@ func gemmRect(kern *microKernel, ws *workspace, g *gemmArgs, m0, m1, n0, n1 int)
 		scaleRect(g, m0, m1, n0, n1)
 		return
 	}
-	small := g.m*g.n*g.k <= kern.direct
+	small := macs(g.m, g.n, g.k) <= float64(kern.direct)
 	ws.aDirect, ws.bDirect = small, small && !g.tB
 	mr, nr := kern.mr, kern.nr
 	for jc := n0; jc < n1; jc += kern.nc {

@@ -7,9 +7,10 @@ import (
 )
 
 // parallelMinFlops is the size (m·n·k multiply-adds) below which a call runs
-// on the calling goroutine alone: handing work to the pool costs a few
-// microseconds, about what 64³ multiply-adds take on one core.
-const parallelMinFlops = 64 * 64 * 64
+// on the calling goroutine alone: waking a pool worker takes ~5–20 µs, about
+// what 2²⁰ multiply-adds (~100³) take on one core, and below that the caller
+// would finish before the worker starts.
+const parallelMinFlops = 1 << 20
 
 // Panic messages, worded as gonum's.
 const (
@@ -40,18 +41,70 @@ type gemmArgs struct {
 	ldc     int
 }
 
-// call is a pooled gemmArgs plus the completion signal of its pool parts.
+// call is one parallel Sgemm: its arguments and the claim state of its
+// parts. Parts are claimed one at a time by whoever gets there first — the
+// caller or a pool worker it woke — so a worker the machine has not
+// scheduled yet is simply not waited for. Calls are pooled; a generation
+// number tells a late worker that the call it was woken for is over.
 type call struct {
-	args gemmArgs
-	kern *microKernel
-	left atomic.Int32  // parts not yet finished by the pool
-	done chan struct{} // receives once when left reaches zero via a worker
+	args   gemmArgs
+	kern   *microKernel
+	splitM bool // parts split M (else N)
+	gen    uint32
+	// state packs gen (high 32 bits), the number of parts (bits 16–31) and
+	// the next part to claim (low 16 bits).
+	state   atomic.Uint64
+	pending atomic.Int32  // parts not finished
+	done    chan struct{} // a worker that finishes the last part sends here
 }
 
-// task is one rectangle C[m0:m1, n0:n1] of a call, handed to a pool worker.
-type task struct {
-	c              *call
-	m0, m1, n0, n1 int
+// wakeup invites a pool worker to help with generation gen of a call.
+type wakeup struct {
+	c   *call
+	gen uint32
+}
+
+// maxParts bounds the parts of one call (they are counted in 16 bits).
+const maxParts = 1 << 15
+
+// claim takes the next unclaimed part of generation gen, reporting false
+// when there is none (all claimed, or the call has moved on).
+func (c *call) claim(gen uint32) (part, parts int, ok bool) {
+	for {
+		s := c.state.Load()
+		if uint32(s>>32) != gen {
+			return 0, 0, false
+		}
+		parts, part = int(s>>16&0xffff), int(s&0xffff)
+		if part >= parts {
+			return 0, 0, false
+		}
+		if c.state.CompareAndSwap(s, s+1) {
+			return part, parts, true
+		}
+	}
+}
+
+// work runs parts of generation gen until none is left to claim; it reports
+// whether it finished the call's last part.
+func (c *call) work(ws *workspace, gen uint32) (last bool) {
+	for {
+		part, parts, ok := c.claim(gen)
+		if !ok {
+			return false
+		}
+		g, kern := &c.args, c.kern
+		if c.splitM {
+			lo, hi := splitRange(ceilDiv(g.m, kern.mr), parts, part)
+			gemmRect(kern, ws, g, lo*kern.mr, min(hi*kern.mr, g.m), 0, g.n)
+		} else {
+			lo, hi := splitRange(ceilDiv(g.n, kern.nr), parts, part)
+			gemmRect(kern, ws, g, 0, g.m, lo*kern.nr, min(hi*kern.nr, g.n))
+		}
+		if c.pending.Add(-1) == 0 {
+			return true
+		}
+	}
 }
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, as
@@ -114,7 +167,7 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 		a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
 	kern := im.pick(m, n)
 	parts := 1
-	if im.threads > 1 && m*n*k >= parallelMinFlops {
+	if im.threads > 1 && macs(m, n, k) >= parallelMinFlops {
 		parts = im.threads
 	}
 	// Split C into parts rectangles along the dimension that balances
@@ -134,84 +187,47 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 		im.spaces.Put(ws)
 		return
 	}
+	parts = min(parts, maxParts)
 	cl := im.calls.Get().(*call)
-	cl.args = g
-	cl.kern = kern
 	if cl.done == nil {
 		cl.done = make(chan struct{}, 1)
 	}
-	rect := func(i int) task {
-		if splitM {
-			lo, hi := splitRange(mTiles, parts, i)
-			return task{c: cl, m0: lo * kern.mr, m1: min(hi*kern.mr, m), n0: 0, n1: n}
-		}
-		lo, hi := splitRange(nTiles, parts, i)
-		return task{c: cl, m0: 0, m1: m, n0: lo * kern.nr, n1: min(hi*kern.nr, n)}
-	}
-	// Hand parts 1.. to the pool while it has room; the caller runs part 0
-	// and whatever the pool could not take.
-	// left counts every part the pool might get; the parts it did not get
-	// are subtracted afterwards, so exactly one party sees it reach zero.
-	cl.left.Store(int32(parts - 1))
-	sent := 1
+	cl.args, cl.kern, cl.splitM = g, kern, splitM
+	cl.gen++
+	gen := cl.gen
+	cl.pending.Store(int32(parts))
+	cl.state.Store(uint64(gen)<<32 | uint64(parts)<<16) // publishes the fields above
+	// Wake up to parts-1 idle workers (never block: busy workers just miss
+	// this call), then work on it ourselves.
 	im.mu.RLock()
 	if !im.closed {
-	send:
-		for ; sent < parts; sent++ {
+	wake:
+		for i := 1; i < parts; i++ {
 			select {
-			case im.tasks <- rect(sent):
+			case im.wake <- wakeup{cl, gen}:
 			default:
-				break send
+				break wake
 			}
 		}
 	}
 	im.mu.RUnlock()
-	// Whoever takes left to zero is last: a worker then signals done; the
-	// caller (subtracting the parts it kept) then knows not to wait.
-	unsent := int32(parts - sent)
-	waitPool := unsent == 0 || cl.left.Add(-unsent) != 0
 	ws := im.spaces.Get().(*workspace)
-	t := rect(0)
-	gemmRect(kern, ws, &cl.args, t.m0, t.m1, t.n0, t.n1)
-	for i := sent; i < parts; i++ {
-		t := rect(i)
-		gemmRect(kern, ws, &cl.args, t.m0, t.m1, t.n0, t.n1)
-	}
-	// While parts are outstanding, run queued tasks (ours or other callers')
-	// rather than sleep: a part no worker has picked up yet (its core busy
-	// elsewhere) is then done here.
-	tasks := im.tasks
-	for waitPool {
-		select {
-		case <-cl.done:
-			waitPool = false
-		case t, ok := <-tasks:
-			if !ok {
-				tasks = nil // closed: only done can arrive now
-				continue
-			}
-			runTask(ws, t)
-		}
+	if !cl.work(ws, gen) {
+		<-cl.done // a worker still runs a part; it signals when the last ends
 	}
 	im.spaces.Put(ws)
 	cl.args, cl.kern = gemmArgs{}, nil
 	im.calls.Put(cl)
 }
 
-// worker runs tasks with its own buffers ws until the pool is closed.
+// worker helps with the calls it is woken for, using its own buffers ws,
+// until the pool is closed.
 func (im *Impl) worker(ws *workspace) {
 	defer im.wg.Done()
-	for t := range im.tasks {
-		runTask(ws, t)
-	}
-}
-
-// runTask computes one part of a call and signals the call's owner if it was
-// the last outstanding part.
-func runTask(ws *workspace, t task) {
-	gemmRect(t.c.kern, ws, &t.c.args, t.m0, t.m1, t.n0, t.n1)
-	if t.c.left.Add(-1) == 0 {
-		t.c.done <- struct{}{}
+	for w := range im.wake {
+		if w.c.work(ws, w.gen) {
+			w.c.done <- struct{}{}
+		}
 	}
 }
 
@@ -246,6 +262,9 @@ func balance(tiles, parts int) float64 {
 	}
 	return float64(tiles) / float64(parts*ceilDiv(tiles, parts))
 }
+
+// macs is m·n·k as a float64, which cannot overflow.
+func macs(m, n, k int) float64 { return float64(m) * float64(n) * float64(k) }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 

@@ -1,9 +1,12 @@
 // Package vecmath holds the elementwise float32 kernels of the model's fast
 // path: GELU (erf form) forward and backward with a float32 erf accurate to
-// about 1e-7, exp with a running sum for softmax, max, scaling and the AdamW
-// update. Each has a pure-Go version and, on amd64, an AVX2+FMA one
-// (vec_amd64.s); the exported functions pick the assembly when the CPU has
-// it, and the tests check every path against float64 references.
+// about 1e-7, exp with a running sum for softmax, max and scaling, the
+// LayerNorm row kernels, addition, Σx² in float64 (gradient norm) and the
+// AdamW update (bit-identical to its plain loop).
 //
-// Build with -tags purego to use only the pure-Go versions.
+// Each kernel has a pure-Go version and, on amd64, an AVX2+FMA one
+// (vec_amd64.s; GELU also AVX-512). The exported functions pick the best the
+// CPU runs for the bulk of a slice and finish the tail in Go; the tests run
+// every path this CPU has against float64 references. Build with -tags
+// purego for the pure-Go versions only.
 package vecmath

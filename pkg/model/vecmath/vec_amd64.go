@@ -199,3 +199,14 @@ func sumSq64Asm(x []float32) (int, float64) {
 	}
 	return n, sumSq64AVX2(&x[0], n)
 }
+
+//go:noescape
+func addAVX2(out, a, b *float32, n int)
+
+func addAsm(out, a, b []float32) int {
+	n := len(a) &^ 7
+	if n > 0 {
+		addAVX2(&out[0], &a[0], &b[0], n)
+	}
+	return n
+}

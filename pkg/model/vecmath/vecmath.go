@@ -204,3 +204,21 @@ func sumSq64Go(x []float32) float64 {
 	}
 	return s
 }
+
+// Add sets out = a + b element-wise (len(a) elements); out may alias a or b.
+func Add(out, a, b []float32) {
+	n := len(a)
+	out, b = out[:n], b[:n]
+	done := 0
+	if HasAsm() {
+		done = addAsm(out, a, b)
+	}
+	addGo(out[done:], a[done:], b[done:])
+}
+
+func addGo(out, a, b []float32) {
+	out, b = out[:len(a)], b[:len(a)]
+	for i, v := range a {
+		out[i] = v + b[i]
+	}
+}

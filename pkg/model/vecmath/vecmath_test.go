@@ -243,3 +243,37 @@ func TestSumSq64(t *testing.T) {
 		}
 	}
 }
+
+func TestAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{0, 5, 8, 31, 32, 77, 1000} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		for _, p := range paths(t) {
+			out := make([]float32, n)
+			if p.asm {
+				Add(out, a, b)
+			} else {
+				addGo(out, a, b)
+			}
+			for i := range out {
+				if out[i] != a[i]+b[i] {
+					t.Fatalf("%s n=%d: out[%d] = %v, want %v", p.name, n, i, out[i], a[i]+b[i])
+				}
+			}
+			inPlace := append([]float32(nil), a...)
+			if p.asm {
+				Add(inPlace, inPlace, b)
+			} else {
+				addGo(inPlace, inPlace, b)
+			}
+			for i := range inPlace {
+				if inPlace[i] != a[i]+b[i] {
+					t.Fatalf("%s n=%d in place: [%d] = %v, want %v", p.name, n, i, inPlace[i], a[i]+b[i])
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/ringmaster-ml/ringmaster/deploy/launch
+
+go 1.26.0
