@@ -91,6 +91,24 @@ func (j *attnJob) run(i, w int) {
 	}
 }
 
+// gemm is c = alpha·op(a)·b + beta·c for the products of a head whose
+// output has the head's width (n = HeadSize): P·V, Pᵀ·dOut, dS·K, dSᵀ·Q.
+// With the assembly and a head size in multiples of 8 it runs on
+// vecmath.SmallGemm, which reads op(a) in place (no packing, no transposed
+// copy); otherwise on sgemm. The products with keys as columns (Q·Kᵀ,
+// dOut·Vᵀ) stay on sgemm: SmallGemm would need Kᵀ copied out.
+func (a *Attention) gemm(ta bool, m, n, k int, alpha float32, am []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !vecmath.HasAsm() || a.HeadSize%8 != 0 {
+		sgemm(ta, false, m, n, k, alpha, am, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	if ta {
+		vecmath.SmallGemm(m, n, k, alpha, am, 1, lda, b, ldb, beta, c, ldc)
+	} else {
+		vecmath.SmallGemm(m, n, k, alpha, am, lda, 1, b, ldb, beta, c, ldc)
+	}
+}
+
 // softmaxRows turns the scores of rows [i0,i1) into probabilities: the
 // reference masked softmax with a padding mask, else vecmath's over the
 // causally visible keys (padded with −Inf to a multiple of 8 so the
@@ -160,7 +178,7 @@ func (a *Attention) forwardHead(x AttnArgs, b, h int) {
 		kv := a.keysFor(i1, S)
 		sgemm(false, true, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, k, x.LDKV, 0, att[i0*S:], S)
 		a.softmaxRows(att, valid, i0, i1, S)
-		sgemm(false, false, i1-i0, hs, kv, 1, att[i0*S:], S, v, x.LDKV, 0, out[i0*x.LDO:], x.LDO)
+		a.gemm(false, i1-i0, hs, kv, 1, att[i0*S:], S, v, x.LDKV, 0, out[i0*x.LDO:], x.LDO) // P·V
 	}
 }
 
@@ -197,11 +215,11 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp []float32
 	for i0 := 0; i0 < T; i0 += attnRowBlock {
 		i1 := min(i0+attnRowBlock, T)
 		rows, kv := i1-i0, a.keysFor(i1, S)
-		sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)   // dP = dOut·Vᵀ
-		sgemm(true, false, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV) // dV += Pᵀ·dOut
+		sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S) // dP = dOut·Vᵀ
+		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV)     // dV += Pᵀ·dOut
 		softmaxGradRows(att, dp, i0, i1, S, kv)
-		sgemm(false, false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, 1, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
-		sgemm(true, false, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
+		a.gemm(false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, 1, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
+		a.gemm(true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
 	}
 }
 

@@ -45,7 +45,8 @@
 //
 // The elementwise work runs on vecmath's kernels (GELU with a float32 erf,
 // softmax exp, LayerNorm rows, residual adds, AdamW; AVX2/AVX-512 assembly
-// with pure-Go versions). Each layer keeps its plain loops as a reference
+// with pure-Go versions), and the per-head attention products whose output
+// is head-wide run on vecmath.SmallGemm instead of the packed SGEMM. Each layer keeps its plain loops as a reference
 // (forwardRef/backwardRef, actForwardRef, …) and tests hold the fast path to
 // them; a GPT set to useReference runs only those, and
 // TestFastPathMatchesReferenceLosses holds 50 training losses of the two

@@ -434,3 +434,29 @@ func TestBlas32Use(t *testing.T) {
 		t.Errorf("Gemm via blas32 = %v, want %v", c.Data, want)
 	}
 }
+
+// TestClaimGenerations checks the part-claiming protocol a late worker
+// relies on: parts are handed out once, and a wake-up for a finished
+// generation claims nothing from the call's next use.
+func TestClaimGenerations(t *testing.T) {
+	var c call
+	c.gen = 1
+	c.state.Store(uint64(1)<<32 | uint64(2)<<16)
+	for want := 0; want < 2; want++ {
+		part, parts, ok := c.claim(1)
+		if !ok || part != want || parts != 2 {
+			t.Fatalf("claim %d = (%d, %d, %v)", want, part, parts, ok)
+		}
+	}
+	if _, _, ok := c.claim(1); ok {
+		t.Fatal("claimed a third part of two")
+	}
+	c.gen = 2
+	c.state.Store(uint64(2)<<32 | uint64(3)<<16)
+	if _, _, ok := c.claim(1); ok {
+		t.Fatal("a stale wake-up claimed a part of the next generation")
+	}
+	if part, _, ok := c.claim(2); !ok || part != 0 {
+		t.Fatalf("claim in generation 2 = (%d, %v)", part, ok)
+	}
+}

@@ -1,8 +1,9 @@
 // Package vecmath holds the elementwise float32 kernels of the model's fast
 // path: GELU (erf form) forward and backward with a float32 erf accurate to
 // about 1e-7, exp with a running sum for softmax, max and scaling, the
-// LayerNorm row kernels, addition, Σx² in float64 (gradient norm) and the
-// AdamW update (bit-identical to its plain loop).
+// LayerNorm row kernels, addition, Σx² in float64 (gradient norm), the
+// AdamW update (bit-identical to its plain loop) and SmallGemm, an unpacked
+// product for one attention head's (T,T)·(T,hs) operands.
 //
 // Each kernel has a pure-Go version and, on amd64, an AVX2+FMA one
 // (vec_amd64.s; GELU also AVX-512). The exported functions pick the best the

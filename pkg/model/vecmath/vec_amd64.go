@@ -210,3 +210,18 @@ func addAsm(out, a, b []float32) int {
 	}
 	return n
 }
+
+//go:noescape
+func smallGemmAVX2(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m, k, n int, alpha float32, beta int)
+
+func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int) int {
+	n8 := n &^ 7
+	if n8 > 0 && m > 0 {
+		bf := 0
+		if beta != 0 {
+			bf = 1
+		}
+		smallGemmAVX2(&c[0], ldc, &a[0], am, ak, &b[0], ldb, m, k, n8, alpha, bf)
+	}
+	return n8
+}

@@ -954,3 +954,114 @@ add8:
 addDone:
 	VZEROUPPER
 	RET
+
+// func smallGemmAVX2(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m, k, n int, alpha float32, beta int)
+// For i < m and the first n&^7 columns: C[i,:] = beta·C[i,:] + alpha·Σ_p
+// A(i,p)·B[p,:] with A(i,p) = a[i·am + p·ak] (so A may be transposed), B
+// and C row-major (strides ldb, ldc), beta 0 or 1, k ≥ 1. No packing: for
+// the small products of attention, whose operands sit in L1.
+TEXT ·smallGemmAVX2(SB), NOSPLIT, $0-96
+	MOVQ         m+56(FP), BX
+	TESTQ        BX, BX
+	JZ           sgDone
+	MOVQ         c+0(FP), DI
+	MOVQ         a+16(FP), SI
+	MOVQ         ak+32(FP), R10
+	SHLQ         $2, R10
+	MOVQ         ldb+48(FP), R11
+	SHLQ         $2, R11
+	MOVQ         beta+88(FP), R13
+	VBROADCASTSS alpha+80(FP), Y5
+
+sgRow:
+	XORQ AX, AX
+	MOVQ n+72(FP), R12
+
+sgChunk32:
+	CMPQ   R12, $32
+	JLT    sgChunk8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   SI, R8
+	MOVQ   b+40(FP), R9
+	ADDQ   AX, R9
+	MOVQ   k+64(FP), CX
+
+sgK32:
+	VBROADCASTSS (R8), Y4
+	VFMADD231PS  (R9), Y4, Y0
+	VFMADD231PS  32(R9), Y4, Y1
+	VFMADD231PS  64(R9), Y4, Y2
+	VFMADD231PS  96(R9), Y4, Y3
+	ADDQ         R10, R8
+	ADDQ         R11, R9
+	DECQ         CX
+	JNZ          sgK32
+	TESTQ        R13, R13
+	JZ           sgSet32
+	VFMADD213PS  (DI)(AX*1), Y5, Y0
+	VFMADD213PS  32(DI)(AX*1), Y5, Y1
+	VFMADD213PS  64(DI)(AX*1), Y5, Y2
+	VFMADD213PS  96(DI)(AX*1), Y5, Y3
+	JMP          sgStore32
+
+sgSet32:
+	VMULPS Y5, Y0, Y0
+	VMULPS Y5, Y1, Y1
+	VMULPS Y5, Y2, Y2
+	VMULPS Y5, Y3, Y3
+
+sgStore32:
+	VMOVUPS Y0, (DI)(AX*1)
+	VMOVUPS Y1, 32(DI)(AX*1)
+	VMOVUPS Y2, 64(DI)(AX*1)
+	VMOVUPS Y3, 96(DI)(AX*1)
+	ADDQ    $128, AX
+	SUBQ    $32, R12
+	JMP     sgChunk32
+
+sgChunk8:
+	CMPQ   R12, $8
+	JLT    sgRowEnd
+	VXORPS Y0, Y0, Y0
+	MOVQ   SI, R8
+	MOVQ   b+40(FP), R9
+	ADDQ   AX, R9
+	MOVQ   k+64(FP), CX
+
+sgK8:
+	VBROADCASTSS (R8), Y4
+	VFMADD231PS  (R9), Y4, Y0
+	ADDQ         R10, R8
+	ADDQ         R11, R9
+	DECQ         CX
+	JNZ          sgK8
+	TESTQ        R13, R13
+	JZ           sgSet8
+	VFMADD213PS  (DI)(AX*1), Y5, Y0
+	JMP          sgStore8
+
+sgSet8:
+	VMULPS Y5, Y0, Y0
+
+sgStore8:
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	SUBQ    $8, R12
+	JMP     sgChunk8
+
+sgRowEnd:
+	MOVQ am+24(FP), R8
+	SHLQ $2, R8
+	ADDQ R8, SI
+	MOVQ ldc+8(FP), R8
+	SHLQ $2, R8
+	ADDQ R8, DI
+	DECQ BX
+	JNZ  sgRow
+
+sgDone:
+	VZEROUPPER
+	RET

@@ -30,3 +30,7 @@ func lnGradApplyAsm(di, dw, db, g, w, x []float32, p *[4]float32) int       { re
 func sumSq64Asm(x []float32) (int, float64) { return 0, 0 }
 
 func addAsm(out, a, b []float32) int { return 0 }
+
+func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int) int {
+	return 0
+}
