@@ -5,12 +5,12 @@ MODULE        := github.com/ringmaster-ml/ringmaster
 # Code generators, pinned so that `make proto` reproduces the committed files.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
-STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@2026.1
+STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages with goroutines and shared state: always tested under the race
 # detector (-short: the long numerical runs already ran without it).
 RACE_PKGS     := ./pkg/allreduce/... ./pkg/coord/... ./pkg/train/... ./pkg/parallel/...
 
-.PHONY: all build test test-race bench lint proto clean
+.PHONY: all build test bench lint proto clean images compose-test
 
 all: build
 

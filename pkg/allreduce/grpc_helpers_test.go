@@ -13,7 +13,6 @@ type worker struct {
 	srv  *Server
 	gs   *grpc.Server
 	addr string
-	stop chan struct{}
 	done chan struct{}
 }
 

@@ -48,7 +48,7 @@ func TestStatusOf(t *testing.T) {
 		{errors.New("boom"), codes.Internal, ""},
 	}
 	for _, c := range cases {
-		st, md := statusOf(c.err)
+		md, st := statusOf(c.err)
 		if status.Code(st) != c.code || (c.md != "" && len(md.Get(c.md)) == 0) {
 			t.Errorf("%v: %v %v", c.err, st, md)
 		}

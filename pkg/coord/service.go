@@ -53,36 +53,36 @@ func (s *Service) Register(gs *grpc.Server) *health.Server {
 }
 
 // statusOf maps an error to a gRPC status and sets the redirect trailers.
-func statusOf(err error) (error, metadata.MD) {
+func statusOf(err error) (md metadata.MD, st error) {
 	var nl *NotLeaderError
 	switch {
 	case err == nil:
 		return nil, nil
 	case errors.As(err, &nl):
-		return status.Error(codes.Unavailable, err.Error()), metadata.Pairs(TrailerLeader, nl.LeaderGRPC)
+		return metadata.Pairs(TrailerLeader, nl.LeaderGRPC), status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ErrOutcomeUnknown):
-		return status.Error(codes.Unavailable, err.Error()), metadata.Pairs(TrailerOutcome, "unknown")
+		return metadata.Pairs(TrailerOutcome, "unknown"), status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ErrNoQuorum):
-		return status.Error(codes.Unavailable, err.Error()), metadata.Pairs(TrailerLeader, "")
+		return metadata.Pairs(TrailerLeader, ""), status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ErrJobNotFound), errors.Is(err, ErrWorkerNotFound), errors.Is(err, ErrCoordinatorAbsent):
-		return status.Error(codes.NotFound, err.Error()), nil
+		return nil, status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrJobExists), errors.Is(err, ErrDuplicateWorker):
-		return status.Error(codes.AlreadyExists, err.Error()), nil
+		return nil, status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, ErrJobFinished), errors.Is(err, ErrProtocolVersion), errors.Is(err, ErrModelConfigHash),
 		errors.Is(err, ErrStaleCheckpoint):
-		return status.Error(codes.FailedPrecondition, err.Error()), nil
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrInvalidCommand), errors.Is(err, ErrBadGeneration):
-		return status.Error(codes.InvalidArgument, err.Error()), nil
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error()), nil
+		return nil, status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error()), nil
+		return nil, status.Error(codes.Canceled, err.Error())
 	}
-	return status.Error(codes.Internal, err.Error()), nil
+	return nil, status.Error(codes.Internal, err.Error())
 }
 
 func fail(ctx context.Context, err error) error {
-	st, md := statusOf(err)
+	md, st := statusOf(err)
 	if md != nil {
 		_ = grpc.SetTrailer(ctx, md)
 	}
@@ -228,7 +228,7 @@ func AssignmentFor(st *pb.ClusterState, id string) *pb.Assignment {
 func (s *Service) WorkerSession(stream pb.Coordinator_WorkerSessionServer) error {
 	ctx := stream.Context()
 	failStream := func(err error) error {
-		st, md := statusOf(err)
+		md, st := statusOf(err)
 		if md != nil {
 			stream.SetTrailer(md)
 		}

@@ -42,8 +42,6 @@ func newSeqRNG(seed int64, stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(h, mix(h^0x5851f42d4c957f2d)))
 }
 
-func (r *rowRNG) uint64() uint64 { return r.pcg.Uint64() }
-
 // intN returns a uniform integer in [0, n), n > 0 (Lemire's method, unbiased).
 func (r *rowRNG) intN(n int) int {
 	un := uint64(n)

@@ -1,0 +1,220 @@
+package ckpt
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
+)
+
+// Shard is one tensor-parallel rank's checkpoint at one step of one job.
+type Shard struct {
+	Job        string
+	Step       int    // the step the checkpoint was taken at (its key)
+	Generation uint64 // the generation that wrote it
+	TP, TPSize int    // tensor-parallel rank and group size
+
+	// ModelHash identifies the model configuration (opaque to ckpt); Spec
+	// optionally holds the job spec it came from (JSON or YAML, opaque).
+	ModelHash string
+	Spec      []byte
+
+	// Manifest names the tensors of Data in layout order (Params.Views).
+	Manifest []Tensor
+	Data     []float32 // the flat parameter buffer of this rank
+	Optim    Optim
+	Iter     int               // the trainer's iteration count
+	Meta     map[string]string // RNG state and anything else the trainer needs
+
+	// Created is when Put stored the shard (set by Put; ignored on input).
+	Created time.Time
+}
+
+// Optim is the AdamW state of a shard: the moments M and V of Data[Lo:Hi)
+// (the whole buffer unless the optimizer state is itself sharded) and the
+// number of steps taken.
+type Optim struct {
+	Lo, Hi int
+	M, V   []float32 // Hi−Lo values each
+	Steps  int
+}
+
+// Tensor is one manifest entry: a named tensor of Shape at Offset in the flat
+// buffer. Split is nil for a whole (under TP: replicated) tensor, otherwise
+// it says which piece of the whole tensor the entry holds.
+type Tensor struct {
+	Name   string `json:"name"`
+	Offset int    `json:"offset"`
+	Shape  []int  `json:"shape"`
+	Decay  bool   `json:"decay,omitempty"`
+	Split  *Split `json:"split,omitempty"`
+}
+
+// Split mirrors model.Shard: dimension Dim of the whole shape Full is Parts
+// equal blocks, each cut into Size pieces; the tensor holds piece Rank of
+// every block.
+type Split struct {
+	Full  []int `json:"full"`
+	Dim   int   `json:"dim"`
+	Parts int   `json:"parts"`
+	Rank  int   `json:"rank"`
+	Size  int   `json:"size"`
+}
+
+// Info describes a stored shard without its data.
+type Info struct {
+	Job        string
+	Step       int
+	Generation uint64
+	TP, TPSize int
+	Iter       int
+	Bytes      int64 // payload bytes: parameters and both moments
+	Created    time.Time
+}
+
+// Manifest converts a model's views (Params.Views) into manifest entries.
+func Manifest(views []model.View) []Tensor {
+	m := make([]Tensor, len(views))
+	for i, v := range views {
+		t := Tensor{Name: v.Name, Offset: v.Offset, Shape: slices.Clone(v.Shape), Decay: v.Decay}
+		if s := v.Shard; s != nil {
+			t.Split = &Split{Full: slices.Clone(s.Full), Dim: s.Dim, Parts: s.Parts, Rank: s.Rank, Size: s.Size}
+		}
+		m[i] = t
+	}
+	return m
+}
+
+// View converts t back into a model.View.
+func (t Tensor) View() model.View {
+	v := model.View{Name: t.Name, Offset: t.Offset, Shape: slices.Clone(t.Shape), Decay: t.Decay}
+	if s := t.Split; s != nil {
+		v.Shard = &model.Shard{Full: slices.Clone(s.Full), Dim: s.Dim, Parts: s.Parts, Rank: s.Rank, Size: s.Size}
+	}
+	return v
+}
+
+// Size is the number of elements of t.
+func (t Tensor) Size() int { return prod(t.Shape) }
+
+// FullShape is the shape of the whole tensor t holds (a piece of).
+func (t Tensor) FullShape() []int {
+	if t.Split == nil {
+		return t.Shape
+	}
+	return t.Split.Full
+}
+
+// Views returns the shard's manifest as model views.
+func (s *Shard) Views() []model.View {
+	v := make([]model.View, len(s.Manifest))
+	for i, t := range s.Manifest {
+		v[i] = t.View()
+	}
+	return v
+}
+
+// Info summarises s.
+func (s *Shard) Info() Info {
+	return Info{Job: s.Job, Step: s.Step, Generation: s.Generation, TP: s.TP, TPSize: s.TPSize, Iter: s.Iter,
+		Bytes: 4 * int64(len(s.Data)+len(s.Optim.M)+len(s.Optim.V)), Created: s.Created}
+}
+
+// clone returns a deep copy of s's metadata with the given buffers.
+func (s *Shard) withData(manifest []Tensor, data []float32, o Optim) *Shard {
+	c := *s
+	c.Spec = slices.Clone(s.Spec)
+	c.Meta = maps.Clone(s.Meta)
+	c.Manifest = manifest
+	c.Data = data
+	c.Optim = o
+	return &c
+}
+
+// validate checks the shard's internal consistency before it is stored.
+func (s *Shard) validate() error {
+	switch {
+	case s.Job == "":
+		return fmt.Errorf("job id is empty")
+	case s.Step < 0:
+		return fmt.Errorf("step %d is negative", s.Step)
+	case s.TPSize < 1 || s.TP < 0 || s.TP >= s.TPSize:
+		return fmt.Errorf("tp rank %d of %d is out of range", s.TP, s.TPSize)
+	case s.Iter < 0 || s.Optim.Steps < 0:
+		return fmt.Errorf("iteration %d or optimizer steps %d is negative", s.Iter, s.Optim.Steps)
+	}
+	if err := checkManifest(s.Manifest, len(s.Data)); err != nil {
+		return err
+	}
+	o := s.Optim
+	if o.Lo < 0 || o.Hi > len(s.Data) || o.Lo > o.Hi {
+		return fmt.Errorf("optimizer range [%d,%d) outside the %d parameters", o.Lo, o.Hi, len(s.Data))
+	}
+	if len(o.M) != o.Hi-o.Lo || len(o.V) != o.Hi-o.Lo {
+		return fmt.Errorf("optimizer range [%d,%d) holds %d values, but M has %d and V %d", o.Lo, o.Hi, o.Hi-o.Lo, len(o.M), len(o.V))
+	}
+	return nil
+}
+
+// checkManifest checks that the tensors of m lie inside a buffer of n
+// values, in layout order without overlap, with unique names and split
+// information consistent with their shapes.
+func checkManifest(m []Tensor, n int) error {
+	names := make(map[string]bool, len(m))
+	end := 0
+	for _, t := range m {
+		switch {
+		case t.Name == "":
+			return fmt.Errorf("manifest: tensor at offset %d has no name", t.Offset)
+		case names[t.Name]:
+			return fmt.Errorf("manifest: duplicate tensor %q", t.Name)
+		case slices.ContainsFunc(t.Shape, func(d int) bool { return d < 0 }):
+			return fmt.Errorf("manifest: tensor %q has negative shape %v", t.Name, t.Shape)
+		case t.Offset < end:
+			return fmt.Errorf("manifest: tensor %q at offset %d overlaps the previous tensor (ends at %d)", t.Name, t.Offset, end)
+		case t.Offset+t.Size() > n:
+			return fmt.Errorf("manifest: tensor %q [%d,%d) lies outside the %d-value buffer", t.Name, t.Offset, t.Offset+t.Size(), n)
+		}
+		names[t.Name] = true
+		end = t.Offset + t.Size()
+		if err := t.checkSplit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSplit checks that t's shape is piece Split.Rank of Split.Full.
+func (t Tensor) checkSplit() error {
+	s := t.Split
+	if s == nil {
+		return nil
+	}
+	switch {
+	case s.Dim < 0 || s.Dim >= len(s.Full) || len(s.Full) != len(t.Shape):
+		return fmt.Errorf("manifest: tensor %q: split dim %d does not fit shape %v (whole %v)", t.Name, s.Dim, t.Shape, s.Full)
+	case s.Parts < 1 || s.Size < 1 || s.Rank < 0 || s.Rank >= s.Size:
+		return fmt.Errorf("manifest: tensor %q: split rank %d of %d in %d parts is invalid", t.Name, s.Rank, s.Size, s.Parts)
+	case s.Full[s.Dim]%(s.Parts*s.Size) != 0:
+		return fmt.Errorf("manifest: tensor %q: dim %d of %v is not %d parts × %d pieces", t.Name, s.Dim, s.Full, s.Parts, s.Size)
+	}
+	want := slices.Clone(s.Full)
+	want[s.Dim] /= s.Size
+	if !slices.Equal(want, t.Shape) {
+		return fmt.Errorf("manifest: tensor %q: shape %v is not a 1/%d piece of %v along dim %d", t.Name, t.Shape, s.Size, s.Full, s.Dim)
+	}
+	return nil
+}
+
+func prod(shape []int) int {
+	if len(shape) == 0 {
+		return 0
+	}
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
