@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
@@ -47,6 +49,7 @@ func run(args []string) error {
 	advertise := fs.String("advertise", "", "address peers dial (default: the listen address)")
 	bulk := fs.String("bulk-addr", "", "raw TCP bulk listener for collectives (default: the listen host, any free port; \"off\" disables)")
 	outDir := fs.String("out-dir", "ringmaster-data/models", "where finished jobs' models are saved")
+	dataDir := fs.String("data-dir", "", "where this worker keeps its checkpoints (default ringmaster-data/worker-<id>)")
 	httpAddr := fs.String("http-addr", "", "HTTP address for /metrics, /healthz (empty: off)")
 	cores := fs.Int("cores", runtime.NumCPU(), "cores advertised to the scheduler")
 	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
@@ -107,10 +110,22 @@ func run(args []string) error {
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
 	peer.Register(gs)
 
+	if *dataDir == "" {
+		*dataDir = filepath.Join("ringmaster-data", "worker-"+*id)
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return err
+	}
+	store, err := ckpt.Open(filepath.Join(*dataDir, "checkpoints.db"), ckpt.Options{})
+	if err != nil {
+		return fmt.Errorf("checkpoint store: %w", err)
+	}
+	defer store.Close()
+
 	client := coord.NewClient(strings.Split(*coords, ","))
 	defer client.Close()
 	w, err := train.NewWorker(train.WorkerConfig{
-		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client},
+		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,
 		OutDir: *outDir, PeerTimeout: *peerTimeout, Logger: log,
 	})
 	if err != nil {

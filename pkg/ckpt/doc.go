@@ -35,7 +35,7 @@
 // needed, only the names, shapes and shard information the manifest holds
 // (model.View's CopyToFull/CopyFromFull define the layout of a piece).
 //
-// The package does not decide when to checkpoint, which checkpoint is
-// committed, or which peer holds a shard: the trainer and the coordinator
-// do. It does no networking.
+// The package does not decide when to checkpoint or which checkpoint is
+// committed (the trainer and the coordinator do), and Store holds no
+// cluster state beyond the worker's own file.
 package ckpt

@@ -122,7 +122,8 @@ func (s *Shard) Info() Info {
 		Bytes: 4 * int64(len(s.Data)+len(s.Optim.M)+len(s.Optim.V)), Created: s.Created}
 }
 
-// clone returns a deep copy of s's metadata with the given buffers.
+// withData returns a copy of s (metadata deep-copied) holding the given
+// manifest and buffers.
 func (s *Shard) withData(manifest []Tensor, data []float32, o Optim) *Shard {
 	c := *s
 	c.Spec = slices.Clone(s.Spec)

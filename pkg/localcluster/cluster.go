@@ -93,6 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Workers = append(c.Workers, &Proc{Name: name, Args: []string{
 			filepath.Join(cfg.BinDir, "worker"), "--id", name, "--coordinators", strings.Join(c.CoordAddrs, ","),
 			"--listen", "127.0.0.1:0", "--threads", fmt.Sprint(cfg.Threads), "--out-dir", filepath.Join(cfg.Dir, "models"),
+			"--data-dir", filepath.Join(cfg.Dir, name),
 		}})
 	}
 	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {

@@ -219,3 +219,47 @@ func TestClusterSurvivesAWorkerKill(t *testing.T) {
 	}
 	compareModel(t, c.ModelDir(job.Id), want)
 }
+
+// Real processes: with tensor parallelism (each worker holds its own shard,
+// no replica to copy from), SIGKILL one worker and restart it from its data
+// dir. The job waits below min_workers, then the restarted worker loads its
+// shard from its bbolt checkpoint store and the run ends where a single
+// process ends.
+func TestClusterResumesFromDiskAfterRestart(t *testing.T) {
+	c := startCluster(t, 2)
+	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
+		"parallel.tp=2", "parallel.min_workers=2")
+	want := reference(t, spec)
+	cl := c.Client()
+	defer cl.Close()
+	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restarted bool
+	var resumeSteps []int64
+	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
+		if g := r.Generation; g != nil && (len(resumeSteps) == 0 || resumeSteps[len(resumeSteps)-1] != g.ResumeStep) {
+			resumeSteps = append(resumeSteps, g.ResumeStep)
+		}
+		if !restarted && r.Job.CommittedStep >= 100 {
+			restarted = true
+			w := c.Workers[1]
+			w.Signal(syscall.SIGKILL)
+			w.Wait()
+			if err := c.Restart(w); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if end.State != pb.JobState_JOB_STATE_COMPLETED {
+		t.Fatalf("job ended %v: %s", end.State, end.Reason)
+	}
+	if !restarted {
+		t.Fatal("the job finished before the worker could be restarted")
+	}
+	if len(resumeSteps) < 2 || resumeSteps[len(resumeSteps)-1] < 100 {
+		t.Errorf("resume steps of the generations seen: %v; want a later generation resuming from a checkpoint ≥ 100", resumeSteps)
+	}
+	compareModel(t, c.ModelDir(job.Id), want)
+}

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
@@ -47,6 +49,9 @@ type WorkerConfig struct {
 	Labels   map[string]string // free-form, shown by `ringctl workers`
 	Peer     *allreduce.Server // this process's collective service (serving PeerAddr)
 	Coord    Coordinator
+	// Checkpoints is this worker's durable checkpoint store (its shards of
+	// each job, fsynced before they are reported).
+	Checkpoints *ckpt.Store
 	// OutDir receives the final model of each job this worker finishes as
 	// data-parallel rank 0, tensor-parallel rank 0 (OutDir/<job id>).
 	OutDir string
@@ -93,6 +98,8 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, errors.New("worker: a peer collective server and its address are required")
 	case cfg.Coord == nil:
 		return nil, errors.New("worker: a coordinator client is required")
+	case cfg.Checkpoints == nil:
+		return nil, errors.New("worker: a checkpoint store is required")
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 500 * time.Millisecond
@@ -103,7 +110,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), snapshots: map[string][]*snapshot{}}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.ID)}, nil
 }
 
 // Run registers the worker and serves assignments until ctx ends. Losing
@@ -377,19 +384,32 @@ func groupPeers(gen *pb.Generation, in func(*pb.Rank) bool, key func(*pb.Rank) i
 	return peers
 }
 
-// checkpoint keeps this worker's shard of the state at the current step and
-// reports it, in the background: a slow or leaderless coordinator must not
-// stall training.
+// checkpoint writes this worker's shard of the state at the current step
+// to its store (fsynced) and reports it in the background: a slow or
+// leaderless coordinator must not stall training. A failed write is logged
+// and not reported, so the coordinator never commits a step this worker
+// does not hold.
 func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, final bool) {
-	snap := takeSnapshot(tr)
-	w.mu.Lock()
+	p, opt := tr.Model.Params(), tr.opt
+	shard := &ckpt.Shard{
+		Job: a.JobId, Step: tr.Iter(), Generation: a.Generation.Number,
+		TP: tr.layout.TPRank, TPSize: tr.layout.Mesh.TP, Spec: a.SpecJson,
+		Manifest: ckpt.Manifest(p.Views), Data: p.Data,
+		Optim: ckpt.Optim{Lo: opt.Lo, Hi: opt.Hi, M: opt.M, V: opt.V, Steps: opt.Steps},
+		Iter:  tr.Iter(),
+	}
+	store := w.cfg.Checkpoints
+	if err := store.Put(shard); err != nil {
+		w.log.Error("checkpoint not written", "job", a.JobId, "step", shard.Step, "err", err)
+		return
+	}
 	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
-	snaps := append(w.snapshots[a.JobId], snap)
-	w.snapshots[a.JobId] = snaps[max(0, len(snaps)-keep):]
-	w.mu.Unlock()
+	if _, err := store.Retain(a.JobId, keep); err != nil {
+		w.log.Warn("checkpoint retention", "job", a.JobId, "err", err)
+	}
 	req := &pb.ReportCheckpointRequest{
 		WorkerId: w.cfg.ID, JobId: a.JobId, Generation: a.Generation.Number,
-		Step: int64(snap.step), Tp: int32(snap.tp), Final: final,
+		Step: int64(shard.Step), Tp: int32(shard.TP), Final: final,
 	}
 	go func() {
 		_ = retry(ctx, w.log, "report checkpoint", func() error {
@@ -397,15 +417,6 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 			return err
 		})
 	}()
-}
-
-func takeSnapshot(tr *Trainer) *snapshot {
-	p := tr.Model.Params().Data
-	state := make([]float32, 0, 3*len(p))
-	state = append(state, p...)
-	state = append(state, tr.opt.M...)
-	state = append(state, tr.opt.V...)
-	return &snapshot{step: tr.Iter(), tp: tr.layout.TPRank, tpSize: tr.layout.Mesh.TP, state: state, adamSteps: tr.opt.Steps}
 }
 
 // resume positions the replica at the generation's resume step. Ranks that
@@ -447,32 +458,28 @@ func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int) 
 	return nil
 }
 
-// restore loads the resume step from this worker's own snapshot.
+// restore loads the resume step from this worker's checkpoint store,
+// checking that the stored shard has this replica's exact layout.
 func (w *Worker) restore(job string, tr *Trainer, step int) error {
-	var snap *snapshot
-	w.mu.Lock()
-	for _, s := range w.snapshots[job] {
-		if s.step == step {
-			snap = s
-		}
+	sh, err := w.cfg.Checkpoints.Get(job, step, tr.layout.TPRank)
+	if err != nil {
+		return fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
 	}
-	w.mu.Unlock()
+	p, opt := tr.Model.Params(), tr.opt
 	switch {
-	case snap == nil:
-		return fmt.Errorf("job %s: resume from step %d: this worker does not hold that checkpoint", job, step)
-	case snap.tp != tr.layout.TPRank || snap.tpSize != tr.layout.Mesh.TP:
-		return fmt.Errorf("job %s: resume from step %d: held shard is tp %d of %d, this generation needs tp %d of %d",
-			job, step, snap.tp, snap.tpSize, tr.layout.TPRank, tr.layout.Mesh.TP)
+	case sh.TPSize != tr.layout.Mesh.TP:
+		return fmt.Errorf("job %s: resume from step %d: stored shard is tp %d of %d, this generation needs tp %d of %d",
+			job, step, sh.TP, sh.TPSize, tr.layout.TPRank, tr.layout.Mesh.TP)
+	case !reflect.DeepEqual(sh.Manifest, ckpt.Manifest(p.Views)):
+		return fmt.Errorf("job %s: resume from step %d: stored tensors do not match this model's layout", job, step)
+	case len(sh.Optim.M) != len(opt.M) || len(sh.Optim.V) != len(opt.V) || sh.Optim.Lo != opt.Lo:
+		return fmt.Errorf("job %s: resume from step %d: stored optimizer state covers [%d,%d), this replica's [%d,%d)",
+			job, step, sh.Optim.Lo, sh.Optim.Hi, opt.Lo, opt.Hi)
 	}
-	p := tr.Model.Params().Data
-	n := len(p)
-	if len(snap.state) != 3*n {
-		return fmt.Errorf("job %s: resume from step %d: snapshot holds %d values, model needs %d", job, step, len(snap.state), 3*n)
-	}
-	copy(p, snap.state[:n])
-	copy(tr.opt.M, snap.state[n:2*n])
-	copy(tr.opt.V, snap.state[2*n:])
-	tr.opt.Steps = snap.adamSteps
+	copy(p.Data, sh.Data)
+	copy(opt.M, sh.Optim.M)
+	copy(opt.V, sh.Optim.V)
+	opt.Steps = sh.Optim.Steps
 	tr.SetIter(step)
 	return nil
 }
