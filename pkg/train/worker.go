@@ -75,18 +75,8 @@ type Worker struct {
 	loss       atomic.Uint64 // math.Float64bits
 	tokensPS   atomic.Uint64
 
-	mu        sync.Mutex
-	snapshots map[string][]*snapshot // the latest checkpoints of each job, by job id, oldest first
-	fatal     string                 // reported in the next heartbeat
-}
-
-// snapshot is a worker's copy of one committed-or-pending checkpoint: its
-// shard of the parameters and optimizer state at a step.
-type snapshot struct {
-	step       int
-	tp, tpSize int
-	state      []float32 // parameters, then the optimizer's first and second moments
-	adamSteps  int
+	mu    sync.Mutex
+	fatal string // reported in the next heartbeat
 }
 
 // NewWorker checks the configuration.
