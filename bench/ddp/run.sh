@@ -18,7 +18,7 @@ make -s build
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# ours LABEL WORKERS [ringctl local flags...]: prints "tokens/s step_ms tp_ms window_ms exposed_ms"
+# ours LABEL WORKERS [ringctl local flags...]: prints "tokens/s step_ms tp_ms window_ms exposed_ms optimizer_bytes"
 ours() {
   local label=$1 workers=$2; shift 2
   local dir=$TMP/$label
@@ -31,7 +31,7 @@ import re, sys
 kv = dict(re.findall(r"(\w+)=(\S+)", sys.stdin.read()))
 dp = int(sys.argv[1])
 step = float(kv["median_step_ms"]); tokens = int(kv["tokens_per_step"]) * dp
-print("%.0f %.2f %.2f %.2f %.2f" % (tokens / step * 1e3, step, float(kv["tp_comm_ms"]), float(kv["dp_comm_window_ms"]), float(kv["dp_comm_exposed_ms"])))
+print("%.0f %.2f %.2f %.2f %.2f %d" % (tokens / step * 1e3, step, float(kv["tp_comm_ms"]), float(kv["dp_comm_window_ms"]), float(kv["dp_comm_exposed_ms"]), int(kv["optimizer_bytes"])))
 ' "$(grep -c . <<<"$(seq 1 $(( workers / ${TPDEG:-1} )))")"
 }
 
@@ -41,20 +41,22 @@ torch_ddp() {
   rm -f "$TMP"/ddp_babygpt_rm_*.json
 }
 
-printf "%-6s %12s %12s %7s %12s %12s %9s %10s %10s\n" round "ours DP2" "torch DDP2" ratio "ours 1 wkr" "ours TP2" "scaling" "comm share" "hidden"
+printf "%-6s %12s %12s %7s %12s %12s %12s %9s %10s %10s\n" round "ours DP2" "torch DDP2" ratio "ours 1 wkr" "ours TP2" "DP2 ZeRO-1" "scaling" "comm share" "hidden"
 ratios=(); effs=()
 for r in $(seq 1 "$ROUNDS"); do
-  read -r dp2 dp2_step _ dp2_win dp2_exp < <(ours dp2 2)
+  read -r dp2 dp2_step _ dp2_win dp2_exp dp2_mem < <(ours dp2 2)
   t=$(torch_ddp)
-  read -r one _ _ _ _ < <(ours one 1)
-  read -r tp2 tp2_step tp2_comm _ _ < <(TPDEG=2 ours tp2 2 -set parallel.tp=2)
+  read -r one _ _ _ _ _ < <(ours one 1)
+  read -r tp2 tp2_step tp2_comm _ _ _ < <(TPDEG=2 ours tp2 2 -set parallel.tp=2)
+  read -r z1 z1_step _ _ _ z1_mem < <(ours zero1 2 -set parallel.zero1=true)
   ratio=$(python3 -c "print(f'{$dp2/$t:.2f}')")
   eff=$(python3 -c "print(f'{$dp2/(2*$one):.2f}')")
   share=$(python3 -c "print(f'{100*$dp2_win/$dp2_step:.0f}%')")
   hidden=$(python3 -c "w=$dp2_win; e=$dp2_exp; print(f'{100*(w-e)/w:.0f}%' if w>0 else 'n/a')")
   ratios+=("$ratio"); effs+=("$eff")
-  printf "%-6s %12s %12s %7s %12s %12s %9s %10s %10s\n" "$r" "$dp2" "$t" "${ratio}x" "$one" "$tp2" "$eff" "$share" "$hidden"
+  printf "%-6s %12s %12s %7s %12s %12s %12s %9s %10s %10s\n" "$r" "$dp2" "$t" "${ratio}x" "$one" "$tp2" "$z1" "$eff" "$share" "$hidden"
   echo "       DP2 step ${dp2_step} ms (all-reduce window ${dp2_win} ms, exposed ${dp2_exp} ms); TP2 step ${tp2_step} ms (TP all-reduces ${tp2_comm} ms)"
+  echo "       optimizer state per worker: DP2 $((dp2_mem / 1024)) KiB, DP2 ZeRO-1 $((z1_mem / 1024)) KiB (step ${z1_step} ms)"
 done
 med() { printf "%s\n" "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "median ratio ours DP2 / torch DDP2: $(med "${ratios[@]}")x   median scaling efficiency 1→2 workers: $(med "${effs[@]}")"

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -85,8 +86,14 @@ func dialBulk(ctx context.Context, addr string, hello *pb.PeerHello) (linkWriter
 
 func tuneConn(c *net.TCPConn) {
 	c.SetNoDelay(true)
-	c.SetReadBuffer(bulkSockBuf)
-	c.SetWriteBuffer(bulkSockBuf)
+	sb := bulkSockBuf
+	if v, err := strconv.Atoi(os.Getenv("RM_SOCKBUF")); err == nil {
+		sb = v
+	}
+	if sb > 0 {
+		c.SetReadBuffer(sb)
+		c.SetWriteBuffer(sb)
+	}
 }
 
 // acceptLoop accepts bulk connections until the listener closes.

@@ -14,6 +14,7 @@ type Collective interface {
 	AllReduce(ctx context.Context, buf []float32, op allreduce.Op) error
 	AllReduceAsync(ctx context.Context, buf []float32, op allreduce.Op) *allreduce.Handle
 	Broadcast(ctx context.Context, buf []float32, root int) error
+	AllGather(ctx context.Context, buf []float32) error
 }
 
 // Layout places one replica in a DP × TP mesh: which rows of each global

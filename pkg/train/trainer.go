@@ -26,6 +26,7 @@ type Trainer struct {
 	sched model.Schedule
 
 	layout      Layout
+	zero1       bool                // optimizer state sharded over the DP group (ZeRO stage 1)
 	ctx         context.Context     // the running step's context, for the TP all-reduces inside the model
 	sharded     [][2]int            // ranges of the flat buffer split across TP ranks (the rest is replicated)
 	bucketing   bool                // the hook launches gradient all-reduces (last micro-step only)
@@ -82,7 +83,12 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 	}
 	tr.Model = m
 	t := spec.Train
-	if tr.opt, err = model.NewAdamW(m.Params(), t.Beta1, t.Beta2, t.Eps, t.WeightDecay); err != nil {
+	lo, hi := 0, len(m.Params().Data)
+	if spec.Parallel.ZeRO1 && layout.Mesh.DP > 1 {
+		tr.zero1 = true
+		lo, hi = zeroRange(hi, layout.Mesh.DP, layout.DPRank)
+	}
+	if tr.opt, err = model.NewAdamWRange(m.Params(), lo, hi, t.Beta1, t.Beta2, t.Eps, t.WeightDecay); err != nil {
 		return nil, fmt.Errorf("optimizer: %w", err)
 	}
 	for _, v := range m.Params().Views {
@@ -201,6 +207,13 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 			it, st.Loss, st.GradNorm, ErrNonFiniteLoss)
 	}
 	tr.opt.Step(p, st.LR)
+	if tr.zero1 {
+		// Each rank updated its part; everyone takes everyone's.
+		if err := tr.layout.DP.AllGather(ctx, p.Data); err != nil {
+			p.ZeroGrad()
+			return st, fmt.Errorf("iter %d: parameter all-gather: %w", it, err)
+		}
+	}
 	p.ZeroGrad()
 	tr.iter++
 	return st, nil

@@ -353,7 +353,7 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 		return err
 	}
 	w.checkpoint(ctx, a, tr, true)
-	log.Info("finished", append([]any{"iters", tr.Iter()}, prof.summary()...)...)
+	log.Info("finished", append([]any{"iters", tr.Iter(), "optimizer_bytes", tr.OptimizerBytes()}, prof.summary()...)...)
 	<-ctx.Done() // wait for the coordinator to move this worker on
 	return nil
 }
@@ -409,69 +409,67 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 	}()
 }
 
-// resume positions the replica at the generation's resume step. Ranks that
-// hold that checkpoint restore it; in a data-parallel group, the lowest
-// rank holding it then broadcasts the state to the others (a worker that
-// just joined holds nothing yet), so every replica starts identical.
+// resume positions the replica at the generation's resume step. A rank
+// that holds that checkpoint loads it from its store; in a data-parallel
+// group, the lowest rank holding it broadcasts it to the others (a worker
+// that just joined holds nothing yet), so every replica starts identical.
 func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int) error {
-	held := w.restore(job, tr, step)
-	if tr.layout.Mesh.DP == 1 {
+	state, held := w.load(job, tr, step)
+	if tr.layout.Mesh.DP > 1 {
+		// Which DP ranks hold it? One slot per rank, summed.
+		holders := make([]float32, tr.layout.Mesh.DP)
+		if held == nil {
+			holders[tr.layout.DPRank] = 1
+		}
+		if err := tr.layout.DP.AllReduce(ctx, holders, allreduce.Sum); err != nil {
+			return fmt.Errorf("job %s: resume from step %d: find holders: %w", job, step, err)
+		}
+		root := slices.Index(holders, 1)
+		if root < 0 {
+			return fmt.Errorf("job %s: resume from step %d: no replica of tp shard %d holds it: %w", job, step, tr.layout.TPRank, held)
+		}
+		n := len(tr.Model.Params().Data)
+		buf := make([]float32, 3*n+1)
+		if tr.layout.DPRank == root {
+			copy(buf, state.Params)
+			copy(buf[n:], state.M)
+			copy(buf[2*n:], state.V)
+			buf[3*n] = float32(state.Steps)
+		}
+		if err := tr.layout.DP.Broadcast(ctx, buf, root); err != nil {
+			return fmt.Errorf("job %s: resume from step %d: broadcast from dp rank %d: %w", job, step, root, err)
+		}
+		state, held = State{Params: buf[:n], M: buf[n : 2*n], V: buf[2*n : 3*n], Steps: int(buf[3*n])}, nil
+	}
+	if held != nil {
 		return held
 	}
-	// Which DP ranks hold it? One slot per rank, summed.
-	holders := make([]float32, tr.layout.Mesh.DP)
-	if held == nil {
-		holders[tr.layout.DPRank] = 1
+	if err := tr.ImportState(state); err != nil {
+		return fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
 	}
-	if err := tr.layout.DP.AllReduce(ctx, holders, allreduce.Sum); err != nil {
-		return fmt.Errorf("job %s: resume from step %d: find holders: %w", job, step, err)
-	}
-	root := slices.Index(holders, 1)
-	if root < 0 {
-		return fmt.Errorf("job %s: resume from step %d: no replica of tp shard %d holds it: %w", job, step, tr.layout.TPRank, held)
-	}
-	p, opt := tr.Model.Params().Data, tr.opt
-	n := len(p)
-	state := make([]float32, 3*n+1)
-	copy(state, p)
-	copy(state[n:], opt.M)
-	copy(state[2*n:], opt.V)
-	state[3*n] = float32(opt.Steps)
-	if err := tr.layout.DP.Broadcast(ctx, state, root); err != nil {
-		return fmt.Errorf("job %s: resume from step %d: broadcast from dp rank %d: %w", job, step, root, err)
-	}
-	copy(p, state[:n])
-	copy(opt.M, state[n:2*n])
-	copy(opt.V, state[2*n:3*n])
-	opt.Steps = int(state[3*n])
 	tr.SetIter(step)
 	return nil
 }
 
-// restore loads the resume step from this worker's checkpoint store,
-// checking that the stored shard has this replica's exact layout.
-func (w *Worker) restore(job string, tr *Trainer, step int) error {
+// load reads the resume step from this worker's checkpoint store, checking
+// that the stored shard has this replica's exact layout.
+func (w *Worker) load(job string, tr *Trainer, step int) (State, error) {
 	sh, err := w.cfg.Checkpoints.Get(job, step, tr.layout.TPRank)
 	if err != nil {
-		return fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
+		return State{}, fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
 	}
-	p, opt := tr.Model.Params(), tr.opt
+	n := len(tr.Model.Params().Data)
 	switch {
 	case sh.TPSize != tr.layout.Mesh.TP:
-		return fmt.Errorf("job %s: resume from step %d: stored shard is tp %d of %d, this generation needs tp %d of %d",
+		return State{}, fmt.Errorf("job %s: resume from step %d: stored shard is tp %d of %d, this generation needs tp %d of %d",
 			job, step, sh.TP, sh.TPSize, tr.layout.TPRank, tr.layout.Mesh.TP)
-	case !reflect.DeepEqual(sh.Manifest, ckpt.Manifest(p.Views)):
-		return fmt.Errorf("job %s: resume from step %d: stored tensors do not match this model's layout", job, step)
-	case len(sh.Optim.M) != len(opt.M) || len(sh.Optim.V) != len(opt.V) || sh.Optim.Lo != opt.Lo:
-		return fmt.Errorf("job %s: resume from step %d: stored optimizer state covers [%d,%d), this replica's [%d,%d)",
-			job, step, sh.Optim.Lo, sh.Optim.Hi, opt.Lo, opt.Hi)
+	case !reflect.DeepEqual(sh.Manifest, ckpt.Manifest(tr.Model.Params().Views)):
+		return State{}, fmt.Errorf("job %s: resume from step %d: stored tensors do not match this model's layout", job, step)
+	case sh.Optim.Lo != 0 || sh.Optim.Hi != n:
+		return State{}, fmt.Errorf("job %s: resume from step %d: stored optimizer state covers [%d,%d), want all %d parameters",
+			job, step, sh.Optim.Lo, sh.Optim.Hi, n)
 	}
-	copy(p.Data, sh.Data)
-	copy(opt.M, sh.Optim.M)
-	copy(opt.V, sh.Optim.V)
-	opt.Steps = sh.Optim.Steps
-	tr.SetIter(step)
-	return nil
+	return State{Params: sh.Data, M: sh.Optim.M, V: sh.Optim.V, Steps: sh.Optim.Steps}, nil
 }
 
 // finish saves the final model on the rank that holds it whole after a
