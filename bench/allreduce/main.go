@@ -46,6 +46,7 @@ var (
 	jsonOut  = flag.String("json", "", "write all results as JSON here")
 	cpuProf  = flag.String("cpuprofile", "", "rank 0 writes a CPU profile here")
 	quiet    = flag.Duration("quiet-wait", 30*time.Second, "before each run (both implementations) wait up to this long for other processes to use < 0.25 cores; exported to the Gloo script as ANCHOR_QUIET_WAIT")
+	itersF   = flag.Int("iters", 0, "timed calls per size (0: enough for 0.5 s, 10…200)")
 	minIters = 10
 	maxIters = 200
 )
@@ -158,6 +159,9 @@ func runRank() error {
 		}
 		warm := time.Since(t0).Seconds() / 3
 		iters := min(maxIters, max(minIters, int(0.5/max(warm, 1e-6))))
+		if *itersF > 0 {
+			iters = *itersF
+		}
 		it := []float32{float32(iters)}
 		if err := c.Broadcast(ctx, it, 0); err != nil {
 			return err
@@ -270,7 +274,7 @@ func runOurs(ctx context.Context, world, round int) ([]row, error) {
 	var out strings.Builder
 	for r := range world {
 		args := []string{"-role=rank", "-rank=" + strconv.Itoa(r), "-peers=" + strings.Join(peers, ","),
-			"-sizes=" + *sizesF, "-mode=" + *mode, "-chunk-bytes=" + strconv.Itoa(*chunk), "-small-bytes=" + strconv.Itoa(*small), "-cpuprofile=" + *cpuProf}
+			"-sizes=" + *sizesF, "-mode=" + *mode, "-chunk-bytes=" + strconv.Itoa(*chunk), "-small-bytes=" + strconv.Itoa(*small), "-iters=" + strconv.Itoa(*itersF), "-cpuprofile=" + *cpuProf}
 		cmd := exec.CommandContext(ctx, self, args...)
 		cmd.Stderr = os.Stderr
 		if r == 0 {

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 )
 
@@ -50,7 +50,7 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := fromEnv(fs); err != nil {
+	if err := flagenv.Apply(fs); err != nil {
 		return err
 	}
 	var lvl slog.Level
@@ -145,23 +145,4 @@ func run(args []string) error {
 	})
 	log.Info("coordinator serving", "id", *id, "grpc", *grpcAddr, "raft", *raftAddr, "http", *httpAddr)
 	return g.Wait()
-}
-
-// fromEnv sets every flag not given on the command line from RINGMASTER_<NAME>.
-func fromEnv(fs *flag.FlagSet) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		key := "RINGMASTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(key); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", key, e)
-			}
-		}
-	})
-	return err
 }

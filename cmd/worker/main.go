@@ -26,6 +26,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 	"google.golang.org/grpc"
 
+	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
@@ -58,7 +59,7 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := fromEnv(fs); err != nil {
+	if err := flagenv.Apply(fs); err != nil {
 		return err
 	}
 	var lvl slog.Level
@@ -183,24 +184,4 @@ func (a coordClient) OpenSession(ctx context.Context, hello *pb.WorkerMessage) (
 
 func (a coordClient) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointRequest) (bool, error) {
 	return a.c.ReportCheckpoint(ctx, req)
-}
-
-// fromEnv sets every flag not given on the command line from
-// RINGMASTER_<FLAG> (dashes as underscores), e.g. RINGMASTER_COORDINATORS.
-func fromEnv(fs *flag.FlagSet) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		key := "RINGMASTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(key); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", key, v, e)
-			}
-		}
-	})
-	return err
 }
