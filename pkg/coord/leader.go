@@ -172,7 +172,11 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 	}
 	for id, by := range l.unreachable {
 		if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
-			lost = append(lost, loss{id, "reported unreachable by " + by})
+			reason := "reported unreachable by " + by
+			if by == id {
+				reason = "left: shutting down"
+			}
+			lost = append(lost, loss{id, reason})
 		}
 		delete(l.unreachable, id)
 	}
@@ -249,8 +253,11 @@ func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
 	for _, p := range m.UnreachablePeers {
 		l.unreachable[p] = m.WorkerId
 	}
+	if m.Leaving {
+		l.unreachable[m.WorkerId] = m.WorkerId
+	}
 	l.mu.Unlock()
-	if len(m.UnreachablePeers) > 0 {
+	if len(m.UnreachablePeers) > 0 || m.Leaving {
 		l.poke()
 	}
 	return nil

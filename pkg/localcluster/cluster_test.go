@@ -263,3 +263,46 @@ func TestClusterResumesFromDiskAfterRestart(t *testing.T) {
 	}
 	compareModel(t, c.ModelDir(job.Id), want)
 }
+
+// Real processes: SIGTERM is a clean leave. The worker tells the leader it
+// is going, so the job is re-planned at once (not after the heartbeat
+// timeout), and a spare worker takes its place.
+func TestClusterWorkerLeavesOnSIGTERM(t *testing.T) {
+	c := startCluster(t, 3)
+	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
+		"parallel.max_workers=2", "parallel.min_workers=2")
+	cl := c.Client()
+	defer cl.Close()
+	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaver string
+	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
+		if leaver == "" && r.Generation != nil && r.Job.CommittedStep >= 100 {
+			leaver = r.Generation.Ranks[1].WorkerId
+			for _, p := range c.Workers {
+				if p.Name == leaver {
+					p.Signal(syscall.SIGTERM)
+				}
+			}
+		}
+	})
+	if end.State != pb.JobState_JOB_STATE_COMPLETED {
+		t.Fatalf("job ended %v: %s", end.State, end.Reason)
+	}
+	ws, err := cl.ListWorkers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		if w.Id == leaver && (w.State != pb.WorkerState_WORKER_STATE_LOST || w.Reason != "left: shutting down") {
+			t.Errorf("worker %s after SIGTERM: %v %q, want lost with reason \"left: shutting down\"", w.Id, w.State, w.Reason)
+		}
+	}
+	for _, p := range c.Workers {
+		if p.Name == leaver && p.Running() {
+			t.Errorf("worker %s still running after SIGTERM", leaver)
+		}
+	}
+}

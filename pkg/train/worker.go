@@ -198,10 +198,14 @@ func (w *Worker) sessionLoop(ctx context.Context, out chan *pb.Assignment) {
 		}
 		out <- a
 	}
+	// The stream outlives ctx by a moment so that the last heartbeat can say
+	// the worker is leaving.
+	streamCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStreams()
 	for ctx.Err() == nil {
 		var sess Session
 		err := retry(ctx, w.log, "open session", func() error {
-			s, first, err := w.cfg.Coord.OpenSession(ctx, w.heartbeat())
+			s, first, err := w.cfg.Coord.OpenSession(streamCtx, w.heartbeat())
 			if err != nil {
 				return err
 			}
@@ -228,6 +232,11 @@ func (w *Worker) sessionLoop(ctx context.Context, out chan *pb.Assignment) {
 		for {
 			select {
 			case <-ctx.Done():
+				// Shutting down: say so, so the coordinator re-plans the
+				// job now instead of after the heartbeat timeout.
+				leave := w.heartbeat()
+				leave.Leaving = true
+				_ = sess.Send(leave)
 				break beat
 			case err := <-recvDone:
 				w.log.Warn("session lost; reconnecting", "err", err)

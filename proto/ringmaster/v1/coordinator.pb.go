@@ -2161,6 +2161,7 @@ type WorkerMessage struct {
 	TokensPerSec     float64                `protobuf:"fixed64,5,opt,name=tokens_per_sec,json=tokensPerSec,proto3" json:"tokens_per_sec,omitempty"`
 	UnreachablePeers []string               `protobuf:"bytes,6,rep,name=unreachable_peers,json=unreachablePeers,proto3" json:"unreachable_peers,omitempty"` // worker ids this worker could not reach
 	FatalError       string                 `protobuf:"bytes,7,opt,name=fatal_error,json=fatalError,proto3" json:"fatal_error,omitempty"`                   // non-empty: the job cannot continue
+	Leaving          bool                   `protobuf:"varint,8,opt,name=leaving,proto3" json:"leaving,omitempty"`                                          // the worker is shutting down: take it out of its job now
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -2242,6 +2243,13 @@ func (x *WorkerMessage) GetFatalError() string {
 		return x.FatalError
 	}
 	return ""
+}
+
+func (x *WorkerMessage) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
 }
 
 type Assignment struct {
@@ -3024,7 +3032,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
 	"\x16RegisterWorkerResponse\x12-\n" +
 	"\x06worker\x18\x01 \x01(\v2\x15.ringmaster.v1.WorkerR\x06worker\x12)\n" +
-	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\xe8\x01\n" +
+	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\x82\x02\n" +
 	"\rWorkerMessage\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1e\n" +
 	"\n" +
@@ -3035,7 +3043,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x0etokens_per_sec\x18\x05 \x01(\x01R\ftokensPerSec\x12+\n" +
 	"\x11unreachable_peers\x18\x06 \x03(\tR\x10unreachablePeers\x12\x1f\n" +
 	"\vfatal_error\x18\a \x01(\tR\n" +
-	"fatalError\"\x8f\x01\n" +
+	"fatalError\x12\x18\n" +
+	"\aleaving\x18\b \x01(\bR\aleaving\"\x8f\x01\n" +
 	"\n" +
 	"Assignment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
