@@ -11,6 +11,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 )
 
 // ErrNonFiniteLoss is returned by Step when the loss or the gradient norm is
@@ -195,10 +196,7 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	}
 	if t.GradClip > 0 {
 		if c := t.GradClip / (st.GradNorm + 1e-6); c < 1 { // torch.nn.utils.clip_grad_norm_
-			cf := float32(c)
-			for i := range p.Grad {
-				p.Grad[i] *= cf
-			}
+			vecmath.Scale(p.Grad, float32(c))
 		}
 	}
 	if !isFinite(st.Loss) || !isFinite(st.GradNorm) {
@@ -262,9 +260,9 @@ func (tr *Trainer) reduceGradients(ctx context.Context, st *StepStats) error {
 	grad := tr.Model.Params().Grad
 	var shardSq, total float64
 	for _, r := range tr.sharded {
-		shardSq += sumSquares(grad[r[0]:r[1]])
+		shardSq += vecmath.SumSq64(grad[r[0]:r[1]])
 	}
-	total = sumSquares(grad) - shardSq
+	total = vecmath.SumSq64(grad) - shardSq
 	if tr.layout.Mesh.DP > 1 {
 		tr.scalar[0] = float32(st.Loss)
 		if err := tr.layout.DP.AllReduce(ctx, tr.scalar[:1], allreduce.Sum); err != nil {
@@ -291,14 +289,6 @@ func (tr *Trainer) abandon() {
 	}
 	tr.bucketing, tr.buckets = false, tr.buckets[:0]
 	tr.Model.Params().ZeroGrad()
-}
-
-func sumSquares(x []float32) float64 {
-	var s float64
-	for _, v := range x {
-		s += float64(v) * float64(v)
-	}
-	return s
 }
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
