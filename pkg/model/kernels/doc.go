@@ -62,16 +62,26 @@
 // # Threads
 //
 // New starts Threads−1 pool workers once; Close stops them. A call of at
-// least 2²⁰ multiply-adds is split into Threads rectangles of C along M or N
+// least 2¹⁸ multiply-adds is split into Threads rectangles of C along M or N
 // (whichever divides into tiles more evenly; N on ties), each an independent
-// GEMM with its own packing. The caller wakes idle workers (never blocking:
-// a busy pool just misses the call) and then claims parts itself, one at a
-// time through an atomic counter, like the workers. A worker the machine has
-// not scheduled yet is not waited for — the caller takes its part — so an
-// oversubscribed host slows a call down instead of stalling it, and
-// concurrent callers never queue behind each other. Packing buffers belong to
-// the workers or come from a sync.Pool, so a steady-state call does not
-// allocate. An Impl is safe for concurrent use.
+// GEMM with its own packing. The caller posts the call to the workers'
+// mailboxes (never blocking: a busy worker takes it up when free, if parts
+// are left) and then claims parts itself, one at a time through an atomic
+// counter, like the workers. A worker keeps polling its mailbox for 200 µs
+// after its last part before it parks on a channel, so back-to-back calls (a
+// training step's dozens of GEMMs) reach it in well under a microsecond
+// instead of a scheduler round trip of 5–50 µs, during which the caller would
+// often have done every part alone; a caller whose own parts are done
+// likewise polls for the others for 100 µs (at most as long as its own parts
+// took) before it blocks. Polling executes PAUSE (pause_amd64.s,
+// handwritten) and yields the P now and then; a worker that notices it was
+// descheduled mid-poll (the host is oversubscribed) parks at once after its
+// calls for the next 20 ms. A worker the machine has not scheduled yet is not
+// waited for — the caller takes its part — so an oversubscribed host slows a
+// call down instead of stalling it, and concurrent callers never queue behind
+// each other. Packing buffers belong to the workers or come from a sync.Pool,
+// so a steady-state call does not allocate. An Impl is safe for concurrent
+// use.
 //
 // The package knows nothing of layers or models; it only does arithmetic.
 package kernels

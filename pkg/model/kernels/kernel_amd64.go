@@ -49,3 +49,9 @@ func kernelFor(p Path) *microKernel {
 	}
 	return nil
 }
+
+// spinPause executes one PAUSE: a polling loop that calls it leaves the
+// core's resources to an SMT sibling and does not flood the memory system.
+//
+//go:noescape
+func spinPause()

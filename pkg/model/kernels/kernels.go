@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -96,9 +97,8 @@ type Impl struct {
 	kern    *microKernel // nil for Generic
 	narrow  *microKernel // AVX512 path: the AVX2 kernel, for shapes it tiles better; else nil
 
-	mu     sync.RWMutex // guards closed against concurrent sends on wake
-	closed bool
-	wake   chan wakeup
+	closed atomic.Bool
+	boxes  []mailbox      // one per pool worker
 	wg     sync.WaitGroup // pool workers
 
 	spaces sync.Pool // *workspace for calling goroutines
@@ -141,10 +141,11 @@ func New(opts Options) (*Impl, error) {
 		im.spaces.New = func() any { return newWorkspace(k, n) }
 		im.calls.New = func() any { return new(call) }
 		if threads > 1 {
-			im.wake = make(chan wakeup, threads-1)
-			for i := 0; i < threads-1; i++ {
+			im.boxes = make([]mailbox, threads-1)
+			for i := range im.boxes {
+				im.boxes[i].wake = make(chan struct{}, 1)
 				im.wg.Add(1)
-				go im.worker(newWorkspace(k, n))
+				go im.worker(newWorkspace(k, n), &im.boxes[i])
 			}
 		}
 	}
@@ -160,16 +161,15 @@ func (im *Impl) Threads() int { return im.threads }
 // Close stops the worker pool and waits for the workers to exit. It is
 // idempotent. Calls made after Close run on the calling goroutine alone.
 func (im *Impl) Close() error {
-	im.mu.Lock()
-	if im.closed {
-		im.mu.Unlock()
+	if im.closed.Swap(true) {
 		return nil
 	}
-	im.closed = true
-	if im.wake != nil {
-		close(im.wake)
+	for i := range im.boxes {
+		select {
+		case im.boxes[i].wake <- struct{}{}:
+		default: // a token is already there: the worker will see closed
+		}
 	}
-	im.mu.Unlock()
 	im.wg.Wait()
 	return nil
 }

@@ -1,16 +1,19 @@
 package kernels
 
 import (
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 )
 
 // parallelMinFlops is the size (m·n·k multiply-adds) below which a call runs
-// on the calling goroutine alone: waking a pool worker takes ~5–20 µs, about
-// what 2²⁰ multiply-adds (~100³) take on one core, and below that the caller
-// would finish before the worker starts.
-const parallelMinFlops = 1 << 20
+// on the calling goroutine alone. Posting a call to a worker that is still
+// spinning after its last call costs well under a microsecond, and 2¹⁸
+// multiply-adds (~64³) take ~5 µs on one core; smaller calls (attention's
+// per-head products) are not worth splitting.
+const parallelMinFlops = 1 << 18
 
 // Panic messages, worded as gonum's.
 const (
@@ -43,9 +46,9 @@ type gemmArgs struct {
 
 // call is one parallel Sgemm: its arguments and the claim state of its
 // parts. Parts are claimed one at a time by whoever gets there first — the
-// caller or a pool worker it woke — so a worker the machine has not
-// scheduled yet is simply not waited for. Calls are pooled; a generation
-// number tells a late worker that the call it was woken for is over.
+// caller or a pool worker it posted the call to — so a worker the machine
+// has not scheduled yet is simply not waited for. Calls are pooled; a
+// generation number tells a late worker that the call it was posted is over.
 type call struct {
 	args   gemmArgs
 	kern   *microKernel
@@ -54,15 +57,47 @@ type call struct {
 	// state packs gen (high 32 bits), the number of parts (bits 16–31) and
 	// the next part to claim (low 16 bits).
 	state   atomic.Uint64
-	pending atomic.Int32  // parts not finished
-	done    chan struct{} // a worker that finishes the last part sends here
+	pending atomic.Int32 // parts not finished
+	// waiting is gen<<2 | 0 (caller not blocked), 1 (caller blocks on done)
+	// or 2 (the worker that finished the last part has signalled done).
+	waiting atomic.Uint64
+	done    chan struct{}
 }
 
-// wakeup invites a pool worker to help with generation gen of a call.
-type wakeup struct {
-	c   *call
-	gen uint32
+// mailbox is how a caller posts a call to one pool worker. A worker spins
+// on c for a while after its last call (waking it is then a store, not a
+// scheduler round trip) and otherwise parks on wake, having set parked.
+type mailbox struct {
+	c      atomic.Pointer[call]
+	parked atomic.Bool
+	wake   chan struct{} // capacity 1
+	_      [48]byte      // keep workers' mailboxes on separate cache lines
 }
+
+// post offers cl to the worker of box, waking it if it is parked. A call
+// still in box that no worker took is replaced: its caller does the parts.
+func (box *mailbox) post(cl *call) {
+	box.c.Store(cl)
+	if box.parked.Load() {
+		select {
+		case box.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Spinning: a pool worker polls its mailbox (with PAUSE, yielding the P now
+// and then so that other goroutines still run) for workerSpin after its
+// last part before parking; a caller whose parts are done polls for the
+// others for at most callerSpin before blocking. A worker that finds it
+// was descheduled while polling (a gap of preemptGap between polls: the
+// host is oversubscribed) parks at once, and after each call for calmFor.
+const (
+	workerSpin = 200 * time.Microsecond
+	callerSpin = 100 * time.Microsecond
+	preemptGap = 50 * time.Microsecond
+	calmFor    = 20 * time.Millisecond
+)
 
 // maxParts bounds the parts of one call (they are counted in 16 bits).
 const maxParts = 1 << 15
@@ -104,6 +139,43 @@ func (c *call) work(ws *workspace, gen uint32) (last bool) {
 		if c.pending.Add(-1) == 0 {
 			return true
 		}
+	}
+}
+
+// finish is called by a pool worker that finished the last part of
+// generation gen: if the caller has stopped spinning and blocks, wake it.
+func (c *call) finish(gen uint32) {
+	if c.waiting.CompareAndSwap(uint64(gen)<<2|1, uint64(gen)<<2|2) {
+		c.done <- struct{}{}
+	}
+}
+
+// wait returns once every part of generation gen is finished, spinning for
+// a while (the other parts are usually about to end) before blocking: for
+// at most callerSpin, and no longer than own, the time the caller's own
+// parts took — a part still running after that much longer than it should
+// has lost its core, and the caller should not compete for one.
+func (c *call) wait(gen uint32, own time.Duration) {
+	spin := min(callerSpin, own)
+	t0 := time.Now()
+	for i := 1; c.pending.Load() != 0; i++ {
+		spinPause()
+		if i%16 != 0 {
+			continue
+		}
+		if time.Since(t0) < spin {
+			if i%256 == 0 {
+				runtime.Gosched()
+			}
+			continue
+		}
+		w := uint64(gen) << 2
+		c.waiting.Store(w | 1)
+		if c.pending.Load() == 0 && c.waiting.CompareAndSwap(w|1, w) {
+			return // finished meanwhile, and its worker will not signal
+		}
+		<-c.done
+		return
 	}
 }
 
@@ -196,37 +268,84 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 	cl.gen++
 	gen := cl.gen
 	cl.pending.Store(int32(parts))
+	cl.waiting.Store(uint64(gen) << 2)
 	cl.state.Store(uint64(gen)<<32 | uint64(parts)<<16) // publishes the fields above
-	// Wake up to parts-1 idle workers (never block: busy workers just miss
+	// Post to parts-1 workers (never blocking: a busy worker just misses
 	// this call), then work on it ourselves.
-	im.mu.RLock()
-	if !im.closed {
-	wake:
-		for i := 1; i < parts; i++ {
-			select {
-			case im.wake <- wakeup{cl, gen}:
-			default:
-				break wake
-			}
+	if !im.closed.Load() {
+		for i := range im.boxes[:parts-1] {
+			im.boxes[i].post(cl)
 		}
 	}
-	im.mu.RUnlock()
 	ws := im.spaces.Get().(*workspace)
+	t0 := time.Now()
 	if !cl.work(ws, gen) {
-		<-cl.done // a worker still runs a part; it signals when the last ends
+		cl.wait(gen, time.Since(t0))
 	}
 	im.spaces.Put(ws)
 	cl.args, cl.kern = gemmArgs{}, nil
 	im.calls.Put(cl)
 }
 
-// worker helps with the calls it is woken for, using its own buffers ws,
-// until the pool is closed.
-func (im *Impl) worker(ws *workspace) {
+// worker helps with the calls posted to box, using its own buffers ws,
+// until the pool is closed. After each call it spins on the mailbox for
+// workerSpin before parking.
+func (im *Impl) worker(ws *workspace, box *mailbox) {
 	defer im.wg.Done()
-	for w := range im.wake {
-		if w.c.work(ws, w.gen) {
-			w.c.done <- struct{}{}
+	var calm time.Time // no spinning before this: the host was oversubscribed
+	for !im.closed.Load() {
+		t0 := time.Now()
+		last := t0
+		for i := 1; t0.After(calm); i++ {
+			if box.c.Load() != nil {
+				cl := box.c.Swap(nil)
+				if cl == nil {
+					continue
+				}
+				// Help with whatever generation the call is at: parts can
+				// only be claimed while it is live.
+				gen := uint32(cl.state.Load() >> 32)
+				if cl.work(ws, gen) {
+					cl.finish(gen)
+				}
+				t0, i = time.Now(), 0
+				last = t0
+				continue
+			}
+			spinPause()
+			if i%16 != 0 {
+				continue
+			}
+			if im.closed.Load() {
+				return
+			}
+			now := time.Now()
+			if now.Sub(last) > preemptGap {
+				// 16 polls take about a microsecond: the OS took
+				// the core away, so others want it. Stop spinning for a
+				// while rather than compete with our own caller.
+				calm = now.Add(calmFor)
+				break
+			}
+			if now.Sub(t0) >= workerSpin {
+				break
+			}
+			last = now
+			if i%256 == 0 {
+				runtime.Gosched()
+				last = time.Now()
+			}
+		}
+		box.parked.Store(true)
+		if box.c.Load() == nil && !im.closed.Load() {
+			<-box.wake
+		}
+		box.parked.Store(false)
+		if cl := box.c.Swap(nil); cl != nil {
+			gen := uint32(cl.state.Load() >> 32)
+			if cl.work(ws, gen) {
+				cl.finish(gen)
+			}
 		}
 	}
 }

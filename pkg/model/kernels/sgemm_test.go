@@ -6,7 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -458,5 +460,32 @@ func TestClaimGenerations(t *testing.T) {
 	}
 	if part, _, ok := c.claim(2); !ok || part != 0 {
 		t.Fatalf("claim in generation 2 = (%d, %v)", part, ok)
+	}
+}
+
+// TestWaitFinish checks the hand-off between a caller that has stopped
+// spinning and the worker that finishes the last part: the caller returns
+// only once the part is done, and a finish for an older generation of the
+// call sends nothing.
+func TestWaitFinish(t *testing.T) {
+	c := &call{done: make(chan struct{}, 1)}
+	for gen := uint32(1); gen <= 3; gen++ {
+		c.pending.Store(1)
+		c.waiting.Store(uint64(gen) << 2)
+		var finished atomic.Bool
+		go func() {
+			time.Sleep(callerSpin + 2*time.Millisecond) // outlast the caller's spin
+			c.finish(gen - 1)                           // stale: must not signal
+			finished.Store(true)
+			c.pending.Add(-1)
+			c.finish(gen)
+		}()
+		c.wait(gen, callerSpin)
+		if !finished.Load() || c.pending.Load() != 0 {
+			t.Fatalf("generation %d: wait returned before the last part finished", gen)
+		}
+		if len(c.done) != 0 {
+			t.Fatalf("generation %d: a stale signal is left in done", gen)
+		}
 	}
 }
