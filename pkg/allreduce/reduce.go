@@ -38,7 +38,7 @@ func Part(n, size, i int) (lo, hi int) {
 // addTo does dst[i] += src[i]; len(src) must be len(dst).
 func addTo(dst, src []float32) {
 	src = src[:len(dst)]
-	i := 0
+	i := addToAsm(dst, src)
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]
 		s := src[i : i+8 : i+8]

@@ -12,7 +12,8 @@ import (
 // reduce-scatter rank r owns part r. Every part is cut into nsub chunks, and a
 // sender goroutine sends chunk k of a step as soon as the receiver (this
 // goroutine) has reduced chunk k of the previous step: sending, receiving and
-// reducing overlap. With op Avg the owner divides its part before the
+// reducing overlap. Frames go in ringSchedule's order, which interleaves the
+// steps; a frame's header carries its position in that order. With op Avg the owner divides its part before the
 // all-gather, so every rank ends with the same bits.
 func (c *Communicator) ring(ctx context.Context, seq uint64, kind Kind, buf []float32, op Op, s0, s1 int) error {
 	n, r := c.size, c.rank
@@ -20,7 +21,6 @@ func (c *Communicator) ring(ctx context.Context, seq uint64, kind Kind, buf []fl
 	total := len(buf)
 	maxPart := (total + n - 1) / n
 	nsub := max(1, (maxPart*4+c.chunkBytes-1)/c.chunkBytes)
-	nframes := (s1 - s0) * nsub
 	mod := func(x int) int { return ((x % n) + n) % n }
 	// span is chunk k of part p.
 	span := func(p, k int) (int, int) {
@@ -29,17 +29,19 @@ func (c *Communicator) ring(ctx context.Context, seq uint64, kind Kind, buf []fl
 		return plo + lo, plo + hi
 	}
 	scratch := c.scratchBuf((maxPart + nsub - 1) / nsub)
+	order, pos := ringSchedule(s1-s0, nsub, ringLag)
 
-	// received counts frames received and reduced; sent counts frames sent.
+	// received counts frames received and reduced; sent counts frames sent
+	// (both in schedule order).
 	var received, sent atomic.Int64
 	recvWake, sendWake := make(chan struct{}, 1), make(chan struct{}, 1)
 
 	sendAll := func(ctx context.Context) error {
-		for f := range nframes {
-			s, k := s0+f/nsub, f%nsub
-			if f >= nsub {
+		for f, fr := range order {
+			s, k := s0+fr.step, fr.chunk
+			if fr.step > 0 {
 				// Chunk k of the part received at the previous step.
-				if err := waitFor(ctx, &received, int64(f-nsub+1), recvWake); err != nil {
+				if err := waitFor(ctx, &received, int64(pos[fr.step-1][k]+1), recvWake); err != nil {
 					return err
 				}
 			}
@@ -53,8 +55,8 @@ func (c *Communicator) ring(ctx context.Context, seq uint64, kind Kind, buf []fl
 		return nil
 	}
 	recvAll := func(ctx context.Context) error {
-		for f := range nframes {
-			s, k := s0+f/nsub, f%nsub
+		for f, fr := range order {
+			s, k := s0+fr.step, fr.chunk
 			lo, hi := span(mod(r-s-2), k)
 			h := c.header(seq, kind, total, f)
 			if s >= n-1 {
@@ -62,8 +64,8 @@ func (c *Communicator) ring(ctx context.Context, seq uint64, kind Kind, buf []fl
 				// old contents n−1 steps ago; that send has causally finished
 				// (the data went round the ring), the wait only makes it
 				// visible to the race detector.
-				if back := f - (n-1)*nsub; back >= 0 {
-					if err := waitFor(ctx, &sent, int64(back+1), sendWake); err != nil {
+				if back := fr.step - (n - 1); back >= 0 {
+					if err := waitFor(ctx, &sent, int64(pos[back][k]+1), sendWake); err != nil {
 						return err
 					}
 				}
@@ -86,6 +88,39 @@ func (c *Communicator) ring(ctx context.Context, seq uint64, kind Kind, buf []fl
 		return nil
 	}
 	return duplex(ctx, sendAll, recvAll)
+}
+
+// ringLag is how many frames the ring's schedule lets a step run ahead of the
+// next (see ringSchedule).
+const ringLag = 4
+
+// ringFrame is chunk of the part sent at step s0+step.
+type ringFrame struct{ step, chunk int }
+
+// ringSchedule is the order in which the ring sends (and receives) the frames
+// of steps × nsub chunks: by chunk + lag·step, the later step first on ties.
+// Chunk k of step s depends on chunk k of step s−1, lag positions earlier
+// in the key, so a chunk goes on ≈lag frames after it was reduced, while it
+// is still in cache, instead of after the rest of its step. Every frame's
+// dependencies come before it, so the schedule cannot deadlock, and every
+// rank computes the same one. pos[step][chunk] is a frame's position.
+func ringSchedule(steps, nsub, lag int) ([]ringFrame, [][]int) {
+	order := make([]ringFrame, 0, steps*nsub)
+	for key := 0; key < nsub+lag*(steps-1); key++ {
+		for st := steps - 1; st >= 0; st-- {
+			if k := key - lag*st; k >= 0 && k < nsub {
+				order = append(order, ringFrame{st, k})
+			}
+		}
+	}
+	pos := make([][]int, steps)
+	for st := range pos {
+		pos[st] = make([]int, nsub)
+	}
+	for f, fr := range order {
+		pos[fr.step][fr.chunk] = f
+	}
+	return order, pos
 }
 
 // waitFor blocks until v ≥ need; wake is signalled after every change of v.

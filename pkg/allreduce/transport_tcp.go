@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -33,7 +32,7 @@ const (
 )
 
 const (
-	bulkSockBuf   = 4 << 20  // SO_SNDBUF / SO_RCVBUF
+	bulkSockBuf   = 1 << 20  // SO_SNDBUF / SO_RCVBUF: less in flight stays in cache (4 MiB measured slower)
 	bulkReadBuf   = 64 << 10 // bufio in front of the socket; larger reads bypass it
 	maxHelloBytes = 4 << 10
 )
@@ -86,14 +85,8 @@ func dialBulk(ctx context.Context, addr string, hello *pb.PeerHello) (linkWriter
 
 func tuneConn(c *net.TCPConn) {
 	c.SetNoDelay(true)
-	sb := bulkSockBuf
-	if v, err := strconv.Atoi(os.Getenv("RM_SOCKBUF")); err == nil {
-		sb = v
-	}
-	if sb > 0 {
-		c.SetReadBuffer(sb)
-		c.SetWriteBuffer(sb)
-	}
+	c.SetReadBuffer(bulkSockBuf)
+	c.SetWriteBuffer(bulkSockBuf)
 }
 
 // acceptLoop accepts bulk connections until the listener closes.
