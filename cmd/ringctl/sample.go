@@ -14,7 +14,7 @@ import (
 func runSample(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
 	dir := fs.String("model", "out/sort-gpt", "directory written by `ringctl train`")
-	prompt := fs.String("prompt", "\n", "GPT: text to continue; encdec: digits to reverse")
+	prompt := fs.String("prompt", "", "GPT: text to continue (default: a newline, or the first token when the vocabulary has none); encdec: digits to reverse")
 	n := fs.Int("n", 500, "GPT: tokens to generate")
 	temperature := fs.Float64("temperature", 0.8, "GPT: sampling temperature (0: greedy)")
 	topK := fs.Int("top-k", 200, "GPT: sample among the k most likely tokens (0: all)")
@@ -34,6 +34,11 @@ func runSample(_ context.Context, args []string) error {
 	ids, err := saved.Vocab.Encode(*prompt)
 	if err != nil {
 		return fmt.Errorf("-prompt: %w", err)
+	}
+	if len(ids) == 0 {
+		if ids, err = saved.Vocab.Encode("\n"); err != nil {
+			ids = []int32{0}
+		}
 	}
 	switch m := saved.Model.(type) {
 	case *model.GPT:
