@@ -306,3 +306,52 @@ func TestClusterWorkerLeavesOnSIGTERM(t *testing.T) {
 		}
 	}
 }
+
+// Real processes: SIGKILL the coordinator leader mid-job. The coordinator
+// is never on the data path: the workers keep stepping in the same
+// generation while Raft elects a new leader, reconnect their sessions, and
+// the job completes with the single-process result.
+func TestClusterTrainsThroughLeaderFailover(t *testing.T) {
+	c := startCluster(t, 2)
+	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
+		"parallel.min_workers=2")
+	want := reference(t, spec)
+	cl := c.Client()
+	defer cl.Close()
+	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var killed string
+	generations := map[uint64]bool{}
+	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
+		if r.Generation != nil {
+			generations[r.Generation.Number] = true
+		}
+		if killed != "" || r.Job.CommittedStep < 100 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := cl.Status(ctx)
+		cancel()
+		if err != nil || st.LeaderId == "" {
+			return
+		}
+		for _, p := range c.Coordinators {
+			if p.Name == st.LeaderId {
+				killed = p.Name
+				p.Signal(syscall.SIGKILL)
+			}
+		}
+	})
+	if killed == "" {
+		t.Fatal("the job finished before the leader could be killed")
+	}
+	if end.State != pb.JobState_JOB_STATE_COMPLETED {
+		t.Fatalf("job ended %v: %s", end.State, end.Reason)
+	}
+	if len(generations) != 1 {
+		t.Errorf("generations seen %v: a leader change must not restart the workers", generations)
+	}
+	compareModel(t, c.ModelDir(job.Id), want)
+}
