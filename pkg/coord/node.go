@@ -218,24 +218,29 @@ func (n *Node) closeIO() {
 }
 
 // CatchUp makes a follower's reads reflect every write acknowledged before
-// the call: it asks the leader how far it has applied and waits (up to
-// 500 ms) until this replica has applied as much. Best effort: with no
-// reachable leader the local replica answers as it is.
-func (n *Node) CatchUp(ctx context.Context) {
+// the call: it asks the leader how far it has applied and waits (up to 2 s)
+// until this replica has applied as much. When it cannot catch up in time it
+// returns a *NotLeaderError naming the leader, so the client re-reads there.
+// With no known or reachable leader the local replica answers as it is (a
+// status read during an outage is better than none).
+func (n *Node) CatchUp(ctx context.Context) error {
 	if n.IsLeader() {
-		return
+		return nil
 	}
 	_, addr := n.Leader()
 	if addr == "" || addr == n.cfg.GRPCAddr {
-		return
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	st, err := n.peerClient.StatusAt(ctx, addr)
 	if err != nil {
-		return
+		return nil
 	}
-	for n.raft.AppliedIndex() < st.AppliedIndex && ctx.Err() == nil {
+	for n.raft.AppliedIndex() < st.AppliedIndex {
+		if ctx.Err() != nil {
+			return n.notLeader()
+		}
 		_, changed := n.fsm.View()
 		t := time.NewTimer(10 * time.Millisecond) // non-command entries advance the index silently
 		select {
@@ -245,6 +250,7 @@ func (n *Node) CatchUp(ctx context.Context) {
 		}
 		t.Stop()
 	}
+	return nil
 }
 
 // Close stops the node: the leader loop, the join loop, raft, then storage.

@@ -109,7 +109,9 @@ func (s *Service) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.
 
 // GetJob reads a job from the local replica (caught up with the leader).
 func (s *Service) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
-	s.n.CatchUp(ctx)
+	if err := s.n.CatchUp(ctx); err != nil {
+		return nil, fail(ctx, err)
+	}
 	var out *pb.GetJobResponse
 	s.n.fsm.Read(func(st *pb.ClusterState) {
 		j := st.Jobs[req.GetJobId()]
@@ -137,7 +139,9 @@ func (s *Service) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJob
 
 // ListJobs lists jobs in submission order from the local replica.
 func (s *Service) ListJobs(ctx context.Context, _ *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
-	s.n.CatchUp(ctx)
+	if err := s.n.CatchUp(ctx); err != nil {
+		return nil, fail(ctx, err)
+	}
 	out := &pb.ListJobsResponse{}
 	s.n.fsm.Read(func(st *pb.ClusterState) {
 		for _, j := range sortedJobs(st) {
@@ -159,7 +163,9 @@ func (s *Service) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.
 
 // ListWorkers lists workers by id from the local replica.
 func (s *Service) ListWorkers(ctx context.Context, _ *pb.ListWorkersRequest) (*pb.ListWorkersResponse, error) {
-	s.n.CatchUp(ctx)
+	if err := s.n.CatchUp(ctx); err != nil {
+		return nil, fail(ctx, err)
+	}
 	out := &pb.ListWorkersResponse{}
 	s.n.fsm.Read(func(st *pb.ClusterState) {
 		for _, w := range SortedWorkers(st) {
