@@ -51,9 +51,10 @@ func TestWorkerLostAndBack(t *testing.T) {
 			t.Fatalf("w2 = %v", w)
 		}
 	}
-	if a := ws[0].assignment(); a.GetGeneration().GetDpSize() != 2 {
-		t.Fatalf("w1 was not pushed the new generation: %v", a)
-	}
+	// The push to w1's session stream follows the commit asynchronously.
+	waitFor(t, "w1 pushed the new generation", 10*time.Second, func() bool {
+		return ws[0].assignment().GetGeneration().GetDpSize() == 2
+	})
 	ws[1].resume(t)
 	waitFor(t, "generation with w2 again", 10*time.Second, func() bool { return members() == "w1,w3,w2" })
 
