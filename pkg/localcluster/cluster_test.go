@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
@@ -88,6 +89,31 @@ func waitJob(t *testing.T, c *Cluster, id string, limit time.Duration, during fu
 	return nil
 }
 
+// submit sends spec to the cluster and returns a client (closed with the
+// test) and the job.
+func submit(t *testing.T, c *Cluster, spec jobspec.Spec) (*coord.Client, *pb.Job) {
+	t.Helper()
+	cl := c.Client()
+	t.Cleanup(func() { cl.Close() })
+	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, job
+}
+
+// proc returns the cluster process named name (a worker or coordinator).
+func (c *Cluster) proc(t *testing.T, name string) *Proc {
+	t.Helper()
+	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("no process %q in the cluster", name)
+	return nil
+}
+
 func smallSpec(t *testing.T, sets ...string) jobspec.Spec {
 	t.Helper()
 	s, err := jobspec.Override(jobspec.Default(), append([]string{
@@ -140,12 +166,7 @@ func TestClusterTrainsLikeOneProcess(t *testing.T) {
 	c := startCluster(t, 4)
 	spec := smallSpec(t, "parallel.tp=2", "parallel.min_workers=4")
 	want := reference(t, spec)
-	cl := c.Client()
-	defer cl.Close()
-	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, job := submit(t, c, spec)
 	var layout string
 	end := waitJob(t, c, job.Id, 3*time.Minute, func(r *pb.GetJobResponse) {
 		if g := r.Generation; g != nil {
@@ -173,12 +194,7 @@ func TestClusterSurvivesAWorkerKill(t *testing.T) {
 	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
 		"parallel.max_workers=2", "parallel.min_workers=2")
 	want := reference(t, spec)
-	cl := c.Client()
-	defer cl.Close()
-	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, job := submit(t, c, spec)
 	var killed string
 	var generations []uint64
 	var last *pb.Generation
@@ -193,11 +209,7 @@ func TestClusterSurvivesAWorkerKill(t *testing.T) {
 		}
 		if killed == "" && r.Job.CommittedStep >= 100 {
 			killed = g.Ranks[1].WorkerId
-			for _, p := range c.Workers {
-				if p.Name == killed {
-					p.Signal(syscall.SIGKILL)
-				}
-			}
+			c.proc(t, killed).Signal(syscall.SIGKILL)
 		}
 	})
 	if end.State != pb.JobState_JOB_STATE_COMPLETED {
@@ -230,12 +242,7 @@ func TestClusterResumesFromDiskAfterRestart(t *testing.T) {
 	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
 		"parallel.tp=2", "parallel.min_workers=2")
 	want := reference(t, spec)
-	cl := c.Client()
-	defer cl.Close()
-	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, job := submit(t, c, spec)
 	var restarted bool
 	var resumeSteps []int64
 	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
@@ -271,21 +278,12 @@ func TestClusterWorkerLeavesOnSIGTERM(t *testing.T) {
 	c := startCluster(t, 3)
 	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
 		"parallel.max_workers=2", "parallel.min_workers=2")
-	cl := c.Client()
-	defer cl.Close()
-	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, job := submit(t, c, spec)
 	var leaver string
 	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
 		if leaver == "" && r.Generation != nil && r.Job.CommittedStep >= 100 {
 			leaver = r.Generation.Ranks[1].WorkerId
-			for _, p := range c.Workers {
-				if p.Name == leaver {
-					p.Signal(syscall.SIGTERM)
-				}
-			}
+			c.proc(t, leaver).Signal(syscall.SIGTERM)
 		}
 	})
 	if end.State != pb.JobState_JOB_STATE_COMPLETED {
@@ -300,10 +298,8 @@ func TestClusterWorkerLeavesOnSIGTERM(t *testing.T) {
 			t.Errorf("worker %s after SIGTERM: %v %q, want lost with reason \"left: shutting down\"", w.Id, w.State, w.Reason)
 		}
 	}
-	for _, p := range c.Workers {
-		if p.Name == leaver && p.Running() {
-			t.Errorf("worker %s still running after SIGTERM", leaver)
-		}
+	if c.proc(t, leaver).Running() {
+		t.Errorf("worker %s still running after SIGTERM", leaver)
 	}
 }
 
@@ -316,12 +312,7 @@ func TestClusterTrainsThroughLeaderFailover(t *testing.T) {
 	spec := smallSpec(t, "train.max_iters=800", "train.learning_rate=3e-4", "train.min_lr=3e-5",
 		"parallel.min_workers=2")
 	want := reference(t, spec)
-	cl := c.Client()
-	defer cl.Close()
-	job, err := cl.SubmitJob(context.Background(), spec.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, job := submit(t, c, spec)
 	var killed string
 	generations := map[uint64]bool{}
 	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
@@ -337,12 +328,8 @@ func TestClusterTrainsThroughLeaderFailover(t *testing.T) {
 		if err != nil || st.LeaderId == "" {
 			return
 		}
-		for _, p := range c.Coordinators {
-			if p.Name == st.LeaderId {
-				killed = p.Name
-				p.Signal(syscall.SIGKILL)
-			}
-		}
+		killed = st.LeaderId
+		c.proc(t, killed).Signal(syscall.SIGKILL)
 	})
 	if killed == "" {
 		t.Fatal("the job finished before the leader could be killed")
