@@ -35,7 +35,7 @@ var (
 	worlds   = flag.String("world-sizes", "2,4", "world sizes")
 	sizesF   = flag.String("sizes", "4096,65536,1048576,4194304,16777216,67108864", "bytes, comma separated")
 	rounds   = flag.Int("rounds", 3, "A/B rounds (ringmaster, then gloo) per world size")
-	mode     = flag.String("mode", "bulk", "transport: bulk (raw TCP negotiated over gRPC) or grpc")
+	mode     = flag.String("mode", "bulk", "ringmaster transports to run each round, comma separated: bulk (the default: raw streams negotiated over gRPC, a Unix socket between processes on one host), tcp (raw TCP streams even on one host) or grpc (gRPC streams)")
 	shared   = flag.String("shared", "", "path of the shared folder (default $RINGMASTER_SHARED or <repo>/../shared)")
 	python   = flag.String("python", "/usr/bin/python3", "python with torch")
 	noGloo   = flag.Bool("no-gloo", false, "skip the Gloo reference")
@@ -123,8 +123,14 @@ func runRank() error {
 	defer func() { gs.Stop(); wg.Wait() }()
 
 	m := allreduce.ModeBulk
-	if *mode == "grpc" {
+	switch *mode {
+	case "bulk":
+	case "grpc":
 		m = allreduce.ModeGRPC
+	case "tcp":
+		m = allreduce.ModeTCP
+	default:
+		return fmt.Errorf("-mode %q: want bulk, tcp or grpc", *mode)
 	}
 	tr, err := srv.Join(allreduce.GroupConfig{Job: "bench", Generation: 1, Rank: rank, Peers: peers, PeerTimeout: 60 * time.Second, Mode: m})
 	if err != nil {
@@ -261,7 +267,7 @@ func freePorts(n int) ([]string, error) {
 	return out, nil
 }
 
-func runOurs(ctx context.Context, world, round int) ([]row, error) {
+func runOurs(ctx context.Context, world, round int, mode string) ([]row, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -274,7 +280,7 @@ func runOurs(ctx context.Context, world, round int) ([]row, error) {
 	var out strings.Builder
 	for r := range world {
 		args := []string{"-role=rank", "-rank=" + strconv.Itoa(r), "-peers=" + strings.Join(peers, ","),
-			"-sizes=" + *sizesF, "-mode=" + *mode, "-chunk-bytes=" + strconv.Itoa(*chunk), "-small-bytes=" + strconv.Itoa(*small), "-iters=" + strconv.Itoa(*itersF), "-cpuprofile=" + *cpuProf}
+			"-sizes=" + *sizesF, "-mode=" + mode, "-chunk-bytes=" + strconv.Itoa(*chunk), "-small-bytes=" + strconv.Itoa(*small), "-iters=" + strconv.Itoa(*itersF), "-cpuprofile=" + *cpuProf}
 		cmd := exec.CommandContext(ctx, self, args...)
 		cmd.Stderr = os.Stderr
 		if r == 0 {
@@ -368,13 +374,16 @@ func launch() error {
 	}
 	for _, w := range parseInts(*worlds) {
 		for round := range *rounds {
-			waitQuiet(*quiet)
-			log.Printf("world %d round %d: ringmaster (%s)", w, round+1, *mode)
-			r, err := runOurs(ctx, w, round)
-			if err != nil {
-				return err
+			for _, m := range strings.Split(*mode, ",") {
+				waitQuiet(*quiet)
+				log.Printf("world %d round %d: ringmaster (%s)", w, round+1, m)
+				r, err := runOurs(ctx, w, round, m)
+				if err != nil {
+					return err
+				}
+				all = append(all, r...)
 			}
-			all = append(all, r...)
+			waitQuiet(*quiet)
 			if *noGloo {
 				continue
 			}
@@ -450,6 +459,18 @@ func human(b int) string {
 // implementation's median time and busbw, and the median of the per-round
 // ratios (round i of ringmaster against round i of gloo).
 func report(all []row) {
+	for _, m := range strings.Split(*mode, ",") {
+		var rows []row
+		for _, r := range all {
+			if r.Impl == "gloo" || r.Transport == m {
+				rows = append(rows, r)
+			}
+		}
+		reportMode(m, rows)
+	}
+}
+
+func reportMode(mode string, all []row) {
 	type key struct{ w, b int }
 	ours := map[key][]row{}
 	gloo := map[key][]row{}
@@ -481,7 +502,7 @@ func report(all []row) {
 	}
 	tm := func(r row) float64 { return r.MedianUS }
 	bus := func(r row) float64 { return r.BusBW }
-	fmt.Printf("\nall-reduce fp32 sum, 127.0.0.1, medians over %d alternating rounds (ratio = median of per-round ratios)\n", *rounds)
+	fmt.Printf("\nall-reduce fp32 sum, 127.0.0.1, ringmaster transport %q, medians over %d alternating rounds (ratio = median of per-round ratios)\n", mode, *rounds)
 	fmt.Printf("%2s %7s | %10s %8s %8s %5s | %10s %8s | %9s %9s\n", "n", "size", "rm us", "rm alg", "rm bus", "ok", "gloo us", "gloo bus", "busbw x", "gloo/rm t")
 	for _, k := range keys {
 		o, g := ours[k], gloo[k]

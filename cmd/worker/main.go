@@ -49,6 +49,7 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:7200", "peer collective gRPC listen address (port 0: any free port)")
 	advertise := fs.String("advertise", "", "address peers dial (default: the listen address)")
 	bulk := fs.String("bulk-addr", "", "raw TCP bulk listener for collectives (default: the listen host, any free port; \"off\" disables)")
+	localBulk := fs.Bool("local-bulk", true, "also accept bulk streams on a Unix socket, which peers on the same host and network namespace use instead of TCP")
 	outDir := fs.String("out-dir", "ringmaster-data/models", "where finished jobs' models are saved")
 	dataDir := fs.String("data-dir", "", "where this worker keeps its checkpoints (default ringmaster-data/worker-<id>)")
 	httpAddr := fs.String("http-addr", "", "HTTP address for /metrics, /healthz (empty: off)")
@@ -102,7 +103,7 @@ func run(args []string) error {
 		host, _, _ := net.SplitHostPort(lis.Addr().String())
 		bulkAddr = net.JoinHostPort(host, "0")
 	}
-	peer, err := allreduce.NewServer(allreduce.ServerOptions{BulkAddr: bulkAddr, Logger: log})
+	peer, err := allreduce.NewServer(allreduce.ServerOptions{BulkAddr: bulkAddr, NoLocalBulk: !*localBulk, Logger: log})
 	if err != nil {
 		_ = lis.Close()
 		return err

@@ -29,8 +29,8 @@ func peerFailure(t *testing.T, r int, err error) {
 // and group) while every rank loops over large all-reduces; every other rank
 // must fail with an error naming a peer, not hang.
 func TestKillPeerMidCollective(t *testing.T) {
-	for _, mode := range []Mode{ModeBulk, ModeGRPC} {
-		t.Run([]string{"bulk", "grpc"}[mode], func(t *testing.T) {
+	for _, mode := range []Mode{ModeBulk, ModeGRPC, ModeTCP} {
+		t.Run([]string{"bulk", "grpc", "tcp"}[mode], func(t *testing.T) {
 			const n, victim = 4, 2
 			g, ws := newGRPCGroup(t, n, mode, 5*time.Second, Options{ChunkBytes: 16 << 10})
 			ctx := testCtx(t)

@@ -22,6 +22,11 @@ func startWorker(t testing.TB, bulk bool) *worker {
 	if bulk {
 		opts.BulkAddr = "127.0.0.1:0"
 	}
+	return startWorkerWith(t, opts)
+}
+
+func startWorkerWith(t testing.TB, opts ServerOptions) *worker {
+	t.Helper()
 	srv, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +59,7 @@ func newGRPCGroup(t testing.TB, n int, mode Mode, timeout time.Duration, opts Op
 	var ws []*worker
 	var addrs []string
 	for range n {
-		w := startWorker(t, mode == ModeBulk)
+		w := startWorker(t, mode != ModeGRPC)
 		ws = append(ws, w)
 		addrs = append(addrs, w.addr)
 	}

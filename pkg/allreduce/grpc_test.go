@@ -8,7 +8,7 @@ import (
 
 func TestAllReduceGRPC(t *testing.T) {
 	const chunkBytes = 4 << 10
-	for _, mode := range []Mode{ModeBulk, ModeGRPC} {
+	for _, mode := range []Mode{ModeBulk, ModeTCP, ModeGRPC} {
 		for n := 1; n <= 8; n++ {
 			g, _ := newGRPCGroup(t, n, mode, 10*time.Second, Options{ChunkBytes: chunkBytes, SmallBytes: 1 << 10})
 			ctx := testCtx(t)
@@ -61,4 +61,70 @@ func TestCollectivesBulk(t *testing.T) {
 		}
 		return c.Barrier(ctx)
 	}))
+}
+
+// TestSameHostLinksUseUnixSocket: bulk links between workers on one host and
+// network namespace go over the Unix socket; ModeTCP, a listener without the
+// local socket, or a peer on another host (a different host id) use TCP.
+func TestSameHostLinksUseUnixSocket(t *testing.T) {
+	bulk := ServerOptions{BulkAddr: "127.0.0.1:0"}
+	noLocal := ServerOptions{BulkAddr: "127.0.0.1:0", NoLocalBulk: true}
+	for _, tc := range []struct {
+		name      string
+		mode      Mode
+		opts      ServerOptions
+		otherHost bool
+		want      string
+	}{
+		{"same host", ModeBulk, bulk, false, "unix"},
+		{"ModeTCP", ModeTCP, bulk, false, "tcp"},
+		{"NoLocalBulk", ModeBulk, noLocal, false, "tcp"},
+		{"other host", ModeBulk, bulk, true, "tcp"},
+		{"grpc", ModeGRPC, ServerOptions{}, false, "grpc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "unix" && hostID() == "" {
+				t.Skip("no host id on this platform")
+			}
+			const n = 3
+			var ws []*worker
+			var addrs []string
+			for r := range n {
+				w := startWorkerWith(t, tc.opts)
+				if tc.otherHost {
+					w.srv.hostID = fmt.Sprintf("host-%d", r)
+				}
+				ws = append(ws, w)
+				addrs = append(addrs, w.addr)
+			}
+			g := &group{}
+			var eps []*endpoint
+			for r, w := range ws {
+				tr, err := w.srv.Join(GroupConfig{Job: "j", Generation: 1, Rank: r, Peers: addrs, PeerTimeout: 10 * time.Second, Mode: tc.mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				eps = append(eps, tr.(*endpoint))
+				g.comms = append(g.comms, New(tr, Options{ChunkBytes: 4 << 10, SmallBytes: 1 << 10}))
+			}
+			t.Cleanup(g.close)
+			ctx := testCtx(t)
+			in := inputs(11, n, 40_009)
+			bufs := clone(in)
+			noErrors(t, g.each(func(r int, c *Communicator) error { return c.AllReduce(ctx, bufs[r], Sum) }))
+			if err := closeTo(bufs[0], naive(in, Sum), n); err != nil {
+				t.Fatal(err)
+			}
+			// The ring dials each rank's successor (the others stay unused).
+			for r, ep := range eps {
+				next := ep.out[(r+1)%n]
+				next.mu.Lock()
+				kind := next.kind
+				next.mu.Unlock()
+				if kind != tc.want {
+					t.Errorf("link %d→%d carries frames over %q, want %q", r, (r+1)%n, kind, tc.want)
+				}
+			}
+		})
+	}
 }

@@ -26,7 +26,12 @@ type ServerOptions struct {
 	// advertises the listener's address (an unspecified host is replaced by
 	// the host the peer used for gRPC).
 	BulkAdvertise string
-	Logger        *slog.Logger
+	// NoLocalBulk disables the Unix-socket bulk listener that peers on the
+	// same host and network namespace use instead of TCP (the same frames,
+	// about 1.7× the bandwidth of loopback TCP). It is on whenever bulk
+	// streams are, on Linux.
+	NoLocalBulk bool
+	Logger      *slog.Logger
 }
 
 // Server is a worker process's peer service: one per process, serving every
@@ -39,6 +44,9 @@ type Server struct {
 	log       *slog.Logger
 	ln        net.Listener // nil without bulk streams
 	advertise string
+	local     net.Listener // Unix-socket bulk listener for same-host peers; nil without
+	localAddr string
+	hostID    string // this process's kernel and network namespace (see hostID)
 
 	mu      sync.Mutex
 	groups  map[GroupID]*endpoint
@@ -61,6 +69,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		latest:  make(map[string]uint64),
 		ended:   make(map[GroupID]bool),
 		pending: make(map[net.Conn]struct{}),
+		hostID:  hostID(),
 	}
 	if opts.BulkAddr != "" {
 		ln, err := net.Listen("tcp", opts.BulkAddr)
@@ -73,7 +82,17 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			s.advertise = ln.Addr().String()
 		}
 		s.wg.Add(1)
-		go s.acceptLoop()
+		go s.acceptLoop(ln)
+		if !opts.NoLocalBulk && s.hostID != "" {
+			// Best effort: without it, same-host peers use TCP.
+			if l, err := net.Listen("unix", localBulkName()); err != nil {
+				s.log.Warn("no local bulk listener; same-host peers use TCP", "err", err)
+			} else {
+				s.local, s.localAddr = l, l.Addr().String()
+				s.wg.Add(1)
+				go s.acceptLoop(l)
+			}
+		}
 	}
 	return s, nil
 }
@@ -104,6 +123,9 @@ func (s *Server) Close() error {
 	if s.ln != nil {
 		err = s.ln.Close()
 	}
+	if s.local != nil {
+		s.local.Close()
+	}
 	for _, ep := range eps {
 		ep.Close()
 	}
@@ -115,11 +137,15 @@ func (s *Server) Close() error {
 type Mode int
 
 const (
-	// ModeBulk sends frames on raw TCP bulk streams negotiated over gRPC
-	// (falling back to gRPC streams when the peer has no bulk listener).
+	// ModeBulk sends frames on raw bulk streams negotiated over gRPC: a Unix
+	// socket to a peer on the same host and network namespace, TCP to any
+	// other (falling back to gRPC streams when the peer has no bulk listener).
 	ModeBulk Mode = iota
 	// ModeGRPC sends frames on gRPC client streams.
 	ModeGRPC
+	// ModeTCP is ModeBulk without the Unix-socket path: TCP even to a peer
+	// on the same host (for measurements and for hosts where it misbehaves).
+	ModeTCP
 )
 
 // GroupConfig describes this process's membership in one group.
@@ -204,7 +230,7 @@ func (s *Server) OpenBulk(ctx context.Context, h *pb.PeerHello) (*pb.PeerBulkEnd
 	if _, err := s.route(h); err != nil {
 		return nil, toStatus(err)
 	}
-	return &pb.PeerBulkEndpoint{Address: s.advertise}, nil
+	return &pb.PeerBulkEndpoint{Address: s.advertise, LocalAddress: s.localAddr, HostId: s.hostID}, nil
 }
 
 // Frames implements the gRPC service: the stream's frames are handed to the

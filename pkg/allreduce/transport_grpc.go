@@ -51,8 +51,8 @@ type outLink struct {
 	mu   sync.Mutex
 	cc   *grpc.ClientConn
 	w    linkWriter
-	err  error // dial failure, sticky
-	mode string
+	err  error  // dial failure, sticky
+	kind string // "unix", "tcp" or "grpc" once connected
 }
 
 type inSlot struct {
@@ -204,7 +204,7 @@ func (ep *endpoint) connect(ctx context.Context, to int, o *outLink) error {
 		w, err := ep.tryConnect(dctx, client, hello, to)
 		if err == nil {
 			o.w = w
-			o.mode = "bulk"
+			o.kind = linkKind(w)
 			return nil
 		}
 		if !errors.Is(err, ErrUnknownGroup) && !errors.Is(err, errRetry) {
@@ -233,8 +233,16 @@ func (ep *endpoint) tryConnect(ctx context.Context, client pb.PeerCollectiveClie
 		}
 		return nil, fromStatus(err)
 	}
-	if ep.mode == ModeBulk && bulk.GetAddress() != "" {
-		return dialBulk(ctx, bulkAddress(bulk.GetAddress(), ep.peers[to]), hello)
+	if ep.mode != ModeGRPC && bulk.GetAddress() != "" {
+		if ep.mode == ModeBulk && bulk.GetLocalAddress() != "" && bulk.GetHostId() == ep.s.hostID {
+			w, err := dialBulk(ctx, "unix", bulk.GetLocalAddress(), hello)
+			if err == nil || !errors.Is(err, errRetry) {
+				return w, err
+			}
+			// Same host id but unreachable (should not happen): TCP still works.
+			ep.s.log.Warn("local bulk link failed, using TCP", "peer", to, "err", err)
+		}
+		return dialBulk(ctx, "tcp", bulkAddress(bulk.GetAddress(), ep.peers[to]), hello)
 	}
 	// gRPC stream for the lifetime of the endpoint.
 	sctx, cancel := context.WithCancel(ep.ctx)
@@ -244,6 +252,14 @@ func (ep *endpoint) tryConnect(ctx context.Context, client pb.PeerCollectiveClie
 		return nil, fromStatus(err)
 	}
 	return &grpcWriter{stream: stream, cancel: cancel, hello: hello, job: hello.GetJob()}, nil
+}
+
+// linkKind says how a connected link carries frames.
+func linkKind(w linkWriter) string {
+	if tw, ok := w.(*tcpWriter); ok {
+		return tw.network
+	}
+	return "grpc"
 }
 
 // bulkAddress replaces an unspecified host in addr by the host of grpcAddr.

@@ -17,7 +17,8 @@ import (
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
-// Raw TCP bulk streams. After OpenBulk (gRPC) confirmed the group, the sender
+// Raw bulk streams (TCP, or a Unix socket between processes on the same host).
+// After OpenBulk (gRPC) confirmed the group, the sender
 // dials the peer's bulk listener and writes a hello (4-byte big-endian length,
 // then a marshalled PeerHello); the server answers one status byte. Then the
 // connection carries frames one way: a 48-byte header (see putHeader) followed
@@ -40,14 +41,15 @@ const (
 // aLongTimeAgo is a deadline in the past, used to abort blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func dialBulk(ctx context.Context, addr string, hello *pb.PeerHello) (linkWriter, error) {
+// dialBulk opens a bulk stream to addr on network ("tcp" or "unix") and
+// names the link with hello.
+func dialBulk(ctx context.Context, network, addr string, hello *pb.PeerHello) (linkWriter, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: bulk dial %s: %v", errRetry, addr, err)
 	}
-	tc := c.(*net.TCPConn)
-	tuneConn(tc)
+	tuneConn(c)
 	b, err := proto.Marshal(hello)
 	if err != nil {
 		c.Close()
@@ -71,7 +73,7 @@ func dialBulk(ctx context.Context, addr string, hello *pb.PeerHello) (linkWriter
 	c.SetDeadline(time.Time{})
 	switch st[0] {
 	case bulkOK:
-		return &tcpWriter{c: tc}, nil
+		return &tcpWriter{c: c.(bulkConn), network: network}, nil
 	case bulkUnknown:
 		c.Close()
 		return nil, fmt.Errorf("bulk %s: %w", addr, ErrUnknownGroup)
@@ -83,17 +85,29 @@ func dialBulk(ctx context.Context, addr string, hello *pb.PeerHello) (linkWriter
 	return nil, fmt.Errorf("bulk %s rejected the link: %w", addr, ErrMismatch)
 }
 
-func tuneConn(c *net.TCPConn) {
-	c.SetNoDelay(true)
-	c.SetReadBuffer(bulkSockBuf)
-	c.SetWriteBuffer(bulkSockBuf)
+// bulkConn is what a bulk stream needs of its connection (*net.TCPConn or
+// *net.UnixConn; both write net.Buffers with one writev).
+type bulkConn interface {
+	net.Conn
+	SetReadBuffer(int) error
+	SetWriteBuffer(int) error
 }
 
-// acceptLoop accepts bulk connections until the listener closes.
-func (s *Server) acceptLoop() {
+func tuneConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	if bc, ok := c.(bulkConn); ok {
+		bc.SetReadBuffer(bulkSockBuf)
+		bc.SetWriteBuffer(bulkSockBuf)
+	}
+}
+
+// acceptLoop accepts bulk connections on ln until it closes.
+func (s *Server) acceptLoop(ln net.Listener) {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("bulk accept", "err", err)
@@ -109,12 +123,12 @@ func (s *Server) acceptLoop() {
 		s.pending[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.handshake(c.(*net.TCPConn))
+		go s.handshake(c)
 	}
 }
 
 // handshake reads a bulk connection's hello and attaches it to its group.
-func (s *Server) handshake(c *net.TCPConn) {
+func (s *Server) handshake(c net.Conn) {
 	defer s.wg.Done()
 	keep := false
 	defer func() {
@@ -172,8 +186,9 @@ func (s *Server) handshake(c *net.TCPConn) {
 
 // tcpWriter writes frames to a bulk connection.
 type tcpWriter struct {
-	c   *net.TCPConn
-	hdr [headerSize]byte
+	c       bulkConn
+	network string // "tcp" or "unix"
+	hdr     [headerSize]byte
 }
 
 func (w *tcpWriter) send(ctx context.Context, h Header, payload []byte, timeout time.Duration) error {
@@ -192,7 +207,7 @@ func (w *tcpWriter) close() { w.c.Close() }
 
 // tcpReader reads frames from a bulk connection.
 type tcpReader struct {
-	c   *net.TCPConn
+	c   net.Conn
 	br  *bufio.Reader
 	hdr [headerSize]byte
 }

@@ -289,7 +289,15 @@ func (*PeerFramesAck) Descriptor() ([]byte, []int) {
 type PeerBulkEndpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// address is host:port of the receiver's raw TCP bulk listener.
-	Address       string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// local_address is the receiver's Unix-socket bulk listener (a Linux
+	// abstract name such as "@ringmaster-bulk-…"), empty when it has none.
+	// A sender on the same host and network namespace (same host_id) uses it
+	// instead of TCP: same frames, about 1.7× the loopback TCP bandwidth.
+	LocalAddress string `protobuf:"bytes,2,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
+	// host_id names the receiver's kernel and network namespace
+	// ("<boot id>/<netns inode>"); the sender compares it with its own.
+	HostId        string `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -331,6 +339,20 @@ func (x *PeerBulkEndpoint) GetAddress() string {
 	return ""
 }
 
+func (x *PeerBulkEndpoint) GetLocalAddress() string {
+	if x != nil {
+		return x.LocalAddress
+	}
+	return ""
+}
+
+func (x *PeerBulkEndpoint) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
 var File_ringmaster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringmaster_v1_peer_proto_rawDesc = "" +
@@ -358,9 +380,11 @@ const file_ringmaster_v1_peer_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x18.ringmaster.v1.PeerHelloR\x05hello\x126\n" +
 	"\x06header\x18\x02 \x01(\v2\x1e.ringmaster.v1.PeerFrameHeaderR\x06header\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\"\x0f\n" +
-	"\rPeerFramesAck\",\n" +
+	"\rPeerFramesAck\"j\n" +
 	"\x10PeerBulkEndpoint\x12\x18\n" +
-	"\aaddress\x18\x01 \x01(\tR\aaddress2\x9b\x01\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
+	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12\x17\n" +
+	"\ahost_id\x18\x03 \x01(\tR\x06hostId2\x9b\x01\n" +
 	"\x0ePeerCollective\x12B\n" +
 	"\x06Frames\x12\x18.ringmaster.v1.PeerFrame\x1a\x1c.ringmaster.v1.PeerFramesAck(\x01\x12E\n" +
 	"\bOpenBulk\x12\x18.ringmaster.v1.PeerHello\x1a\x1f.ringmaster.v1.PeerBulkEndpointBFZDgithub.com/ringmaster-ml/ringmaster/proto/ringmaster/v1;ringmasterv1b\x06proto3"
