@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"gonum.org/v1/gonum/blas/blas32"
@@ -74,7 +75,8 @@ func runTrain(ctx context.Context, args []string) error {
 	sf.register(fs)
 	out := fs.String("out", "", "directory for the trained model (default out/<job name>)")
 	printSpec := fs.Bool("print-spec", false, "print the resolved job spec as JSON and exit")
-	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
+	threads := fs.Int("threads", 0, "cores to train on (0: all)")
+	lanes := fs.Int("lanes", 0, "split each micro-batch across this many replicas running at once, one core each (0: one per thread; 1: none, every matrix product uses all threads instead)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: ringctl train [-preset NAME | -spec FILE] [-set key=value ...] [-out DIR]")
 		fs.PrintDefaults()
@@ -93,7 +95,18 @@ func runTrain(ctx context.Context, args []string) error {
 		fmt.Println(string(spec.Marshal()))
 		return nil
 	}
-	stopGEMM, err := useFastGEMM(*threads)
+	nThreads := *threads
+	if nThreads <= 0 {
+		nThreads = runtime.GOMAXPROCS(0)
+	}
+	nLanes := *lanes
+	switch {
+	case nLanes < 0:
+		return fmt.Errorf("-lanes %d: want ≥ 0 (0: one per thread)", nLanes)
+	case nLanes == 0:
+		nLanes = min(nThreads, spec.Train.BatchSize)
+	}
+	stopGEMM, err := useFastGEMM(max(1, nThreads/max(1, nLanes)))
 	if err != nil {
 		return err
 	}
@@ -102,7 +115,7 @@ func runTrain(ctx context.Context, args []string) error {
 	if dir == "" {
 		dir = filepath.Join("out", spec.Name)
 	}
-	res, err := train.Run(ctx, spec, train.Options{OutDir: dir, Out: os.Stdout})
+	res, err := train.Run(ctx, spec, train.Options{OutDir: dir, Out: os.Stdout, Lanes: nLanes})
 	if errors.Is(err, context.Canceled) && res != nil && res.Saved != "" {
 		fmt.Printf("interrupted after %d iterations; saved %s\n", res.Iters, res.Saved)
 		return nil

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 )
@@ -58,25 +59,60 @@ func NewAdamWRange(p *Params, lo, hi int, beta1, beta2, eps, weightDecay float64
 }
 
 // Step applies one update with learning rate lr from p.Grad to p.Data on [Lo,Hi).
-func (o *AdamW) Step(p *Params, lr float64) {
+func (o *AdamW) Step(p *Params, lr float64) { o.StepParallel(p, lr, 1) }
+
+// StepParallel is Step with the range split into parts pieces updated on
+// parts goroutines at once (the caller takes one). The update is element-wise,
+// so the result is the same bit for bit.
+func (o *AdamW) StepParallel(p *Params, lr float64, parts int) {
 	o.Steps++
 	t := float64(o.Steps)
-	b1, b2 := float32(o.Beta1), float32(o.Beta2)
-	stepSize := float32(lr / (1 - math.Pow(o.Beta1, t)))
-	bc2Sqrt := float32(math.Sqrt(1 - math.Pow(o.Beta2, t)))
-	eps := float32(o.Eps)
+	k := adamCoeffs{
+		lr: lr, b1: float32(o.Beta1), b2: float32(o.Beta2), eps: float32(o.Eps),
+		stepSize: float32(lr / (1 - math.Pow(o.Beta1, t))),
+		bc2Sqrt:  float32(math.Sqrt(1 - math.Pow(o.Beta2, t))),
+	}
+	parts = max(1, min(parts, (o.Hi-o.Lo)/1024)) // pieces of ≥ 1024 parameters
+	if parts == 1 {
+		o.update(p, k, o.Lo, o.Hi) // no goroutine, no allocation
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		a, b := o.Lo+i*(o.Hi-o.Lo)/parts, o.Lo+(i+1)*(o.Hi-o.Lo)/parts
+		if i == parts-1 {
+			o.update(p, k, a, b)
+		} else {
+			wg.Go(func() { o.update(p, k, a, b) })
+		}
+	}
+	wg.Wait()
+}
+
+// adamCoeffs are one step's constants.
+type adamCoeffs struct {
+	lr                             float64
+	b1, b2, eps, stepSize, bc2Sqrt float32
+}
+
+// update applies the step to the parameters in [a,b).
+func (o *AdamW) update(p *Params, k adamCoeffs, a, b int) {
 	for _, s := range o.segs {
+		lo, hi := max(s.lo, a), min(s.hi, b)
+		if lo >= hi {
+			continue
+		}
 		decay := float32(1)
 		if s.decay {
-			decay = float32(1 - lr*o.WeightDecay)
+			decay = float32(1 - k.lr*o.WeightDecay)
 		}
-		data, grad := p.Data[s.lo:s.hi], p.Grad[s.lo:s.hi]
-		m, v := o.M[s.lo-o.Lo:s.hi-o.Lo], o.V[s.lo-o.Lo:s.hi-o.Lo]
+		data, grad := p.Data[lo:hi], p.Grad[lo:hi]
+		m, v := o.M[lo-o.Lo:hi-o.Lo], o.V[lo-o.Lo:hi-o.Lo]
 		// Per element, in float32 and in this order (the kernel is
 		// bit-identical to the plain loop, vecmath's tests check it):
 		//   data *= decay; m = m·β1 + (1−β1)·g; v = v·β2 + (1−β2)·g·g
 		//   data −= stepSize·m / (√v/bc2Sqrt + eps)
-		vecmath.AdamW(data, grad, m, v, decay, b1, b2, stepSize, bc2Sqrt, eps)
+		vecmath.AdamW(data, grad, m, v, decay, k.b1, k.b2, k.stepSize, k.bc2Sqrt, k.eps)
 	}
 }
 

@@ -170,3 +170,31 @@ func TestGPTLearnsFixedBatch(t *testing.T) {
 		t.Fatalf("loss %v → %v; want from about ln 5 = 1.61 to below 0.1", first, last)
 	}
 }
+
+// StepParallel splits the range across goroutines; the update is
+// element-wise, so every split gives the same bits, step after step.
+func TestAdamWStepParallelIsBitIdentical(t *testing.T) {
+	cfg := tinyGPTConfig()
+	cfg.NEmbd, cfg.NHead = 32, 2
+	for _, parts := range []int{2, 3, 7} {
+		g := mustGPT(t, cfg, 1)
+		p := g.Params()
+		if len(p.Data) < parts*1024 {
+			t.Fatalf("%d parameters: too few to split into %d parts", len(p.Data), parts)
+		}
+		serial := &Params{Data: append([]float32(nil), p.Data...), Grad: p.Grad, Views: p.Views}
+		os, _ := NewAdamW(serial, 0.9, 0.95, 1e-8, 0.1)
+		op, _ := NewAdamW(p, 0.9, 0.95, 1e-8, 0.1)
+		for step := range 3 {
+			copy(p.Grad, randSlice(newRNG(int64(step), 3), len(p.Grad), 1))
+			os.Step(serial, 1e-3)
+			op.StepParallel(p, 1e-3, parts)
+			if d := maxAbsDiff(serial.Data, p.Data); d != 0 {
+				t.Fatalf("%d parts, step %d: parameters differ from the serial step by %v", parts, step, d)
+			}
+			if d := maxAbsDiff(os.V, op.V); d != 0 {
+				t.Fatalf("%d parts, step %d: second moments differ by %v", parts, step, d)
+			}
+		}
+	}
+}

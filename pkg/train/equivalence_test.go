@@ -107,7 +107,7 @@ func gatherFull(t *testing.T, ref *Trainer, trainers []*Trainer, m parallel.Mesh
 }
 
 // testText writes a small deterministic corpus for BERT (no shared data needed).
-func testText(t *testing.T) string {
+func testText(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
 	words := []string{"to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler", "in", "mind"}

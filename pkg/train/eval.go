@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
@@ -32,23 +33,53 @@ func (tr *Trainer) Evaluate() (Eval, error) {
 }
 
 func (tr *Trainer) estimate(split data.Split) (loss, acc float64, err error) {
-	rows := tr.Spec.Train.BatchSize
-	var correct, counted int
-	for k := 0; k < tr.Spec.Train.EvalIters; k++ {
-		b := &tr.batch
-		if err := tr.Data.FillEval(b, split, k, rows, 0, rows); err != nil {
-			return 0, 0, fmt.Errorf("eval %s batch %d: %w", split, k, err)
-		}
-		l, err := tr.Model.Forward(b, false)
-		if err != nil {
-			return 0, 0, fmt.Errorf("eval %s batch %d: %w", split, k, err)
-		}
-		loss += float64(l)
-		c, n := tr.countCorrect(b)
-		correct += c
-		counted += n
+	rows, iters := tr.Spec.Train.BatchSize, tr.Spec.Train.EvalIters
+	type result struct {
+		loss             float64
+		correct, counted int
+		err              error
 	}
-	loss /= float64(tr.Spec.Train.EvalIters)
+	res := make([]result, iters)
+	// Lanes take every n-th batch; the sums run in batch order, so the
+	// estimate does not depend on the number of lanes.
+	n := max(1, min(tr.Lanes(), iters))
+	var wg sync.WaitGroup
+	for i := range n {
+		m, b := tr.Model, &tr.batch
+		if i > 0 {
+			m, b = tr.lanes[i-1].model, &tr.lanes[i-1].batch
+		}
+		work := func() {
+			for k := i; k < iters; k += n {
+				r := &res[k]
+				if r.err = tr.Data.FillEval(b, split, k, rows, 0, rows); r.err != nil {
+					return
+				}
+				var l float32
+				if l, r.err = m.Forward(b, false); r.err != nil {
+					return
+				}
+				r.loss = float64(l)
+				r.correct, r.counted = tr.countCorrect(m, b)
+			}
+		}
+		if i == n-1 {
+			work()
+		} else {
+			wg.Go(work)
+		}
+	}
+	wg.Wait()
+	var correct, counted int
+	for k, r := range res {
+		if r.err != nil {
+			return 0, 0, fmt.Errorf("eval %s batch %d: %w", split, k, r.err)
+		}
+		loss += r.loss
+		correct += r.correct
+		counted += r.counted
+	}
+	loss /= float64(iters)
 	if counted > 0 {
 		acc = float64(correct) / float64(counted)
 	}
@@ -58,8 +89,8 @@ func (tr *Trainer) estimate(split data.Split) (loss, acc float64, err error) {
 // countCorrect compares the argmax of the last Forward's logits with the
 // batch's non-ignored targets. BERT's logits hold one row per counted target
 // in (b,t) order; the other architectures have one row per position.
-func (tr *Trainer) countCorrect(b *model.Batch) (correct, counted int) {
-	logits := tr.Model.Logits()
+func (tr *Trainer) countCorrect(m model.Model, b *model.Batch) (correct, counted int) {
+	logits := m.Logits()
 	V := tr.Spec.Model.VocabSize
 	row := 0
 	for i, y := range b.Targets {

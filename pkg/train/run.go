@@ -20,6 +20,10 @@ type Options struct {
 	Out io.Writer
 	// Logger receives structured events (nil = discard).
 	Logger *slog.Logger
+	// Lanes splits every micro-batch across this many in-process replicas
+	// running at once (Trainer.SetLanes; ≤ 1: none). Install a
+	// single-threaded matrix product when using it.
+	Lanes int
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -47,6 +51,9 @@ func Run(ctx context.Context, spec jobspec.Spec, opts Options) (*Result, error) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	tr, err := New(spec)
+	if err == nil {
+		err = tr.SetLanes(opts.Lanes)
+	}
 	if err != nil {
 		return nil, err
 	}

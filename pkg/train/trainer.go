@@ -38,6 +38,7 @@ type Trainer struct {
 
 	batch model.Batch // reused by every micro-step
 	iter  int         // optimizer steps taken
+	lanes []*lane     // extra in-process replicas a micro-batch is split across (SetLanes)
 }
 
 // New opens the spec's dataset, builds the model (vocab_size from the
@@ -172,6 +173,16 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 		if micro == t.GradAccum-1 && tr.layout.Mesh.DP > 1 {
 			tr.bucketing = true // the last backward launches the gradient buckets
 		}
+		if len(tr.lanes) > 0 {
+			loss, tokens, err := tr.microStepLanes(int64(it), global, lo+rowLo, lo+rowHi, denom)
+			if err != nil {
+				tr.abandon()
+				return st, fmt.Errorf("iter %d: %w", it, err)
+			}
+			st.Loss += loss
+			st.Tokens += tokens
+			continue
+		}
 		if err := tr.Data.Fill(&tr.batch, data.Train, int64(it), global, lo+rowLo, lo+rowHi); err != nil {
 			tr.abandon()
 			return st, fmt.Errorf("iter %d: batch: %w", it, err)
@@ -204,7 +215,7 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 		return st, fmt.Errorf("iter %d: loss %v, gradient norm %v: %w; the step was not applied — lower train.learning_rate or set train.grad_clip",
 			it, st.Loss, st.GradNorm, ErrNonFiniteLoss)
 	}
-	tr.opt.Step(p, st.LR)
+	tr.opt.StepParallel(p, st.LR, tr.Lanes())
 	if tr.zero1 {
 		// Each rank updated its part; everyone takes everyone's.
 		if err := tr.layout.DP.AllGather(ctx, p.Data); err != nil {
@@ -289,6 +300,7 @@ func (tr *Trainer) abandon() {
 	}
 	tr.bucketing, tr.buckets = false, tr.buckets[:0]
 	tr.Model.Params().ZeroGrad()
+	tr.zeroLaneGrads()
 }
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

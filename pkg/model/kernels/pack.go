@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // microKernel is one register-blocked micro-kernel and the cache blocking
 // that feeds it.
 type microKernel struct {
@@ -229,6 +231,11 @@ func packBN(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 	for jp := 0; jp < nc; jp += nr {
 		w := min(nr, nc-jp)
 		d := dst[jp*kc : jp*kc+kc*nr]
+		if nr == 32 && w == 32 && kc > 0 {
+			_ = g.b[(pc+kc-1)*g.ldb+jc+jp+31] // bounds of the last row read
+			packBN32(&d[0], &g.b[pc*g.ldb+jc+jp], g.ldb, kc)
+			continue
+		}
 		for p := 0; p < kc; p++ {
 			row := d[p*nr : p*nr+nr]
 			copy(row, g.b[(pc+p)*g.ldb+jc+jp:][:w])
@@ -243,6 +250,16 @@ func packBT(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 	for jp := 0; jp < nc; jp += nr {
 		w := min(nr, nc-jp)
 		d := dst[jp*kc : jp*kc+kc*nr]
+		if nr == 32 && w == 32 && kc > 0 && 15*g.ldb <= math.MaxInt32 {
+			j := jc + jp
+			_ = g.b[(j+31)*g.ldb+pc+kc-1] // bounds of the last column read
+			var idx [16]int32
+			for c := range idx {
+				idx[c] = int32(c * g.ldb)
+			}
+			packBT32(&d[0], &g.b[j*g.ldb+pc], &idx, g.ldb, kc)
+			continue
+		}
 		if w < nr {
 			clear(d)
 		}

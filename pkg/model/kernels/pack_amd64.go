@@ -1,0 +1,12 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// The 32-column panel packers of the AVX-512 kernel (nr = 32 only exists
+// where AVX-512 does). Callers check the bounds.
+
+//go:noescape
+func packBN32(dst, src *float32, ldb, kc int)
+
+//go:noescape
+func packBT32(dst, src *float32, idx *[16]int32, ldb, kc int)

@@ -1,0 +1,166 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/data"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+)
+
+// Lanes: data parallelism inside one process. Each lane is a model replica
+// that shares the parameters (Data) of the trainer's model but has its own
+// gradients and activations; a micro-batch's rows are split across the
+// lanes, which run forward and backward at the same time on their own
+// goroutines (one core each, with single-threaded matrix products), and the
+// lane gradients are then summed into the trainer's. On a small model this
+// beats splitting every matrix product across cores: the cores never wait
+// for each other inside a step (measured on baby GPT, 2 cores: ≈ +22 %
+// tokens/s). The step is the same computation up to the order of floating
+// point additions in the parameter gradients.
+
+// lane is one extra replica (lane 0 is the trainer's own model).
+type lane struct {
+	model model.Model
+	batch model.Batch
+	loss  float32
+	err   error
+}
+
+// singleThreaded is implemented by models whose layers can run parallel
+// loops of their own (GPT); lanes run them on the lane's goroutine.
+type singleThreaded interface{ SetThreads(n int) }
+
+// SetLanes splits every micro-batch across n lanes (n ≤ 1: one, the
+// default). It needs a single replica (no data or tensor parallelism across
+// processes) and a matrix-product implementation that is safe for
+// concurrent calls and, to be useful, single-threaded
+// (kernels.Options{Threads: 1}). Lanes beyond the micro-batch's rows idle.
+func (tr *Trainer) SetLanes(n int) error {
+	if n <= 1 {
+		tr.lanes = nil
+		return nil
+	}
+	if tr.layout.Mesh.DP > 1 || tr.layout.Mesh.TP > 1 {
+		return fmt.Errorf("lanes: %d requested, but lanes need a single replica (this one is %d×%d data × tensor parallel)",
+			n, tr.layout.Mesh.DP, tr.layout.Mesh.TP)
+	}
+	p0 := tr.Model.Params()
+	lanes := make([]*lane, n-1)
+	for i := range lanes {
+		m, err := model.New(tr.Spec.Model, tr.Spec.Train.Seed+int64(i+1))
+		if err != nil {
+			return fmt.Errorf("lane %d: %w", i+1, err)
+		}
+		p := m.Params()
+		if len(p.Data) != len(p0.Data) {
+			return fmt.Errorf("lane %d: %d parameters, the model has %d", i+1, len(p.Data), len(p0.Data))
+		}
+		p.Data = p0.Data // shared, read-only during a step; the optimizer writes it between steps
+		if st, ok := m.(singleThreaded); ok {
+			st.SetThreads(1)
+		}
+		lanes[i] = &lane{model: m}
+	}
+	if st, ok := tr.Model.(singleThreaded); ok {
+		st.SetThreads(1)
+	}
+	tr.lanes = lanes
+	return nil
+}
+
+// Lanes is the number of lanes a micro-batch is split across (1: none).
+func (tr *Trainer) Lanes() int { return len(tr.lanes) + 1 }
+
+// microStepLanes runs forward and backward for rows [lo,hi) of iteration
+// it's global batch, split across the lanes, and leaves the summed
+// gradients in the trainer's model. It returns the loss over those rows
+// and the tokens they hold.
+func (tr *Trainer) microStepLanes(it int64, global, lo, hi int, denom float32) (float64, int, error) {
+	n := min(len(tr.lanes)+1, hi-lo)
+	part := func(i int) (int, int) { return lo + i*(hi-lo)/n, lo + (i+1)*(hi-lo)/n }
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		l := tr.lanes[i-1]
+		a, b := part(i)
+		wg.Go(func() {
+			l.loss, l.err = 0, nil
+			if err := tr.Data.Fill(&l.batch, data.Train, it, global, a, b); err != nil {
+				l.err = fmt.Errorf("batch: %w", err)
+				return
+			}
+			l.batch.LossDenom = denom
+			if l.loss, l.err = l.model.Forward(&l.batch, true); l.err != nil {
+				l.err = fmt.Errorf("forward: %w", l.err)
+				return
+			}
+			if l.err = l.model.Backward(); l.err != nil {
+				l.err = fmt.Errorf("backward: %w", l.err)
+			}
+		})
+	}
+	a, b := part(0)
+	var loss float64
+	tokens := 0
+	err := tr.Data.Fill(&tr.batch, data.Train, it, global, a, b)
+	if err != nil {
+		err = fmt.Errorf("batch: %w", err)
+	} else {
+		tr.batch.LossDenom = denom
+		var l0 float32
+		if l0, err = tr.Model.Forward(&tr.batch, true); err != nil {
+			err = fmt.Errorf("forward: %w", err)
+		} else if err = tr.Model.Backward(); err != nil {
+			err = fmt.Errorf("backward: %w", err)
+		}
+		loss, tokens = float64(l0), tr.tokensIn(&tr.batch)
+	}
+	wg.Wait()
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for i := 1; i < n; i++ {
+		l := tr.lanes[i-1]
+		if l.err != nil {
+			errs = append(errs, fmt.Errorf("lane %d: %w", i, l.err))
+			continue
+		}
+		loss += float64(l.loss)
+		tokens += tr.tokensIn(&l.batch)
+	}
+	tr.sumLaneGrads(n)
+	return loss, tokens, errors.Join(errs...)
+}
+
+// sumLaneGrads adds the first n−1 lanes' gradients into the model's and
+// zeroes them, each of n goroutines taking one slice of the buffer.
+func (tr *Trainer) sumLaneGrads(n int) {
+	g0 := tr.Model.Params().Grad
+	var wg sync.WaitGroup
+	for i := range n {
+		a, b := i*len(g0)/n, (i+1)*len(g0)/n
+		sum := func() {
+			for _, l := range tr.lanes[:n-1] {
+				g := l.model.Params().Grad[a:b]
+				vecmath.Add(g0[a:b], g0[a:b], g)
+				clear(g)
+			}
+		}
+		if i == n-1 {
+			sum()
+		} else {
+			wg.Go(sum)
+		}
+	}
+	wg.Wait()
+}
+
+// zeroLaneGrads clears every lane's gradients (after a failed step).
+func (tr *Trainer) zeroLaneGrads() {
+	for _, l := range tr.lanes {
+		l.model.Params().ZeroGrad()
+	}
+}
