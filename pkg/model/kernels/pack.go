@@ -260,6 +260,16 @@ func packBT(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 			packBT32(&d[0], &g.b[j*g.ldb+pc], &idx, g.ldb, kc)
 			continue
 		}
+		if nr == 16 && w == 16 && kc > 0 && 15*g.ldb <= math.MaxInt32 && hasGather() {
+			j := jc + jp
+			_ = g.b[(j+15)*g.ldb+pc+kc-1] // bounds of the last column read
+			var idx [16]int32
+			for c := range idx {
+				idx[c] = int32(c * g.ldb)
+			}
+			packBT16(&d[0], &g.b[j*g.ldb+pc], &idx, kc)
+			continue
+		}
 		if w < nr {
 			clear(d)
 		}

@@ -55,3 +55,26 @@ btloop:
 btdone:
 	VZEROUPPER
 	RET
+
+// func packBT16(dst, src *float32, idx *[16]int32, kc int)
+// dst[p*16+c] = src[c*ldb+p] for c < 16, p < kc: packBT32 for the 16-column
+// panels of the AVX2 kernel when it runs on an AVX-512 machine.
+TEXT ·packBT16(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ idx+16(FP), AX
+	MOVQ kc+24(FP), CX
+	VMOVDQU32 (AX), Z2
+	TESTQ CX, CX
+	JZ   bt16done
+bt16loop:
+	KXNORW K1, K1, K1
+	VGATHERDPS (SI)(Z2*4), K1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $4, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  bt16loop
+bt16done:
+	VZEROUPPER
+	RET

@@ -8,3 +8,7 @@ func packBN32(dst, src *float32, ldb, kc int) { panic("kernels: packBN32 without
 func packBT32(dst, src *float32, idx *[16]int32, ldb, kc int) {
 	panic("kernels: packBT32 without AVX-512")
 }
+
+func packBT16(dst, src *float32, idx *[16]int32, kc int) { panic("kernels: packBT16 without AVX-512") }
+
+func hasGather() bool { return false }
