@@ -124,6 +124,15 @@ func TestSameHostLinksUseUnixSocket(t *testing.T) {
 				if kind != tc.want {
 					t.Errorf("link %d→%d carries frames over %q, want %q", r, (r+1)%n, kind, tc.want)
 				}
+				// The peer counts as on this host exactly when host ids match;
+				// that decides whether small receives poll before parking.
+				wantSame := int32(1)
+				if tc.otherHost {
+					wantSame = 0
+				}
+				if got := ep.sameHost.Load(); got != wantSame {
+					t.Errorf("rank %d counts %d peers on its host, want %d", r, got, wantSame)
+				}
 			}
 		})
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +36,8 @@ type endpoint struct {
 
 	out []*outLink
 	in  []*inSlot
+
+	sameHost atomic.Int32 // connected peers that run on this host (same host id)
 }
 
 // linkWriter sends frames to one peer; linkReader receives frames from one.
@@ -124,10 +128,18 @@ func (ep *endpoint) attach(from int, r linkReader) error {
 	if in.r != nil {
 		return fmt.Errorf("second link from rank %d to group %s/%d: %w", from, ep.id.Job, ep.id.Generation, ErrMismatch)
 	}
+	if tr, ok := r.(*tcpReader); ok {
+		tr.spin = ep.spinOK
+	}
 	in.r = r
 	close(in.ready)
 	return nil
 }
+
+// spinOK reports whether a receiver may poll for a small frame instead of
+// parking at once: when this rank and the peers it has found on its host
+// (same host id) fit on the host's cores.
+func (ep *endpoint) spinOK() bool { return int(ep.sameHost.Load())+1 <= runtime.NumCPU() }
 
 func (ep *endpoint) Recv(ctx context.Context, from int, want Header, dst []byte) error {
 	in := ep.in[from]
@@ -201,10 +213,13 @@ func (ep *endpoint) connect(ctx context.Context, to int, o *outLink) error {
 
 	backoff := time.Millisecond
 	for {
-		w, err := ep.tryConnect(dctx, client, hello, to)
+		w, sameHost, err := ep.tryConnect(dctx, client, hello, to)
 		if err == nil {
 			o.w = w
 			o.kind = linkKind(w)
+			if sameHost {
+				ep.sameHost.Add(1)
+			}
 			return nil
 		}
 		if !errors.Is(err, ErrUnknownGroup) && !errors.Is(err, errRetry) {
@@ -225,14 +240,23 @@ func (ep *endpoint) connect(ctx context.Context, to int, o *outLink) error {
 
 var errRetry = errors.New("retry")
 
-func (ep *endpoint) tryConnect(ctx context.Context, client pb.PeerCollectiveClient, hello *pb.PeerHello, to int) (linkWriter, error) {
+// tryConnect opens the link to peer to; sameHost says whether the peer runs
+// on this host (the same host id).
+func (ep *endpoint) tryConnect(ctx context.Context, client pb.PeerCollectiveClient, hello *pb.PeerHello, to int) (w linkWriter, sameHost bool, err error) {
 	bulk, err := client.OpenBulk(ctx, hello, grpc.WaitForReady(true))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %v", errRetry, err)
+			return nil, false, fmt.Errorf("%w: %v", errRetry, err)
 		}
-		return nil, fromStatus(err)
+		return nil, false, fromStatus(err)
 	}
+	sameHost = bulk.GetHostId() != "" && bulk.GetHostId() == ep.s.hostID
+	w, err = ep.openLink(ctx, client, hello, to, bulk)
+	return w, sameHost, err
+}
+
+// openLink dials the link OpenBulk described.
+func (ep *endpoint) openLink(ctx context.Context, client pb.PeerCollectiveClient, hello *pb.PeerHello, to int, bulk *pb.PeerBulkEndpoint) (linkWriter, error) {
 	if ep.mode != ModeGRPC && bulk.GetAddress() != "" {
 		if ep.mode == ModeBulk && bulk.GetLocalAddress() != "" && bulk.GetHostId() == ep.s.hostID {
 			w, err := dialBulk(ctx, "unix", bulk.GetLocalAddress(), hello)

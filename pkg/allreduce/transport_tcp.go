@@ -36,6 +36,11 @@ const (
 	bulkSockBuf   = 1 << 20  // SO_SNDBUF / SO_RCVBUF: less in flight stays in cache (4 MiB measured slower)
 	bulkReadBuf   = 64 << 10 // bufio in front of the socket; larger reads bypass it
 	maxHelloBytes = 4 << 10
+
+	// A receiver expecting a frame of at most spinMaxBytes (the small
+	// all-reduce path, barriers) polls for up to spinFor before parking.
+	spinMaxBytes = 64 << 10
+	spinFor      = 100 * time.Microsecond
 )
 
 // aLongTimeAgo is a deadline in the past, used to abort blocked I/O.
@@ -207,9 +212,10 @@ func (w *tcpWriter) close() { w.c.Close() }
 
 // tcpReader reads frames from a bulk connection.
 type tcpReader struct {
-	c   net.Conn
-	br  *bufio.Reader
-	hdr [headerSize]byte
+	spin func() bool // whether to poll before parking (set by attach)
+	c    net.Conn
+	br   *bufio.Reader
+	hdr  [headerSize]byte
 }
 
 func (r *tcpReader) recv(ctx context.Context, want Header, dst []byte, timeout time.Duration) error {
@@ -223,6 +229,9 @@ func (r *tcpReader) recv(ctx context.Context, want Header, dst []byte, timeout t
 }
 
 func (r *tcpReader) read(want Header, dst []byte, timeout time.Duration) error {
+	if len(dst) <= spinMaxBytes && r.br.Buffered() == 0 && r.spin != nil && r.spin() {
+		spinUntilReadable(r.c, spinFor)
+	}
 	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
 		return ioError(err, "no frame within %v", timeout)
 	}
