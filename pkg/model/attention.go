@@ -42,7 +42,7 @@ type AttnArgs struct {
 
 	Att     []float32 // (B,NHead,T,S) softmax probabilities, written by Forward, read by Backward
 	Mask    []float32 // (B,NHead,T,S) dropout mask; only used when dropout is active
-	Scratch []float32 // (2,T,S) work space
+	Scratch []float32 // work space of Attention.ScratchSize(T,S)
 }
 
 // AttnGrads are the gradient tensors of Backward, laid out like AttnArgs
@@ -53,8 +53,16 @@ type AttnGrads struct {
 
 // Sizes returns the lengths Att (and Mask) and Scratch need for a call.
 func (a *Attention) Sizes(B, T, S int) (att, scratch int) {
-	return B * a.NHead * T * S, 2 * T * S
+	return B * a.NHead * T * S, a.ScratchSize(T, S)
 }
+
+// ScratchSize is the length of AttnArgs.Scratch for T queries and S keys:
+// two (T,S) blocks and one (HeadSize,S) transposed key or value block.
+func (a *Attention) ScratchSize(T, S int) int { return 2*T*S + a.HeadSize*S }
+
+// partScratch is the scratch one participant of the parallel fast path
+// needs: a (T,S) block for dP and a (HeadSize,S) transposed operand.
+func (a *Attention) partScratch(T, S int) int { return T*S + a.HeadSize*S }
 
 func (a *Attention) scale() float32 { return float32(1 / math.Sqrt(float64(a.HeadSize))) }
 
@@ -78,25 +86,25 @@ type attnJob struct {
 	x       AttnArgs
 	g       AttnGrads
 	back    bool
-	scratch []float32 // (participants,T,S)
+	scratch []float32 // (participants, partScratch)
 }
 
 func (j *attnJob) run(i, w int) {
 	b, h := i/j.a.NHead, i%j.a.NHead
+	ts, per := j.x.T*j.x.S, j.a.partScratch(j.x.T, j.x.S)
+	mine := j.scratch[w*per : (w+1)*per]
 	if j.back {
-		ts := j.x.T * j.x.S
-		j.a.backwardHead(j.x, j.g, b, h, j.scratch[w*ts:(w+1)*ts])
+		j.a.backwardHead(j.x, j.g, b, h, mine[:ts], mine[ts:])
 	} else {
-		j.a.forwardHead(j.x, b, h)
+		j.a.forwardHead(j.x, b, h, mine[ts:])
 	}
 }
 
-// gemm is c = alpha·op(a)·b + beta·c for the products of a head whose
-// output has the head's width (n = HeadSize): P·V, Pᵀ·dOut, dS·K, dSᵀ·Q.
-// With the assembly and a head size in multiples of 8 it runs on
-// vecmath.SmallGemm, which reads op(a) in place (no packing, no transposed
-// copy); otherwise on sgemm. The products with keys as columns (Q·Kᵀ,
-// dOut·Vᵀ) stay on sgemm: SmallGemm would need Kᵀ copied out.
+// gemm is c = alpha·op(a)·b + beta·c for the products of one head: P·V,
+// Pᵀ·dOut, dS·K, dSᵀ·Q, and Q·Kᵀ, dOut·Vᵀ with Kᵀ, Vᵀ copied out
+// (transposeHead). With the assembly and a head size in multiples of 8 it
+// runs on vecmath.SmallGemm, which reads op(a) in place (no packing);
+// otherwise on sgemm.
 func (a *Attention) gemm(ta bool, m, n, k int, alpha float32, am []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if !vecmath.HasAsm() || a.HeadSize%8 != 0 {
 		sgemm(ta, false, m, n, k, alpha, am, lda, b, ldb, beta, c, ldc)
@@ -143,12 +151,13 @@ func (a *Attention) forward(ex *exec, rng *rand.Rand, x AttnArgs, train bool) {
 		return
 	}
 	if ex.workers() == nil {
+		kt := x.Scratch[2*x.T*x.S : a.ScratchSize(x.T, x.S)]
 		for i := 0; i < x.B*a.NHead; i++ {
-			a.forwardHead(x, i/a.NHead, i%a.NHead)
+			a.forwardHead(x, i/a.NHead, i%a.NHead, kt)
 		}
 		return
 	}
-	ex.attn = attnJob{a: a, x: x}
+	ex.attn = attnJob{a: a, x: x, scratch: ex.attnScratch(a.partScratch(x.T, x.S))}
 	ex.pool.For(x.B*a.NHead, &ex.attn)
 	ex.attn = attnJob{}
 }
@@ -161,8 +170,36 @@ func (a *Attention) keysFor(i1, S int) int {
 	return S
 }
 
-// forwardHead is the fast forward of one (batch row, head) pair.
-func (a *Attention) forwardHead(x AttnArgs, b, h int) {
+// small reports whether the head's products run on vecmath.SmallGemm.
+func (a *Attention) small() bool { return vecmath.HasAsm() && a.HeadSize%8 == 0 }
+
+// transposeHead copies the (S,hs) block m (row stride ld) into t as (hs,S),
+// so that products with keys as columns (Q·Kᵀ, dOut·Vᵀ) read a plain
+// operand.
+func transposeHead(t, m []float32, S, hs, ld int) {
+	t = t[:hs*S]
+	m = m[:(S-1)*ld+hs]
+	// Four rows of t at a time: each read of m fetches a line that
+	// serves the next three reads too; writes are sequential.
+	p := 0
+	for ; p+4 <= hs; p += 4 {
+		t0, t1, t2, t3 := t[p*S:(p+1)*S], t[(p+1)*S:(p+2)*S], t[(p+2)*S:(p+3)*S], t[(p+3)*S:(p+4)*S]
+		for j := range t0 {
+			src := m[j*ld+p : j*ld+p+4]
+			t0[j], t1[j], t2[j], t3[j] = src[0], src[1], src[2], src[3]
+		}
+	}
+	for ; p < hs; p++ {
+		tp := t[p*S : (p+1)*S]
+		for j := range tp {
+			tp[j] = m[j*ld+p]
+		}
+	}
+}
+
+// forwardHead is the fast forward of one (batch row, head) pair; kt is
+// (HeadSize,S) scratch for Kᵀ.
+func (a *Attention) forwardHead(x AttnArgs, b, h int, kt []float32) {
 	T, S, hs := x.T, x.S, a.HeadSize
 	att := x.Att[(b*a.NHead+h)*T*S : (b*a.NHead+h+1)*T*S]
 	q := x.Q[b*T*x.LDQ+h*hs:]
@@ -173,10 +210,18 @@ func (a *Attention) forwardHead(x AttnArgs, b, h int) {
 	if x.KeyValid != nil {
 		valid = x.KeyValid[b*S : (b+1)*S]
 	}
+	small := a.small()
+	if small {
+		transposeHead(kt, k, S, hs, x.LDKV)
+	}
 	for i0 := 0; i0 < T; i0 += attnRowBlock {
 		i1 := min(i0+attnRowBlock, T)
 		kv := a.keysFor(i1, S)
-		sgemm(false, true, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, k, x.LDKV, 0, att[i0*S:], S)
+		if small {
+			a.gemm(false, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, kt, S, 0, att[i0*S:], S) // s·Q·Kᵀ
+		} else {
+			sgemm(false, true, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, k, x.LDKV, 0, att[i0*S:], S)
+		}
 		a.softmaxRows(att, valid, i0, i1, S)
 		a.gemm(false, i1-i0, hs, kv, 1, att[i0*S:], S, v, x.LDKV, 0, out[i0*x.LDO:], x.LDO) // P·V
 	}
@@ -189,19 +234,20 @@ func (a *Attention) backward(ex *exec, x AttnArgs, g AttnGrads, train bool) {
 		return
 	}
 	if ex.workers() == nil {
+		ts := x.T * x.S
 		for i := 0; i < x.B*a.NHead; i++ {
-			a.backwardHead(x, g, i/a.NHead, i%a.NHead, x.Scratch[x.T*x.S:2*x.T*x.S])
+			a.backwardHead(x, g, i/a.NHead, i%a.NHead, x.Scratch[ts:2*ts], x.Scratch[2*ts:a.ScratchSize(x.T, x.S)])
 		}
 		return
 	}
-	ex.attn = attnJob{a: a, x: x, g: g, back: true, scratch: ex.attnScratch(x.T * x.S)}
+	ex.attn = attnJob{a: a, x: x, g: g, back: true, scratch: ex.attnScratch(a.partScratch(x.T, x.S))}
 	ex.pool.For(x.B*a.NHead, &ex.attn)
 	ex.attn = attnJob{}
 }
 
 // backwardHead is the fast backward of one (batch row, head) pair; dp is a
-// (T,S) scratch block.
-func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp []float32) {
+// (T,S) scratch block, vt (HeadSize,S) scratch for Vᵀ.
+func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp, vt []float32) {
 	T, S, hs := x.T, x.S, a.HeadSize
 	sc := a.scale()
 	att := x.Att[(b*a.NHead+h)*T*S : (b*a.NHead+h+1)*T*S]
@@ -212,10 +258,18 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp []float32
 	dk := g.DK[b*S*x.LDKV+h*hs:]
 	dv := g.DV[b*S*x.LDKV+h*hs:]
 	dout := g.DOut[b*T*x.LDO+h*hs:]
+	small := a.small()
+	if small {
+		transposeHead(vt, v, S, hs, x.LDKV)
+	}
 	for i0 := 0; i0 < T; i0 += attnRowBlock {
 		i1 := min(i0+attnRowBlock, T)
 		rows, kv := i1-i0, a.keysFor(i1, S)
-		sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S) // dP = dOut·Vᵀ
+		if small {
+			a.gemm(false, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, vt, S, 0, dp[i0*S:], S) // dP = dOut·Vᵀ
+		} else {
+			sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)
+		}
 		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV)     // dV += Pᵀ·dOut
 		softmaxGradRows(att, dp, i0, i1, S, kv)
 		a.gemm(false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, 1, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K

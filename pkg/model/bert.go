@@ -89,7 +89,7 @@ type bertState struct {
 
 	emb, embMean, embRstd, x0, embMask []float32 // (N,C), (N), (N), (N,C), (N,C)
 	layers                             []bertLayerActs
-	attScratch                         []float32 // (2,T,T)
+	attScratch                         []float32 // Attention.ScratchSize(T,T)
 
 	// MLM head, (M,·)
 	hsel, md, mg, mlMean, mlRstd, ml, logits, probs []float32
@@ -284,7 +284,7 @@ func (s *bertState) reserve(cfg Config, tp *tpGroup, B, T int) {
 		a.pre, a.act = grow(a.pre, N*H), grow(a.act, N*H)
 		a.mask2, a.r2, a.out = grow(a.mask2, N*C), grow(a.r2, N*C), grow(a.out, N*C)
 	}
-	s.attScratch = grow(s.attScratch, 2*T*T)
+	s.attScratch = grow(s.attScratch, (&Attention{HeadSize: C / cfg.NHead}).ScratchSize(T, T))
 	// MLM rows: at most N.
 	s.hsel, s.md, s.mg, s.ml = grow(s.hsel, N*C), grow(s.md, N*C), grow(s.mg, N*C), grow(s.ml, N*C)
 	s.mlMean, s.mlRstd = grow(s.mlMean, N), grow(s.mlRstd, N)

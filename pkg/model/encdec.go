@@ -111,7 +111,7 @@ type encDecState struct {
 	logits     []float32 // (B·T,V)
 	probs      []float32 // (B·T,V)
 	denom      float32
-	attScratch []float32 // (2,L,L), L = max(S,T)
+	attScratch []float32 // Attention.ScratchSize(L,L), L = max(S,T)
 
 	// backward scratch
 	dA, dB, dr, dq, dy []float32 // (max(B·S,B·T),C)
@@ -305,7 +305,7 @@ func (s *encDecState) reserve(cfg Config, tp *tpGroup, B, S, T int) {
 		s.dec[i].ffn.reserve(Nt, C, H)
 	}
 	s.logits, s.probs, s.dlogits = grow(s.logits, Nt*V), grow(s.probs, Nt*V), grow(s.dlogits, Nt*V)
-	s.attScratch = grow(s.attScratch, 2*L*L)
+	s.attScratch = grow(s.attScratch, (&Attention{HeadSize: C / cfg.NHead}).ScratchSize(L, L))
 	s.dA, s.dB, s.dr, s.dq, s.dy = grow(s.dA, Nmax*C), grow(s.dB, Nmax*C), grow(s.dr, Nmax*C), grow(s.dq, Nmax*C), grow(s.dy, Nmax*C)
 	s.dk, s.dv = grow(s.dk, Nmax*C), grow(s.dv, Nmax*C)
 	s.dmem, s.dE = grow(s.dmem, Ns*C), grow(s.dE, Ns*C)

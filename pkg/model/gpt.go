@@ -75,7 +75,7 @@ type gptActs struct {
 	dqkv                 []float32 // (N,3C)
 	dfch, dfchAct        []float32 // (N,H)
 	dlogits              []float32 // (N,V)
-	attScratch           []float32 // (2,T,T)
+	attScratch           []float32 // Attention.ScratchSize(T,T)
 }
 
 // NewGPT builds a GPT with nanoGPT's initialisation drawn from seed:
@@ -207,7 +207,7 @@ func (g *GPT) ensure(B, T int) {
 	a.dx, a.dtmp, a.dln, a.datty = f(N*C), f(N*C), f(N*C), f(N*Cl)
 	a.dqkv = f(N * 3 * Cl)
 	a.dfch, a.dfchAct = f(N*H), f(N*H)
-	a.attScratch = f(2 * g.cfg.BlockSize * g.cfg.BlockSize)
+	a.attScratch = f((&Attention{HeadSize: C / g.cfg.NHead}).ScratchSize(g.cfg.BlockSize, g.cfg.BlockSize))
 }
 
 // Forward implements Model. Targets may be nil (inference: loss 0, no Backward).

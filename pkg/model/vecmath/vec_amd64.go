@@ -214,14 +214,29 @@ func addAsm(out, a, b []float32) int {
 //go:noescape
 func smallGemmAVX2(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m, k, n int, alpha float32, beta int)
 
+//go:noescape
+func smallGemm2x32AVX2(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m2, k, n int, alpha float32, beta int)
+
 func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int) int {
-	n8 := n &^ 7
-	if n8 > 0 && m > 0 {
-		bf := 0
-		if beta != 0 {
-			bf = 1
-		}
-		smallGemmAVX2(&c[0], ldc, &a[0], am, ak, &b[0], ldb, m, k, n8, alpha, bf)
+	n8, n32, m2 := n&^7, n&^31, m/2
+	if n8 == 0 || m == 0 {
+		return 0
 	}
+	bf := 0
+	if beta != 0 {
+		bf = 1
+	}
+	if n32 > 0 && m2 > 0 {
+		// Row pairs × 32-column chunks, then the odd row and the columns left.
+		smallGemm2x32AVX2(&c[0], ldc, &a[0], am, ak, &b[0], ldb, m2, k, n32, alpha, bf)
+		if m%2 == 1 {
+			smallGemmAVX2(&c[(m-1)*ldc], ldc, &a[(m-1)*am], am, ak, &b[0], ldb, 1, k, n32, alpha, bf)
+		}
+		if n8 > n32 {
+			smallGemmAVX2(&c[n32], ldc, &a[0], am, ak, &b[n32], ldb, m, k, n8-n32, alpha, bf)
+		}
+		return n8
+	}
+	smallGemmAVX2(&c[0], ldc, &a[0], am, ak, &b[0], ldb, m, k, n8, alpha, bf)
 	return n8
 }

@@ -1065,3 +1065,110 @@ sgRowEnd:
 sgDone:
 	VZEROUPPER
 	RET
+
+// func smallGemm2x32AVX2(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m2, k, n int, alpha float32, beta int)
+// smallGemmAVX2 for 2·m2 rows and n (a multiple of 32) columns, two rows at
+// a time: each loaded row of B serves both rows of A, and the eight
+// independent accumulators keep both FMA pipes busy (four chains cannot,
+// with a 4-cycle latency). Same operations per element, so the same bits.
+TEXT ·smallGemm2x32AVX2(SB), NOSPLIT, $0-96
+	MOVQ         m2+56(FP), BX
+	TESTQ        BX, BX
+	JZ           s2Done
+	MOVQ         c+0(FP), DI
+	MOVQ         a+16(FP), SI
+	MOVQ         am+24(FP), R14
+	SHLQ         $2, R14
+	MOVQ         ak+32(FP), R10
+	SHLQ         $2, R10
+	MOVQ         ldb+48(FP), R11
+	SHLQ         $2, R11
+	MOVQ         ldc+8(FP), DX
+	SHLQ         $2, DX
+	MOVQ         beta+88(FP), R13
+	VBROADCASTSS alpha+80(FP), Y5
+
+s2Row:
+	XORQ AX, AX
+	MOVQ n+72(FP), R12
+
+s2Chunk:
+	CMPQ   R12, $32
+	JLT    s2RowEnd
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	MOVQ   SI, R8
+	MOVQ   b+40(FP), R9
+	ADDQ   AX, R9
+	MOVQ   k+64(FP), CX
+
+s2K:
+	VMOVUPS      (R9), Y11
+	VMOVUPS      32(R9), Y12
+	VMOVUPS      64(R9), Y13
+	VMOVUPS      96(R9), Y14
+	VBROADCASTSS (R8), Y4
+	VBROADCASTSS (R8)(R14*1), Y10
+	VFMADD231PS  Y11, Y4, Y0
+	VFMADD231PS  Y12, Y4, Y1
+	VFMADD231PS  Y13, Y4, Y2
+	VFMADD231PS  Y14, Y4, Y3
+	VFMADD231PS  Y11, Y10, Y6
+	VFMADD231PS  Y12, Y10, Y7
+	VFMADD231PS  Y13, Y10, Y8
+	VFMADD231PS  Y14, Y10, Y9
+	ADDQ         R10, R8
+	ADDQ         R11, R9
+	DECQ         CX
+	JNZ          s2K
+	LEAQ         (DI)(DX*1), R8
+	TESTQ        R13, R13
+	JZ           s2Set
+	VFMADD213PS  (DI)(AX*1), Y5, Y0
+	VFMADD213PS  32(DI)(AX*1), Y5, Y1
+	VFMADD213PS  64(DI)(AX*1), Y5, Y2
+	VFMADD213PS  96(DI)(AX*1), Y5, Y3
+	VFMADD213PS  (R8)(AX*1), Y5, Y6
+	VFMADD213PS  32(R8)(AX*1), Y5, Y7
+	VFMADD213PS  64(R8)(AX*1), Y5, Y8
+	VFMADD213PS  96(R8)(AX*1), Y5, Y9
+	JMP          s2Store
+
+s2Set:
+	VMULPS Y5, Y0, Y0
+	VMULPS Y5, Y1, Y1
+	VMULPS Y5, Y2, Y2
+	VMULPS Y5, Y3, Y3
+	VMULPS Y5, Y6, Y6
+	VMULPS Y5, Y7, Y7
+	VMULPS Y5, Y8, Y8
+	VMULPS Y5, Y9, Y9
+
+s2Store:
+	VMOVUPS Y0, (DI)(AX*1)
+	VMOVUPS Y1, 32(DI)(AX*1)
+	VMOVUPS Y2, 64(DI)(AX*1)
+	VMOVUPS Y3, 96(DI)(AX*1)
+	VMOVUPS Y6, (R8)(AX*1)
+	VMOVUPS Y7, 32(R8)(AX*1)
+	VMOVUPS Y8, 64(R8)(AX*1)
+	VMOVUPS Y9, 96(R8)(AX*1)
+	ADDQ    $128, AX
+	SUBQ    $32, R12
+	JMP     s2Chunk
+
+s2RowEnd:
+	LEAQ (SI)(R14*2), SI
+	LEAQ (DI)(DX*2), DI
+	DECQ BX
+	JNZ  s2Row
+
+s2Done:
+	VZEROUPPER
+	RET
