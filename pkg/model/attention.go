@@ -270,7 +270,7 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp, vt []flo
 		} else {
 			sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)
 		}
-		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV)     // dV += Pᵀ·dOut
+		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV) // dV += Pᵀ·dOut
 		softmaxGradRows(att, dp, i0, i1, S, kv)
 		a.gemm(false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, 1, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
 		a.gemm(true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
