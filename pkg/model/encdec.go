@@ -368,7 +368,7 @@ func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []fl
 	m.dropInPlace(dr, a.mask, train)
 	dy := s.dy[:Nq*Cl]
 	clear(dy)
-	m.tp.rowBackward(p, &l.out, dy, dr, a.y, Nq)
+	m.tp.rowBackward(p, &l.out, dy, dr, a.y, Nq, 1)
 	dq, dk, dv := s.dq[:Nq*Cl], s.dk[:Nk*Cl], s.dv[:Nk*Cl]
 	clear(dq)
 	clear(dk)
@@ -417,7 +417,7 @@ func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, t
 	m.dropInPlace(dr, a.mask, train)
 	dact, dpre := s.dact[:N*H], s.dpre[:N*H]
 	clear(dact)
-	m.tp.rowBackward(p, &f.fc2, dact, dr, a.act, N)
+	m.tp.rowBackward(p, &f.fc2, dact, dr, a.act, N, 1)
 	clear(dpre)
 	ActBackward(m.cfg.Activation, dpre, dact, a.pre[:N*H])
 	dcol := dr // d loss/d x through fc1, summed over the tensor-parallel group (f)

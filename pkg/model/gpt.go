@@ -307,8 +307,7 @@ func (g *GPT) Backward() error {
 	clear(dlogits)
 	g.ce.Backward(dlogits, a.probs, a.targets, N, g.denom, 1)
 	dln := a.dln[:N*C]
-	clear(dln)
-	g.lmHead.Backward(p, dln, dlogits, a.lnf, N)
+	g.lmHead.backward(p, dln, dlogits, a.lnf, N, 0)
 	dx := a.dx[:N*C]
 	clear(dx)
 	xL := a.x0[:N*C]
@@ -326,39 +325,43 @@ func (g *GPT) Backward() error {
 			xin = a.layers[l-1].res2[:N*C]
 		}
 		// res2 = res1 + drop(fcProj): dx flows to res1 unchanged.
-		clear(dtmp)
-		g.drop.Backward(dtmp, dx, la.fcProjMask, train)
-		clear(dfchAct)
-		g.tp.rowBackward(p, &blk.fcProj, dfchAct, dtmp, la.fchAct, N)
+		// (The products below overwrite their input gradients: beta 0.)
+		g.tp.rowBackward(p, &blk.fcProj, dfchAct, g.dropGrad(dtmp, dx, la.fcProjMask, train), la.fchAct, N, 0)
 		clear(dfch)
 		g.exe().actBackward(blk.act, dfch, dfchAct, la.fch[:N*H])
-		clear(dln)
-		blk.fc.Backward(p, dln, dfch, la.ln2, N)
+		blk.fc.backward(p, dln, dfch, la.ln2, N, 0)
 		if err := g.tp.reduce(dln); err != nil {
 			return err
 		}
 		blk.ln2.backward(g.exe(), p, dx, dln, la.res1, la.ln2Mean, la.ln2Rstd, N)
 		// res1 = xin + drop(proj)
-		clear(dtmp)
-		g.drop.Backward(dtmp, dx, la.projMask, train)
-		clear(datty)
-		g.tp.rowBackward(p, &blk.proj, datty, dtmp, la.atty, N)
+		g.tp.rowBackward(p, &blk.proj, datty, g.dropGrad(dtmp, dx, la.projMask, train), la.atty, N, 0)
 		clear(dqkv)
 		blk.attn.backward(g.exe(), g.attnArgs(la), AttnGrads{DQ: dqkv, DK: dqkv[Cl:], DV: dqkv[2*Cl:], DOut: datty}, train)
-		clear(dln)
-		blk.cAttn.Backward(p, dln, dqkv, la.ln1, N)
+		blk.cAttn.backward(p, dln, dqkv, la.ln1, N, 0)
 		if err := g.tp.reduce(dln); err != nil {
 			return err
 		}
 		blk.ln1.backward(g.exe(), p, dx, dln, xin, la.ln1Mean, la.ln1Rstd, N)
 		g.marks.finalFrom(blk.ln1.W.Offset)
 	}
-	clear(dtmp)
-	g.drop.Backward(dtmp, dx, a.x0Mask, train)
-	g.wte.Backward(p, dtmp, a.tokens[:N])
-	g.wpe.BackwardPositions(p, dtmp, B, T)
+	demb := g.dropGrad(dtmp, dx, a.x0Mask, train)
+	g.wte.Backward(p, demb, a.tokens[:N])
+	g.wpe.BackwardPositions(p, demb, B, T)
 	g.marks.finalFrom(0)
 	return nil
+}
+
+// dropGrad is the gradient before a dropout whose output gradient is dx:
+// dx itself when the dropout is off (no copy), else dx ⊙ mask in tmp. The
+// result is only read, and before dx changes.
+func (g *GPT) dropGrad(tmp, dx, mask []float32, train bool) []float32 {
+	if !g.drop.Active(train) {
+		return dx
+	}
+	clear(tmp)
+	g.drop.Backward(tmp, dx, mask, train)
+	return tmp
 }
 
 // Generate appends n tokens to prompt, sampling each from the last position's

@@ -33,8 +33,14 @@ func (l *Linear) Forward(p *Params, out, inp []float32, n int) {
 // Backward accumulates dinp (N,In) += dout·W, dW += doutᵀ·inp, db += Σ dout.
 // dout is (N,Out), inp the (N,In) input of Forward. dinp may be nil (input needs no gradient).
 func (l *Linear) Backward(p *Params, dinp, dout, inp []float32, n int) {
+	l.backward(p, dinp, dout, inp, n, 1)
+}
+
+// backward is Backward with dinp = dout·W + beta·dinp (beta 0: dinp is
+// overwritten, so callers need not clear it first).
+func (l *Linear) backward(p *Params, dinp, dout, inp []float32, n int, beta float32) {
 	if dinp != nil {
-		sgemm(false, false, n, l.In, l.Out, 1, dout, l.Out, p.Value(l.W), l.In, 1, dinp, l.In)
+		sgemm(false, false, n, l.In, l.Out, 1, dout, l.Out, p.Value(l.W), l.In, beta, dinp, l.In)
 	}
 	sgemm(true, false, l.Out, l.In, n, 1, dout, l.Out, inp, l.In, 1, p.Gradient(l.W), l.In)
 	if l.B.Present() {

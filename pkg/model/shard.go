@@ -179,17 +179,17 @@ func (t *tpGroup) rowForward(p *Params, l *Linear, out, inp []float32, n int) er
 	return nil
 }
 
-// rowBackward is the backward of rowForward: dinp (N,In) += dout·W_r,
-// dW_r += doutᵀ·inp, db += Σ dout. dout (N,Out) is the same on every rank, so
-// the replicated bias gets the same gradient everywhere.
-func (t *tpGroup) rowBackward(p *Params, l *Linear, dinp, dout, inp []float32, n int) {
+// rowBackward is the backward of rowForward: dinp (N,In) = dout·W_r +
+// beta·dinp, dW_r += doutᵀ·inp, db += Σ dout. dout (N,Out) is the same on
+// every rank, so the replicated bias gets the same gradient everywhere.
+func (t *tpGroup) rowBackward(p *Params, l *Linear, dinp, dout, inp []float32, n int, beta float32) {
 	if !t.active() {
-		l.Backward(p, dinp, dout, inp, n)
+		l.backward(p, dinp, dout, inp, n, beta)
 		return
 	}
 	noBias := *l
 	noBias.B = View{}
-	noBias.Backward(p, dinp, dout, inp, n)
+	noBias.backward(p, dinp, dout, inp, n, beta)
 	if l.B.Present() {
 		db := p.Gradient(l.B)
 		for i := 0; i < n; i++ {
