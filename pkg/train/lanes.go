@@ -68,6 +68,7 @@ func (tr *Trainer) SetLanes(n int) error {
 		st.SetThreads(1)
 	}
 	tr.lanes = lanes
+	tr.laneSqParts = make([]float64, n)
 	return nil
 }
 
@@ -136,23 +137,36 @@ func (tr *Trainer) microStepLanes(it int64, global, lo, hi int, denom float32) (
 }
 
 // sumLaneGrads adds the first n−1 lanes' gradients into the model's and
-// zeroes them, each of n goroutines taking one slice of the buffer.
+// zeroes them, each of n goroutines taking one slice of the buffer, and
+// records the squared norm of the summed gradient (for clipping, so that
+// no other pass over the buffer is needed).
 func (tr *Trainer) sumLaneGrads(n int) {
 	g0 := tr.Model.Params().Grad
+	sq := tr.laneSqParts[:n]
+	tr.inParallel(len(g0), n, func(i, a, b int) {
+		for _, l := range tr.lanes[:n-1] {
+			g := l.model.Params().Grad[a:b]
+			vecmath.Add(g0[a:b], g0[a:b], g)
+			clear(g)
+		}
+		sq[i] = vecmath.SumSq64(g0[a:b])
+	})
+	tr.laneSq = 0
+	for _, v := range sq {
+		tr.laneSq += v // in chunk order: the same bits every run
+	}
+}
+
+// inParallel runs f(i, a, b) for the n slices [a,b) of [0,size), slice i on
+// its own goroutine (the last on the caller's).
+func (tr *Trainer) inParallel(size, n int, f func(i, a, b int)) {
 	var wg sync.WaitGroup
 	for i := range n {
-		a, b := i*len(g0)/n, (i+1)*len(g0)/n
-		sum := func() {
-			for _, l := range tr.lanes[:n-1] {
-				g := l.model.Params().Grad[a:b]
-				vecmath.Add(g0[a:b], g0[a:b], g)
-				clear(g)
-			}
-		}
+		a, b := i*size/n, (i+1)*size/n
 		if i == n-1 {
-			sum()
+			f(i, a, b)
 		} else {
-			wg.Go(sum)
+			wg.Go(func() { f(i, a, b) })
 		}
 	}
 	wg.Wait()

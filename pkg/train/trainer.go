@@ -36,9 +36,12 @@ type Trainer struct {
 	tpComm      time.Duration       // accumulated by the TP all-reduce hook during a step
 	firstBucket time.Time           // launch time of the step's first gradient bucket
 
-	batch model.Batch // reused by every micro-step
-	iter  int         // optimizer steps taken
-	lanes []*lane     // extra in-process replicas a micro-batch is split across (SetLanes)
+	batch  model.Batch // reused by every micro-step
+	iter   int         // optimizer steps taken
+	lanes  []*lane     // extra in-process replicas a micro-batch is split across (SetLanes)
+	laneSq float64     // squared gradient norm, computed while summing the lanes
+	// laneSqParts are laneSq's per-slice parts.
+	laneSqParts []float64
 }
 
 // New opens the spec's dataset, builds the model (vocab_size from the
@@ -207,7 +210,11 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	}
 	if t.GradClip > 0 {
 		if c := t.GradClip / (st.GradNorm + 1e-6); c < 1 { // torch.nn.utils.clip_grad_norm_
-			vecmath.Scale(p.Grad, float32(c))
+			if len(tr.lanes) == 0 {
+				vecmath.Scale(p.Grad, float32(c))
+			} else {
+				tr.inParallel(len(p.Grad), tr.Lanes(), func(_, a, b int) { vecmath.Scale(p.Grad[a:b], float32(c)) })
+			}
 		}
 	}
 	if !isFinite(st.Loss) || !isFinite(st.GradNorm) {
@@ -223,7 +230,11 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 			return st, fmt.Errorf("iter %d: parameter all-gather: %w", it, err)
 		}
 	}
-	p.ZeroGrad()
+	if len(tr.lanes) == 0 {
+		p.ZeroGrad()
+	} else {
+		tr.inParallel(len(p.Grad), tr.Lanes(), func(_, a, b int) { clear(p.Grad[a:b]) })
+	}
 	tr.iter++
 	return st, nil
 }
@@ -270,10 +281,14 @@ func (tr *Trainer) reduceGradients(ctx context.Context, st *StepStats) error {
 	}
 	grad := tr.Model.Params().Grad
 	var shardSq, total float64
-	for _, r := range tr.sharded {
-		shardSq += vecmath.SumSq64(grad[r[0]:r[1]])
+	if len(tr.lanes) > 0 {
+		total = tr.laneSq // a single replica: nothing sharded, nothing to reduce
+	} else {
+		for _, r := range tr.sharded {
+			shardSq += vecmath.SumSq64(grad[r[0]:r[1]])
+		}
+		total = vecmath.SumSq64(grad) - shardSq
 	}
-	total = vecmath.SumSq64(grad) - shardSq
 	if tr.layout.Mesh.DP > 1 {
 		tr.scalar[0] = float32(st.Loss)
 		if err := tr.layout.DP.AllReduce(ctx, tr.scalar[:1], allreduce.Sum); err != nil {
