@@ -250,6 +250,12 @@ func packBT(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 	for jp := 0; jp < nc; jp += nr {
 		w := min(nr, nc-jp)
 		d := dst[jp*kc : jp*kc+kc*nr]
+		if (nr == 32 || nr == 16) && w == nr && kc > 0 && kc%8 == 0 {
+			j := jc + jp
+			_ = g.b[(j+nr-1)*g.ldb+pc+kc-1] // bounds of the last column read
+			packBTT(&d[0], &g.b[j*g.ldb+pc], g.ldb, kc, nr)
+			continue
+		}
 		if nr == 32 && w == 32 && kc > 0 && 15*g.ldb <= math.MaxInt32 {
 			j := jc + jp
 			_ = g.b[(j+31)*g.ldb+pc+kc-1] // bounds of the last column read
