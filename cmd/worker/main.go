@@ -48,7 +48,7 @@ func run(args []string) error {
 	coords := fs.String("coordinators", "127.0.0.1:7100", "comma-separated coordinator gRPC addresses (any member; the leader is found)")
 	listen := fs.String("listen", "127.0.0.1:7200", "peer collective gRPC listen address (port 0: any free port)")
 	advertise := fs.String("advertise", "", "address peers dial (default: the listen address)")
-	bulk := fs.String("bulk-addr", "", "raw TCP bulk listener for collectives (default: the listen host, any free port; \"off\" disables)")
+	bulk := fs.String("bulk-addr", "", "raw TCP bulk listener for collectives with peers on other hosts (default: the listen host, any free port; \"off\" disables)")
 	localBulk := fs.Bool("local-bulk", true, "also accept bulk streams on a Unix socket, which peers on the same host and network namespace use instead of TCP")
 	outDir := fs.String("out-dir", "ringmaster-data/models", "where finished jobs' models are saved")
 	dataDir := fs.String("data-dir", "", "where this worker keeps its checkpoints (default ringmaster-data/worker-<id>)")

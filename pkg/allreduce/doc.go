@@ -16,8 +16,10 @@
 //
 // Transports sit behind [Transport]: an in-process one for tests
 // ([NewInprocNetwork]) and the workers' peer service ([Server]), which carries
-// frames either on gRPC streams or on raw TCP bulk streams negotiated over
-// gRPC (the default, measured faster).
+// frames either on gRPC streams or on raw bulk streams negotiated over gRPC
+// (the default, measured faster): a Unix socket to a peer on the same host
+// and network namespace, TCP to any other. A receiver waiting for a small
+// frame polls briefly before it parks (see DESIGN.md).
 //
 // Every frame carries (job, generation, collective sequence number, chunk
 // index, kind, element count); a frame that does not match what the receiver
