@@ -132,6 +132,14 @@ func kernel(b *bytes.Buffer, s isa, rowMajor bool) {
 		if rowMajor {
 			src = rowAddr(r)
 		}
+		if s.width == 16 {
+			// AVX-512: FMAs with an embedded-broadcast memory operand,
+			// no separate broadcast instruction.
+			for v := 0; v < vecs; v++ {
+				w("\tVFMADD231PS.BCST %s, %s, %s", src, breg(v), acc(r, v))
+			}
+			continue
+		}
 		w("\tVBROADCASTSS %s, %s", src, areg(r))
 		for v := 0; v < vecs; v++ {
 			w("\tVFMADD231PS %s, %s, %s", breg(v), areg(r), acc(r, v))
