@@ -176,26 +176,7 @@ func (a *Attention) small() bool { return vecmath.HasAsm() && a.HeadSize%8 == 0 
 // transposeHead copies the (S,hs) block m (row stride ld) into t as (hs,S),
 // so that products with keys as columns (Q·Kᵀ, dOut·Vᵀ) read a plain
 // operand.
-func transposeHead(t, m []float32, S, hs, ld int) {
-	t = t[:hs*S]
-	m = m[:(S-1)*ld+hs]
-	// Four rows of t at a time: each read of m fetches a line that
-	// serves the next three reads too; writes are sequential.
-	p := 0
-	for ; p+4 <= hs; p += 4 {
-		t0, t1, t2, t3 := t[p*S:(p+1)*S], t[(p+1)*S:(p+2)*S], t[(p+2)*S:(p+3)*S], t[(p+3)*S:(p+4)*S]
-		for j := range t0 {
-			src := m[j*ld+p : j*ld+p+4]
-			t0[j], t1[j], t2[j], t3[j] = src[0], src[1], src[2], src[3]
-		}
-	}
-	for ; p < hs; p++ {
-		tp := t[p*S : (p+1)*S]
-		for j := range tp {
-			tp[j] = m[j*ld+p]
-		}
-	}
-}
+func transposeHead(t, m []float32, S, hs, ld int) { vecmath.Transpose(t, m, S, hs, ld) }
 
 // forwardHead is the fast forward of one (batch row, head) pair; kt is
 // (HeadSize,S) scratch for Kᵀ.

@@ -240,3 +240,14 @@ func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float
 	smallGemmAVX2(&c[0], ldc, &a[0], am, ak, &b[0], ldb, m, k, n8, alpha, bf)
 	return n8
 }
+
+//go:noescape
+func transposeAVX2(dst, src *float32, ldb, kc, nr int)
+
+func transposeAsm(dst, src []float32, rows, cols, ld int) bool {
+	if rows%8 != 0 || cols%8 != 0 || rows == 0 || cols == 0 {
+		return false
+	}
+	transposeAVX2(&dst[0], &src[0], ld, cols, rows)
+	return true
+}

@@ -34,3 +34,5 @@ func addAsm(out, a, b []float32) int { return 0 }
 func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int) int {
 	return 0
 }
+
+func transposeAsm(dst, src []float32, rows, cols, ld int) bool { return false }

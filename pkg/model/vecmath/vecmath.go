@@ -222,3 +222,22 @@ func addGo(out, a, b []float32) {
 		out[i] = v + b[i]
 	}
 }
+
+// Transpose sets dst (cols,rows), row-major, to the transpose of the
+// (rows,cols) matrix src with row stride ld: dst[p*rows+j] = src[j*ld+p].
+func Transpose(dst, src []float32, rows, cols, ld int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	dst = dst[:rows*cols]
+	src = src[:(rows-1)*ld+cols]
+	if HasAsm() && transposeAsm(dst, src, rows, cols, ld) {
+		return
+	}
+	for p := 0; p < cols; p++ {
+		d := dst[p*rows : (p+1)*rows]
+		for j := range d {
+			d[j] = src[j*ld+p]
+		}
+	}
+}

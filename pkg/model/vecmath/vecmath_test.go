@@ -277,3 +277,21 @@ func TestAdd(t *testing.T) {
 		}
 	}
 }
+
+func TestTranspose(t *testing.T) {
+	for _, c := range []struct{ rows, cols, ld int }{{8, 8, 8}, {64, 32, 384}, {16, 24, 40}, {7, 5, 9}, {64, 30, 33}, {1, 1, 1}} {
+		src := make([]float32, (c.rows-1)*c.ld+c.cols)
+		for i := range src {
+			src[i] = float32(i)
+		}
+		dst := make([]float32, c.rows*c.cols)
+		Transpose(dst, src, c.rows, c.cols, c.ld)
+		for j := 0; j < c.rows; j++ {
+			for p := 0; p < c.cols; p++ {
+				if dst[p*c.rows+j] != src[j*c.ld+p] {
+					t.Fatalf("%+v: dst[%d,%d] = %v, want %v", c, p, j, dst[p*c.rows+j], src[j*c.ld+p])
+				}
+			}
+		}
+	}
+}
