@@ -3,7 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
-	"sync"
+	"runtime"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
@@ -39,6 +39,10 @@ type singleThreaded interface{ SetThreads(n int) }
 // concurrent calls and, to be useful, single-threaded
 // (kernels.Options{Threads: 1}). Lanes beyond the micro-batch's rows idle.
 func (tr *Trainer) SetLanes(n int) error {
+	if tr.crew != nil {
+		tr.crew.close()
+		tr.crew = nil
+	}
 	if n <= 1 {
 		tr.lanes = nil
 		return nil
@@ -68,7 +72,12 @@ func (tr *Trainer) SetLanes(n int) error {
 		st.SetThreads(1)
 	}
 	tr.lanes = lanes
+	tr.lane0 = lane{model: tr.Model}
 	tr.laneSqParts = make([]float64, n)
+	tr.crew = newCrew(n - 1)
+	// The helpers hold no reference to the trainer between tasks, so it can
+	// be collected; then they stop.
+	runtime.AddCleanup(tr, (*crew).close, tr.crew)
 	return nil
 }
 
@@ -81,50 +90,28 @@ func (tr *Trainer) Lanes() int { return len(tr.lanes) + 1 }
 // and the tokens they hold.
 func (tr *Trainer) microStepLanes(it int64, global, lo, hi int, denom float32) (float64, int, error) {
 	n := min(len(tr.lanes)+1, hi-lo)
-	part := func(i int) (int, int) { return lo + i*(hi-lo)/n, lo + (i+1)*(hi-lo)/n }
-	var wg sync.WaitGroup
-	for i := 1; i < n; i++ {
-		l := tr.lanes[i-1]
-		a, b := part(i)
-		wg.Go(func() {
-			l.loss, l.err = 0, nil
-			if err := tr.Data.Fill(&l.batch, data.Train, it, global, a, b); err != nil {
-				l.err = fmt.Errorf("batch: %w", err)
-				return
-			}
-			l.batch.LossDenom = denom
-			if l.loss, l.err = l.model.Forward(&l.batch, true); l.err != nil {
-				l.err = fmt.Errorf("forward: %w", l.err)
-				return
-			}
-			if l.err = l.model.Backward(); l.err != nil {
-				l.err = fmt.Errorf("backward: %w", l.err)
-			}
-		})
-	}
-	a, b := part(0)
+	tr.crew.run(n, func(i int) {
+		l := tr.lane(i)
+		a, b := lo+i*(hi-lo)/n, lo+(i+1)*(hi-lo)/n
+		l.loss, l.err = 0, nil
+		if err := tr.Data.Fill(&l.batch, data.Train, it, global, a, b); err != nil {
+			l.err = fmt.Errorf("batch: %w", err)
+			return
+		}
+		l.batch.LossDenom = denom
+		if l.loss, l.err = l.model.Forward(&l.batch, true); l.err != nil {
+			l.err = fmt.Errorf("forward: %w", l.err)
+			return
+		}
+		if l.err = l.model.Backward(); l.err != nil {
+			l.err = fmt.Errorf("backward: %w", l.err)
+		}
+	})
 	var loss float64
 	tokens := 0
-	err := tr.Data.Fill(&tr.batch, data.Train, it, global, a, b)
-	if err != nil {
-		err = fmt.Errorf("batch: %w", err)
-	} else {
-		tr.batch.LossDenom = denom
-		var l0 float32
-		if l0, err = tr.Model.Forward(&tr.batch, true); err != nil {
-			err = fmt.Errorf("forward: %w", err)
-		} else if err = tr.Model.Backward(); err != nil {
-			err = fmt.Errorf("backward: %w", err)
-		}
-		loss, tokens = float64(l0), tr.tokensIn(&tr.batch)
-	}
-	wg.Wait()
 	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for i := 1; i < n; i++ {
-		l := tr.lanes[i-1]
+	for i := range n {
+		l := tr.lane(i)
 		if l.err != nil {
 			errs = append(errs, fmt.Errorf("lane %d: %w", i, l.err))
 			continue
@@ -134,6 +121,14 @@ func (tr *Trainer) microStepLanes(it int64, global, lo, hi int, denom float32) (
 	}
 	tr.sumLaneGrads(n)
 	return loss, tokens, errors.Join(errs...)
+}
+
+// lane returns lane i: 0 is the trainer's own model and batch.
+func (tr *Trainer) lane(i int) *lane {
+	if i == 0 {
+		return &tr.lane0
+	}
+	return tr.lanes[i-1]
 }
 
 // sumLaneGrads adds the first n−1 lanes' gradients into the model's and
@@ -158,18 +153,9 @@ func (tr *Trainer) sumLaneGrads(n int) {
 }
 
 // inParallel runs f(i, a, b) for the n slices [a,b) of [0,size), slice i on
-// its own goroutine (the last on the caller's).
+// lane i's goroutine (the first on the caller's).
 func (tr *Trainer) inParallel(size, n int, f func(i, a, b int)) {
-	var wg sync.WaitGroup
-	for i := range n {
-		a, b := i*size/n, (i+1)*size/n
-		if i == n-1 {
-			f(i, a, b)
-		} else {
-			wg.Go(func() { f(i, a, b) })
-		}
-	}
-	wg.Wait()
+	tr.crew.run(n, func(i int) { f(i, i*size/n, (i+1)*size/n) })
 }
 
 // zeroLaneGrads clears every lane's gradients (after a failed step).

@@ -42,6 +42,8 @@ type Trainer struct {
 	laneSq float64     // squared gradient norm, computed while summing the lanes
 	// laneSqParts are laneSq's per-slice parts.
 	laneSqParts []float64
+	lane0       lane  // lane 0's loss and error (its model and batch are Model and batch)
+	crew        *crew // the lanes' goroutines
 }
 
 // New opens the spec's dataset, builds the model (vocab_size from the
