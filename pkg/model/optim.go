@@ -65,6 +65,20 @@ func (o *AdamW) Step(p *Params, lr float64) { o.StepParallel(p, lr, 1) }
 // parts goroutines at once (the caller takes one). The update is element-wise,
 // so the result is the same bit for bit.
 func (o *AdamW) StepParallel(p *Params, lr float64, parts int) {
+	o.StepOn(p, lr, parts, func(n int, f func(i int)) {
+		var wg sync.WaitGroup
+		for i := 1; i < n; i++ {
+			wg.Go(func() { f(i) })
+		}
+		f(0)
+		wg.Wait()
+	})
+}
+
+// StepOn is StepParallel with the pieces run by run, which must call f(i)
+// for every i in [0,n) and return when all have returned (for callers that
+// keep goroutines of their own).
+func (o *AdamW) StepOn(p *Params, lr float64, parts int, run func(n int, f func(i int))) {
 	o.Steps++
 	t := float64(o.Steps)
 	k := adamCoeffs{
@@ -77,16 +91,9 @@ func (o *AdamW) StepParallel(p *Params, lr float64, parts int) {
 		o.update(p, k, o.Lo, o.Hi) // no goroutine, no allocation
 		return
 	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		a, b := o.Lo+i*(o.Hi-o.Lo)/parts, o.Lo+(i+1)*(o.Hi-o.Lo)/parts
-		if i == parts-1 {
-			o.update(p, k, a, b)
-		} else {
-			wg.Go(func() { o.update(p, k, a, b) })
-		}
-	}
-	wg.Wait()
+	run(parts, func(i int) {
+		o.update(p, k, o.Lo+i*(o.Hi-o.Lo)/parts, o.Lo+(i+1)*(o.Hi-o.Lo)/parts)
+	})
 }
 
 // adamCoeffs are one step's constants.

@@ -224,7 +224,11 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 		return st, fmt.Errorf("iter %d: loss %v, gradient norm %v: %w; the step was not applied — lower train.learning_rate or set train.grad_clip",
 			it, st.Loss, st.GradNorm, ErrNonFiniteLoss)
 	}
-	tr.opt.StepParallel(p, st.LR, tr.Lanes())
+	if len(tr.lanes) == 0 {
+		tr.opt.Step(p, st.LR)
+	} else {
+		tr.opt.StepOn(p, st.LR, tr.Lanes(), tr.crew.run)
+	}
 	if tr.zero1 {
 		// Each rank updated its part; everyone takes everyone's.
 		if err := tr.layout.DP.AllGather(ctx, p.Data); err != nil {
