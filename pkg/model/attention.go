@@ -134,9 +134,7 @@ func (a *Attention) softmaxRows(att []float32, valid []uint8, i0, i1, S int) {
 		for j := n; j < np; j++ {
 			row[j] = negInf
 		}
-		vis := row[:np]
-		mx := vecmath.Max(vis)
-		vecmath.Scale(vis, 1/vecmath.ExpSum(vis, vis, mx))
+		vecmath.Softmax(row[:np])
 		clear(row[n:])
 	}
 }
@@ -262,15 +260,7 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp, vt []flo
 // [i0,i1) over their first kv keys (P is 0 beyond them).
 func softmaxGradRows(att, dp []float32, i0, i1, S, kv int) {
 	for i := i0; i < i1; i++ {
-		p := att[i*S : i*S+kv]
-		d := dp[i*S : i*S+kv]
-		var dot float32
-		for j, pj := range p {
-			dot += pj * d[j]
-		}
-		for j, pj := range p {
-			d[j] = pj * (d[j] - dot)
-		}
+		vecmath.SoftmaxGrad(att[i*S:i*S+kv], dp[i*S:i*S+kv])
 	}
 }
 

@@ -251,3 +251,25 @@ func transposeAsm(dst, src []float32, rows, cols, ld int) bool {
 	transposeAVX2(&dst[0], &src[0], ld, cols, rows)
 	return true
 }
+
+//go:noescape
+func softmaxGradAVX2(p, d *float32, n int)
+
+func softmaxGradAsm(p, d []float32) bool {
+	if len(p)%8 != 0 || len(p) == 0 {
+		return false
+	}
+	softmaxGradAVX2(&p[0], &d[0], len(p))
+	return true
+}
+
+//go:noescape
+func softmaxAVX2(x *float32, n int)
+
+func softmaxAsm(x []float32) bool {
+	if len(x)%8 != 0 || len(x) == 0 {
+		return false
+	}
+	softmaxAVX2(&x[0], len(x))
+	return true
+}

@@ -1254,3 +1254,94 @@ trBlock:
 	JNZ  trGroup
 	VZEROUPPER
 	RET
+
+// func softmaxGradAVX2(p, d *float32, n int)
+// d = p ⊙ (d − Σ p⊙d) over n (a multiple of 8, > 0) elements: the softmax
+// backward of one attention row.
+TEXT ·softmaxGradAVX2(SB), NOSPLIT, $0-24
+	MOVQ   p+0(FP), SI
+	MOVQ   d+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	XORQ   AX, AX
+
+sgdDot:
+	VMOVUPS     (SI)(AX*4), Y1
+	VFMADD231PS (DI)(AX*4), Y1, Y0
+	ADDQ        $8, AX
+	CMPQ        AX, CX
+	JLT         sgdDot
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VBROADCASTSS X0, Y2
+	XORQ         AX, AX
+
+sgdApply:
+	VMOVUPS (DI)(AX*4), Y3
+	VSUBPS  Y2, Y3, Y3
+	VMULPS  (SI)(AX*4), Y3, Y3
+	VMOVUPS Y3, (DI)(AX*4)
+	ADDQ    $8, AX
+	CMPQ    AX, CX
+	JLT     sgdApply
+	VZEROUPPER
+	RET
+
+// func softmaxAVX2(x *float32, n int)
+// x = softmax(x) over n (a multiple of 8, > 0) elements in one call: the
+// same operations in the same order as Max, ExpSum and Scale(1/sum), so
+// the same bits, without three calls per attention row.
+TEXT ·softmaxAVX2(SB), NOSPLIT, $0-16
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	SHRQ    $3, CX
+	VMOVUPS NEGINF, Y0
+	MOVQ    SI, DI
+	MOVQ    CX, DX
+
+smMax:
+	VMAXPS (DI), Y0, Y0
+	ADDQ   $32, DI
+	DECQ   DX
+	JNZ    smMax
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VMAXSS       X1, X0, X0
+	VBROADCASTSS X0, Y10
+	VXORPS       Y11, Y11, Y11
+	MOVQ         SI, DI
+	MOVQ         CX, DX
+
+smExp:
+	VMOVUPS (DI), Y0
+	VSUBPS  Y10, Y0, Y0
+	EXP(Y0, Y1, Y2)
+	VMOVUPS Y0, (DI)
+	VADDPS  Y0, Y11, Y11
+	ADDQ    $32, DI
+	DECQ    DX
+	JNZ     smExp
+	VEXTRACTF128 $1, Y11, X1
+	VADDPS       X1, X11, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	MOVL         $0x3f800000, AX
+	VMOVD        AX, X3
+	VDIVSS       X0, X3, X3
+	VBROADCASTSS X3, Y4
+
+smScale:
+	VMULPS  (SI), Y4, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     smScale
+	VZEROUPPER
+	RET

@@ -36,3 +36,7 @@ func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float
 }
 
 func transposeAsm(dst, src []float32, rows, cols, ld int) bool { return false }
+
+func softmaxGradAsm(p, d []float32) bool { return false }
+
+func softmaxAsm(x []float32) bool { return false }

@@ -241,3 +241,32 @@ func Transpose(dst, src []float32, rows, cols, ld int) {
 		}
 	}
 }
+
+// SoftmaxGrad turns d = dL/dp into dL/dz for p = softmax(z) over one row:
+// d = p ⊙ (d − Σ p⊙d). The dot product is summed in eight partial sums on
+// the assembly path (so its rounding differs from a sequential loop's).
+func SoftmaxGrad(p, d []float32) {
+	d = d[:len(p)]
+	if HasAsm() && softmaxGradAsm(p, d) {
+		return
+	}
+	var dot float32
+	for j, pj := range p {
+		dot += pj * d[j]
+	}
+	for j, pj := range p {
+		d[j] = pj * (d[j] - dot)
+	}
+}
+
+// Softmax sets x = softmax(x) (exp(x − max) / Σ). It is Scale(x,
+// 1/ExpSum(x, x, Max(x))) in one pass of calls: the same bits.
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	if HasAsm() && softmaxAsm(x) {
+		return
+	}
+	Scale(x, 1/ExpSum(x, x, Max(x)))
+}

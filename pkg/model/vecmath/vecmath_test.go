@@ -295,3 +295,50 @@ func TestTranspose(t *testing.T) {
 		}
 	}
 }
+
+func TestSoftmaxGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 7, 8, 16, 40, 64, 65} {
+		p, d := make([]float32, n), make([]float32, n)
+		for i := range p {
+			p[i] = float32(rng.Float64())
+			d[i] = float32(rng.Float64()*2 - 1)
+		}
+		var dot float64
+		for i := range p {
+			dot += float64(p[i]) * float64(d[i])
+		}
+		want := make([]float64, n)
+		for i := range p {
+			want[i] = float64(p[i]) * (float64(d[i]) - dot)
+		}
+		SoftmaxGrad(p, d)
+		for i := range d {
+			if diff := math.Abs(float64(d[i]) - want[i]); diff > 1e-5 {
+				t.Fatalf("n %d: d[%d] = %v, want %v", n, i, d[i], want[i])
+			}
+		}
+	}
+}
+
+// Softmax in one call gives the same bits as its three steps.
+func TestSoftmaxMatchesSteps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 8, 16, 40, 64, 65} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.Float64()*20 - 10)
+		}
+		if n > 1 {
+			x[n/2] = float32(math.Inf(-1)) // a masked key
+		}
+		want := append([]float32(nil), x...)
+		Scale(want, 1/ExpSum(want, want, Max(want)))
+		Softmax(x)
+		for i := range x {
+			if x[i] != want[i] {
+				t.Fatalf("n %d: softmax[%d] = %v, steps give %v", n, i, x[i], want[i])
+			}
+		}
+	}
+}
