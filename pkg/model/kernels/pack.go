@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"math"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+)
 
 // microKernel is one register-blocked micro-kernel and the cache blocking
 // that feeds it.
@@ -250,10 +254,11 @@ func packBT(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 	for jp := 0; jp < nc; jp += nr {
 		w := min(nr, nc-jp)
 		d := dst[jp*kc : jp*kc+kc*nr]
-		if (nr == 32 || nr == 16) && w == nr && kc > 0 && kc%8 == 0 {
+		if w == nr && kc%8 == 0 && nr%8 == 0 && vecmath.HasAsm() {
+			// A full panel is a transpose: 8×8 in-register blocks (the
+			// gathers below run at ≈ 1 element per cycle here).
 			j := jc + jp
-			_ = g.b[(j+nr-1)*g.ldb+pc+kc-1] // bounds of the last column read
-			packBTT(&d[0], &g.b[j*g.ldb+pc], g.ldb, kc, nr)
+			vecmath.Transpose(d, g.b[j*g.ldb+pc:], nr, kc, g.ldb)
 			continue
 		}
 		if nr == 32 && w == 32 && kc > 0 && 15*g.ldb <= math.MaxInt32 {

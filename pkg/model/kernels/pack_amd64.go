@@ -19,9 +19,3 @@ func packBT16(dst, src *float32, idx *[16]int32, kc int)
 // hasGather reports whether packBT16 may run (it uses AVX-512 gathers even
 // for the AVX2 kernel's 16-column panels).
 func hasGather() bool { return cpu.X86.HasAVX512F }
-
-// packBTT is packBT32/packBT16 by 8×8 in-register transposes (AVX2), for
-// kc a multiple of 8 and nr a multiple of 8.
-//
-//go:noescape
-func packBTT(dst, src *float32, ldb, kc, nr int)

@@ -12,5 +12,3 @@ func packBT32(dst, src *float32, idx *[16]int32, ldb, kc int) {
 func packBT16(dst, src *float32, idx *[16]int32, kc int) { panic("kernels: packBT16 without AVX-512") }
 
 func hasGather() bool { return false }
-
-func packBTT(dst, src *float32, ldb, kc, nr int) { panic("kernels: packBTT without AVX2") }
