@@ -251,14 +251,15 @@ func (ep *endpoint) tryConnect(ctx context.Context, client pb.PeerCollectiveClie
 		return nil, false, fromStatus(err)
 	}
 	sameHost = bulk.GetHostId() != "" && bulk.GetHostId() == ep.s.hostID
-	w, err = ep.openLink(ctx, client, hello, to, bulk)
+	w, err = ep.openLink(ctx, client, hello, to, bulk, sameHost)
 	return w, sameHost, err
 }
 
-// openLink dials the link OpenBulk described.
-func (ep *endpoint) openLink(ctx context.Context, client pb.PeerCollectiveClient, hello *pb.PeerHello, to int, bulk *pb.PeerBulkEndpoint) (linkWriter, error) {
+// openLink dials the link OpenBulk described: a Unix socket to a peer on
+// this host (sameHost) that offers one, else TCP, else a gRPC stream.
+func (ep *endpoint) openLink(ctx context.Context, client pb.PeerCollectiveClient, hello *pb.PeerHello, to int, bulk *pb.PeerBulkEndpoint, sameHost bool) (linkWriter, error) {
 	if ep.mode != ModeGRPC && bulk.GetAddress() != "" {
-		if ep.mode == ModeBulk && bulk.GetLocalAddress() != "" && bulk.GetHostId() == ep.s.hostID {
+		if ep.mode == ModeBulk && sameHost && bulk.GetLocalAddress() != "" {
 			w, err := dialBulk(ctx, "unix", bulk.GetLocalAddress(), hello)
 			if err == nil || !errors.Is(err, errRetry) {
 				return w, err
