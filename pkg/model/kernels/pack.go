@@ -1,10 +1,6 @@
 package kernels
 
-import (
-	"math"
-
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
-)
+import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 
 // microKernel is one register-blocked micro-kernel and the cache blocking
 // that feeds it.
@@ -254,31 +250,12 @@ func packBT(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 	for jp := 0; jp < nc; jp += nr {
 		w := min(nr, nc-jp)
 		d := dst[jp*kc : jp*kc+kc*nr]
-		if w == nr && kc%8 == 0 && nr%8 == 0 && vecmath.HasAsm() {
-			// A full panel is a transpose: 8×8 in-register blocks (the
-			// gathers below run at ≈ 1 element per cycle here).
+		if w == nr {
+			// A full panel is a transpose (in 8×8 in-register blocks where
+			// the assembly applies; AVX-512 gathers, tried first, ran at
+			// ≈ 1 element per cycle).
 			j := jc + jp
 			vecmath.Transpose(d, g.b[j*g.ldb+pc:], nr, kc, g.ldb)
-			continue
-		}
-		if nr == 32 && w == 32 && kc > 0 && 15*g.ldb <= math.MaxInt32 {
-			j := jc + jp
-			_ = g.b[(j+31)*g.ldb+pc+kc-1] // bounds of the last column read
-			var idx [16]int32
-			for c := range idx {
-				idx[c] = int32(c * g.ldb)
-			}
-			packBT32(&d[0], &g.b[j*g.ldb+pc], &idx, g.ldb, kc)
-			continue
-		}
-		if nr == 16 && w == 16 && kc > 0 && 15*g.ldb <= math.MaxInt32 && hasGather() {
-			j := jc + jp
-			_ = g.b[(j+15)*g.ldb+pc+kc-1] // bounds of the last column read
-			var idx [16]int32
-			for c := range idx {
-				idx[c] = int32(c * g.ldb)
-			}
-			packBT16(&d[0], &g.b[j*g.ldb+pc], &idx, kc)
 			continue
 		}
 		if w < nr {
