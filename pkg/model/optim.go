@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 )
@@ -59,25 +58,12 @@ func NewAdamWRange(p *Params, lo, hi int, beta1, beta2, eps, weightDecay float64
 }
 
 // Step applies one update with learning rate lr from p.Grad to p.Data on [Lo,Hi).
-func (o *AdamW) Step(p *Params, lr float64) { o.StepParallel(p, lr, 1) }
+func (o *AdamW) Step(p *Params, lr float64) { o.StepOn(p, lr, 1, nil) }
 
-// StepParallel is Step with the range split into parts pieces updated on
-// parts goroutines at once (the caller takes one). The update is element-wise,
-// so the result is the same bit for bit.
-func (o *AdamW) StepParallel(p *Params, lr float64, parts int) {
-	o.StepOn(p, lr, parts, func(n int, f func(i int)) {
-		var wg sync.WaitGroup
-		for i := 1; i < n; i++ {
-			wg.Go(func() { f(i) })
-		}
-		f(0)
-		wg.Wait()
-	})
-}
-
-// StepOn is StepParallel with the pieces run by run, which must call f(i)
-// for every i in [0,n) and return when all have returned (for callers that
-// keep goroutines of their own).
+// StepOn is Step with the range split into parts pieces run by run, which
+// must call f(i) for every i in [0,n) and return when all have returned
+// (the trainer's lane goroutines). The update is element-wise, so the
+// result is the same bit for bit.
 func (o *AdamW) StepOn(p *Params, lr float64, parts int, run func(n int, f func(i int))) {
 	o.Steps++
 	t := float64(o.Steps)

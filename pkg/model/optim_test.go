@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"sync"
 	"testing"
 )
 
@@ -171,9 +172,9 @@ func TestGPTLearnsFixedBatch(t *testing.T) {
 	}
 }
 
-// StepParallel splits the range across goroutines; the update is
-// element-wise, so every split gives the same bits, step after step.
-func TestAdamWStepParallelIsBitIdentical(t *testing.T) {
+// StepOn splits the range across goroutines; the update is element-wise,
+// so every split gives the same bits, step after step.
+func TestAdamWStepOnIsBitIdentical(t *testing.T) {
 	cfg := tinyGPTConfig()
 	cfg.NEmbd, cfg.NHead = 32, 2
 	for _, parts := range []int{2, 3, 7} {
@@ -188,7 +189,13 @@ func TestAdamWStepParallelIsBitIdentical(t *testing.T) {
 		for step := range 3 {
 			copy(p.Grad, randSlice(newRNG(int64(step), 3), len(p.Grad), 1))
 			os.Step(serial, 1e-3)
-			op.StepParallel(p, 1e-3, parts)
+			op.StepOn(p, 1e-3, parts, func(n int, f func(i int)) {
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Go(func() { f(i) })
+				}
+				wg.Wait()
+			})
 			if d := maxAbsDiff(serial.Data, p.Data); d != 0 {
 				t.Fatalf("%d parts, step %d: parameters differ from the serial step by %v", parts, step, d)
 			}

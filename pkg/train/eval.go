@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
@@ -43,33 +42,29 @@ func (tr *Trainer) estimate(split data.Split) (loss, acc float64, err error) {
 	// Lanes take every n-th batch; the sums run in batch order, so the
 	// estimate does not depend on the number of lanes.
 	n := max(1, min(tr.Lanes(), iters))
-	var wg sync.WaitGroup
-	for i := range n {
+	work := func(i int) {
 		m, b := tr.Model, &tr.batch
 		if i > 0 {
 			m, b = tr.lanes[i-1].model, &tr.lanes[i-1].batch
 		}
-		work := func() {
-			for k := i; k < iters; k += n {
-				r := &res[k]
-				if r.err = tr.Data.FillEval(b, split, k, rows, 0, rows); r.err != nil {
-					return
-				}
-				var l float32
-				if l, r.err = m.Forward(b, false); r.err != nil {
-					return
-				}
-				r.loss = float64(l)
-				r.correct, r.counted = tr.countCorrect(m, b)
+		for k := i; k < iters; k += n {
+			r := &res[k]
+			if r.err = tr.Data.FillEval(b, split, k, rows, 0, rows); r.err != nil {
+				return
 			}
-		}
-		if i == n-1 {
-			work()
-		} else {
-			wg.Go(work)
+			var l float32
+			if l, r.err = m.Forward(b, false); r.err != nil {
+				return
+			}
+			r.loss = float64(l)
+			r.correct, r.counted = tr.countCorrect(m, b)
 		}
 	}
-	wg.Wait()
+	if n == 1 {
+		work(0)
+	} else {
+		tr.crew.run(n, work)
+	}
 	var correct, counted int
 	for k, r := range res {
 		if r.err != nil {
