@@ -24,7 +24,8 @@ const helperPoll = 200 * time.Microsecond
 // bumps posted; the helper runs task and then sets finished to that count.
 // The atomics order the plain task field for both sides.
 type helper struct {
-	task     func()
+	task     func(int) // called with part
+	part     int
 	posted   atomic.Uint64
 	finished atomic.Uint64
 	parked   atomic.Bool // the helper waits on wake
@@ -48,7 +49,7 @@ func newCrew(n int) *crew {
 // returns when all have returned. n−1 must not exceed the crew's size.
 func (c *crew) run(n int, f func(i int)) {
 	for i := 1; i < n; i++ {
-		c.helpers[i-1].post(func() { f(i) })
+		c.helpers[i-1].post(f, i)
 	}
 	f(0)
 	for i := 1; i < n; i++ {
@@ -64,8 +65,8 @@ func (c *crew) close() {
 	}
 }
 
-func (h *helper) post(task func()) {
-	h.task = task
+func (h *helper) post(task func(int), part int) {
+	h.task, h.part = task, part
 	h.posted.Add(1)
 	if h.parked.Load() {
 		signal(h.wake)
@@ -110,7 +111,7 @@ func (h *helper) loop() {
 		seen = h.posted.Load()
 		task := h.task
 		h.task = nil // hold no reference to the trainer between tasks
-		task()
+		task(h.part)
 		h.finished.Store(seen)
 		if h.waiting.Load() {
 			signal(h.done)
