@@ -42,7 +42,7 @@ type Trainer struct {
 	laneSq float64     // squared gradient norm, computed while summing the lanes
 	// laneSqParts are laneSq's per-slice parts.
 	laneSqParts []float64
-	lane0       lane  // lane 0's loss and error (its model and batch are Model and batch)
+	lane0       lane  // lane 0 of a lanes run: Model, with a batch of its own
 	crew        *crew // the lanes' goroutines
 }
 
