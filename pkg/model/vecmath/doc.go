@@ -6,8 +6,8 @@
 // product for one attention head's (T,T)·(T,hs) operands.
 //
 // Each kernel has a pure-Go version and, on amd64, an AVX2+FMA one
-// (vec_amd64.s; GELU also AVX-512). The exported functions pick the best the
-// CPU runs for the bulk of a slice and finish the tail in Go; the tests run
-// every path this CPU has against float64 references. Build with -tags
+// (vec_amd64.s; GELU and SmallGemm also AVX-512). The exported functions
+// pick the best the CPU runs for the bulk of a slice and finish the tail in
+// Go; the tests run every path this CPU has against float64 references. Build with -tags
 // purego for the pure-Go versions only.
 package vecmath

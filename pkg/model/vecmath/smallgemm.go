@@ -28,10 +28,13 @@ func SmallGemm(m, n, k int, alpha float32, a []float32, am, ak int, b []float32,
 		}
 		return
 	}
-	done := 0
-	if HasAsm() {
-		done = smallGemmAsm(m, n, k, alpha, a, am, ak, b, ldb, beta, c, ldc)
-	}
+	smallGemmAt(m, n, k, alpha, a, am, ak, b, ldb, beta, c, ldc, cpuLevel())
+}
+
+// smallGemmAt is SmallGemm (no checks, k ≥ 1) with the assembly of level
+// (levelGo: none) and plain Go for the columns it leaves.
+func smallGemmAt(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int, level int) {
+	done := smallGemmLevel(m, n, k, alpha, a, am, ak, b, ldb, beta, c, ldc, level)
 	if done < n {
 		smallGemmGo(m, n-done, k, alpha, a, am, ak, b[done:], ldb, beta, c[done:], ldc)
 	}

@@ -15,7 +15,11 @@ func TestSmallGemm(t *testing.T) {
 		}
 		return s
 	}
-	for _, c := range []struct{ m, n, k int }{{1, 8, 1}, {3, 32, 5}, {5, 64, 32}, {7, 45, 9}, {16, 7, 3}, {2, 104, 64}, {1, 1, 1}, {3, 16, 0}} {
+	for _, c := range []struct{ m, n, k int }{
+		{1, 8, 1}, {3, 32, 5}, {5, 64, 32}, {7, 45, 9}, {16, 7, 3}, {2, 104, 64}, {1, 1, 1}, {3, 16, 0},
+		// eight-row groups (AVX-512): 32- and 16-column chunks, then the
+		// AVX2 kernels' columns and rows, then Go's
+		{8, 16, 3}, {8, 32, 1}, {13, 48, 7}, {17, 56, 33}, {24, 104, 16}, {64, 61, 16}, {9, 15, 4}} {
 		for _, trans := range []bool{false, true} {
 			for _, beta := range []float32{0, 1} {
 				lda := c.k + 3
@@ -44,10 +48,10 @@ func TestSmallGemm(t *testing.T) {
 				}
 				for _, p := range paths(t) {
 					got := append([]float32(nil), c0...)
-					if p.asm || c.k == 0 {
+					if c.k == 0 {
 						SmallGemm(c.m, c.n, c.k, alpha, a, am, ak, b, ldb, beta, got, ldc)
 					} else {
-						smallGemmGo(c.m, c.n, c.k, alpha, a, am, ak, b, ldb, beta, got, ldc)
+						smallGemmAt(c.m, c.n, c.k, alpha, a, am, ak, b, ldb, beta, got, ldc, p.level)
 					}
 					for i := range got {
 						if math.Abs(float64(got[i])-want[i]) > 1e-5*float64(c.k+1) {
@@ -69,12 +73,13 @@ func TestSmallGemmChecksLengths(t *testing.T) {
 	SmallGemm(2, 8, 2, 1, make([]float32, 4), 2, 1, make([]float32, 16), 8, 0, make([]float32, 15), 8)
 }
 
-// Rows computed two at a time (the assembly's row pairs) equal rows computed
-// one at a time, bit for bit: attention's results must not depend on how
-// its row blocks fall.
+// Rows computed in groups (the AVX2 kernel's row pairs, the AVX-512
+// kernel's eights) equal rows computed one at a time, bit for bit, on
+// every assembly level: attention's results must not depend on how its row
+// blocks fall, nor on the CPU's vector width.
 func TestSmallGemmRowsIndependent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	const m, n, k = 7, 72, 40
+	const m, n, k = 19, 72, 40
 	a, b := make([]float32, m*k), make([]float32, k*n)
 	for i := range a {
 		a[i] = float32(rng.Float64()*2 - 1)
@@ -82,19 +87,24 @@ func TestSmallGemmRowsIndependent(t *testing.T) {
 	for i := range b {
 		b[i] = float32(rng.Float64()*2 - 1)
 	}
-	for _, beta := range []float32{0, 1} {
-		all, one := make([]float32, m*n), make([]float32, m*n)
-		for i := range all {
-			all[i] = float32(i%5) * 0.25
-			one[i] = all[i]
+	for _, p := range paths(t) {
+		if !p.asm {
+			continue
 		}
-		SmallGemm(m, n, k, 0.5, a, k, 1, b, n, beta, all, n)
-		for i := range m {
-			SmallGemm(1, n, k, 0.5, a[i*k:], k, 1, b, n, beta, one[i*n:], n)
-		}
-		for i := range all {
-			if all[i] != one[i] {
-				t.Fatalf("beta %v: C[%d,%d] = %v computed with its neighbours, %v alone", beta, i/n, i%n, all[i], one[i])
+		for _, beta := range []float32{0, 1} {
+			all, one := make([]float32, m*n), make([]float32, m*n)
+			for i := range all {
+				all[i] = float32(i%5) * 0.25
+				one[i] = all[i]
+			}
+			smallGemmAt(m, n, k, 0.5, a, k, 1, b, n, beta, all, n, p.level)
+			for i := range m {
+				smallGemmAt(1, n, k, 0.5, a[i*k:], k, 1, b, n, beta, one[i*n:], n, levelAVX2)
+			}
+			for i := range all {
+				if all[i] != one[i] {
+					t.Fatalf("%s beta %v: C[%d,%d] = %v computed with its neighbours, %v alone on AVX2", p.name, beta, i/n, i%n, all[i], one[i])
+				}
 			}
 		}
 	}

@@ -29,7 +29,7 @@ func adamwAVX2(data, grad, m, v *float32, n int, c *[8]float32)
 // return how many they did.
 
 // Levels of assembly a kernel may use: none, AVX2+FMA, AVX-512F (GELU
-// only; the other kernels stop at AVX2).
+// and SmallGemm; the other kernels stop at AVX2).
 const (
 	levelGo = iota
 	levelAVX2
@@ -217,14 +217,31 @@ func smallGemmAVX2(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb,
 //go:noescape
 func smallGemm2x32AVX2(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m2, k, n int, alpha float32, beta int)
 
-func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int) int {
+//go:noescape
+func smallGemm8AVX512(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m8, k, n int, alpha float32, beta int)
+
+// smallGemmLevel runs the assembly of level on the first n&^7 columns of
+// SmallGemm and returns how many columns it did. On AVX-512 it takes rows
+// eight at a time over the first n&^15 columns, then the AVX2 kernels do
+// the columns and rows left.
+func smallGemmLevel(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int, level int) int {
 	n8, n32, m2 := n&^7, n&^31, m/2
-	if n8 == 0 || m == 0 {
+	if n8 == 0 || m == 0 || level < levelAVX2 {
 		return 0
 	}
 	bf := 0
 	if beta != 0 {
 		bf = 1
+	}
+	if n16, m8 := n&^15, m/8; level >= levelAVX512 && n16 > 0 && m8 > 0 {
+		smallGemm8AVX512(&c[0], ldc, &a[0], am, ak, &b[0], ldb, m8, k, n16, alpha, bf)
+		if n8 > n16 {
+			smallGemmAVX2(&c[n16], ldc, &a[0], am, ak, &b[n16], ldb, 8*m8, k, n8-n16, alpha, bf)
+		}
+		if r := 8 * m8; r < m {
+			smallGemmLevel(m-r, n, k, alpha, a[r*am:], am, ak, b, ldb, beta, c[r*ldc:], ldc, levelAVX2)
+		}
+		return n8
 	}
 	if n32 > 0 && m2 > 0 {
 		// Row pairs × 32-column chunks, then the odd row and the columns left.

@@ -1345,3 +1345,268 @@ smScale:
 	JNZ     smScale
 	VZEROUPPER
 	RET
+
+// func smallGemm8AVX512(c *float32, ldc int, a *float32, am, ak int, b *float32, ldb, m8, k, n int, alpha float32, beta int)
+// smallGemmAVX2 for 8·m8 rows and n (a multiple of 16) columns, eight rows
+// at a time with zmm registers: 32-column chunks (16 accumulators), then a
+// 16-column one. A(i,p) comes in by embedded broadcast, so each loaded row
+// of B serves eight rows of A. Same operations per element as the AVX2
+// kernels (one FMA per p, in order), so the same bits.
+TEXT ·smallGemm8AVX512(SB), NOSPLIT, $0-96
+	MOVQ         m8+56(FP), BX
+	TESTQ        BX, BX
+	JZ           s8Done
+	MOVQ         c+0(FP), DI
+	MOVQ         a+16(FP), SI
+	MOVQ         am+24(FP), R14
+	SHLQ         $2, R14
+	LEAQ         (R14)(R14*2), R15
+	MOVQ         ak+32(FP), R10
+	SHLQ         $2, R10
+	MOVQ         ldb+48(FP), R11
+	SHLQ         $2, R11
+	MOVQ         ldc+8(FP), DX
+	SHLQ         $2, DX
+	VBROADCASTSS alpha+80(FP), Z31
+
+s8Row:
+	XORQ AX, AX
+	MOVQ n+72(FP), R13
+
+s8Chunk32:
+	CMPQ   R13, $32
+	JLT    s8Chunk16
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   SI, R8
+	LEAQ   (SI)(R14*4), R12
+	MOVQ   b+40(FP), R9
+	ADDQ   AX, R9
+	MOVQ   k+64(FP), CX
+
+s8K32:
+	VMOVUPS           (R9), Z16
+	VMOVUPS           64(R9), Z17
+	VFMADD231PS.BCST  (R8), Z16, Z0
+	VFMADD231PS.BCST  (R8), Z17, Z1
+	VFMADD231PS.BCST  (R8)(R14*1), Z16, Z2
+	VFMADD231PS.BCST  (R8)(R14*1), Z17, Z3
+	VFMADD231PS.BCST  (R8)(R14*2), Z16, Z4
+	VFMADD231PS.BCST  (R8)(R14*2), Z17, Z5
+	VFMADD231PS.BCST  (R8)(R15*1), Z16, Z6
+	VFMADD231PS.BCST  (R8)(R15*1), Z17, Z7
+	VFMADD231PS.BCST  (R12), Z16, Z8
+	VFMADD231PS.BCST  (R12), Z17, Z9
+	VFMADD231PS.BCST  (R12)(R14*1), Z16, Z10
+	VFMADD231PS.BCST  (R12)(R14*1), Z17, Z11
+	VFMADD231PS.BCST  (R12)(R14*2), Z16, Z12
+	VFMADD231PS.BCST  (R12)(R14*2), Z17, Z13
+	VFMADD231PS.BCST  (R12)(R15*1), Z16, Z14
+	VFMADD231PS.BCST  (R12)(R15*1), Z17, Z15
+	ADDQ              R10, R8
+	ADDQ              R10, R12
+	ADDQ              R11, R9
+	DECQ              CX
+	JNZ               s8K32
+	LEAQ              (DI)(AX*1), R8
+	CMPQ              beta+88(FP), $0
+	JEQ               s8Set32
+	VFMADD213PS       (R8), Z31, Z0
+	VFMADD213PS       64(R8), Z31, Z1
+	VMOVUPS           Z0, (R8)
+	VMOVUPS           Z1, 64(R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z2
+	VFMADD213PS       64(R8), Z31, Z3
+	VMOVUPS           Z2, (R8)
+	VMOVUPS           Z3, 64(R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z4
+	VFMADD213PS       64(R8), Z31, Z5
+	VMOVUPS           Z4, (R8)
+	VMOVUPS           Z5, 64(R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z6
+	VFMADD213PS       64(R8), Z31, Z7
+	VMOVUPS           Z6, (R8)
+	VMOVUPS           Z7, 64(R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z8
+	VFMADD213PS       64(R8), Z31, Z9
+	VMOVUPS           Z8, (R8)
+	VMOVUPS           Z9, 64(R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z10
+	VFMADD213PS       64(R8), Z31, Z11
+	VMOVUPS           Z10, (R8)
+	VMOVUPS           Z11, 64(R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z12
+	VFMADD213PS       64(R8), Z31, Z13
+	VMOVUPS           Z12, (R8)
+	VMOVUPS           Z13, 64(R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z14
+	VFMADD213PS       64(R8), Z31, Z15
+	VMOVUPS           Z14, (R8)
+	VMOVUPS           Z15, 64(R8)
+	JMP               s8Next32
+
+s8Set32:
+	VMULPS  Z31, Z0, Z0
+	VMULPS  Z31, Z1, Z1
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z2, Z2
+	VMULPS  Z31, Z3, Z3
+	VMOVUPS Z2, (R8)
+	VMOVUPS Z3, 64(R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z4, Z4
+	VMULPS  Z31, Z5, Z5
+	VMOVUPS Z4, (R8)
+	VMOVUPS Z5, 64(R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z6, Z6
+	VMULPS  Z31, Z7, Z7
+	VMOVUPS Z6, (R8)
+	VMOVUPS Z7, 64(R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z8, Z8
+	VMULPS  Z31, Z9, Z9
+	VMOVUPS Z8, (R8)
+	VMOVUPS Z9, 64(R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z10, Z10
+	VMULPS  Z31, Z11, Z11
+	VMOVUPS Z10, (R8)
+	VMOVUPS Z11, 64(R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z12, Z12
+	VMULPS  Z31, Z13, Z13
+	VMOVUPS Z12, (R8)
+	VMOVUPS Z13, 64(R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z14, Z14
+	VMULPS  Z31, Z15, Z15
+	VMOVUPS Z14, (R8)
+	VMOVUPS Z15, 64(R8)
+
+s8Next32:
+	ADDQ $128, AX
+	SUBQ $32, R13
+	JMP  s8Chunk32
+
+s8Chunk16:
+	CMPQ   R13, $16
+	JLT    s8RowEnd
+	VPXORD Z0, Z0, Z0
+	VPXORD Z2, Z2, Z2
+	VPXORD Z4, Z4, Z4
+	VPXORD Z6, Z6, Z6
+	VPXORD Z8, Z8, Z8
+	VPXORD Z10, Z10, Z10
+	VPXORD Z12, Z12, Z12
+	VPXORD Z14, Z14, Z14
+	MOVQ   SI, R8
+	LEAQ   (SI)(R14*4), R12
+	MOVQ   b+40(FP), R9
+	ADDQ   AX, R9
+	MOVQ   k+64(FP), CX
+
+s8K16:
+	VMOVUPS           (R9), Z16
+	VFMADD231PS.BCST  (R8), Z16, Z0
+	VFMADD231PS.BCST  (R8)(R14*1), Z16, Z2
+	VFMADD231PS.BCST  (R8)(R14*2), Z16, Z4
+	VFMADD231PS.BCST  (R8)(R15*1), Z16, Z6
+	VFMADD231PS.BCST  (R12), Z16, Z8
+	VFMADD231PS.BCST  (R12)(R14*1), Z16, Z10
+	VFMADD231PS.BCST  (R12)(R14*2), Z16, Z12
+	VFMADD231PS.BCST  (R12)(R15*1), Z16, Z14
+	ADDQ              R10, R8
+	ADDQ              R10, R12
+	ADDQ              R11, R9
+	DECQ              CX
+	JNZ               s8K16
+	LEAQ              (DI)(AX*1), R8
+	CMPQ              beta+88(FP), $0
+	JEQ               s8Set16
+	VFMADD213PS       (R8), Z31, Z0
+	VMOVUPS           Z0, (R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z2
+	VMOVUPS           Z2, (R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z4
+	VMOVUPS           Z4, (R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z6
+	VMOVUPS           Z6, (R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z8
+	VMOVUPS           Z8, (R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z10
+	VMOVUPS           Z10, (R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z12
+	VMOVUPS           Z12, (R8)
+	ADDQ              DX, R8
+	VFMADD213PS       (R8), Z31, Z14
+	VMOVUPS           Z14, (R8)
+	JMP               s8Next16
+
+s8Set16:
+	VMULPS  Z31, Z0, Z0
+	VMOVUPS Z0, (R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z2, Z2
+	VMOVUPS Z2, (R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z4, Z4
+	VMOVUPS Z4, (R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z6, Z6
+	VMOVUPS Z6, (R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z8, Z8
+	VMOVUPS Z8, (R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z10, Z10
+	VMOVUPS Z10, (R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z12, Z12
+	VMOVUPS Z12, (R8)
+	ADDQ    DX, R8
+	VMULPS  Z31, Z14, Z14
+	VMOVUPS Z14, (R8)
+
+s8Next16:
+	ADDQ $64, AX
+	SUBQ $16, R13
+
+s8RowEnd:
+	LEAQ (SI)(R14*8), SI
+	LEAQ (DI)(DX*8), DI
+	DECQ BX
+	JNZ  s8Row
+
+s8Done:
+	VZEROUPPER
+	RET

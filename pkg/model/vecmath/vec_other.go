@@ -31,7 +31,7 @@ func sumSq64Asm(x []float32) (int, float64) { return 0, 0 }
 
 func addAsm(out, a, b []float32) int { return 0 }
 
-func smallGemmAsm(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int) int {
+func smallGemmLevel(m, n, k int, alpha float32, a []float32, am, ak int, b []float32, ldb int, beta float32, c []float32, ldc int, level int) int {
 	return 0
 }
 
