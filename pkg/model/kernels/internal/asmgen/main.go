@@ -115,6 +115,19 @@ func kernel(b *bytes.Buffer, s isa, rowMajor bool) {
 	}
 	w("\tSHLQ $2, R8")
 	w("\tSHLQ $2, R13")
+	// Prefetch the C tile: its rows are written (and read unless beta is
+	// zero) after the k loop, and in a training step they are often not in
+	// cache; fetching them now overlaps the misses with the arithmetic.
+	w("\tMOVQ DX, AX")
+	for r := 0; r < s.mr; r++ {
+		for off := 0; off < s.nr*4; off += 64 {
+			w("\tPREFETCHT0 %d(AX)", off)
+		}
+		w("\tPREFETCHT0 %d(AX)", s.nr*4-1)
+		if r != s.mr-1 {
+			w("\tADDQ R8, AX")
+		}
+	}
 	for r := 0; r < s.mr; r++ {
 		for v := 0; v < vecs; v++ {
 			w("\t%s %s, %s, %s", s.zero, acc(r, v), acc(r, v), acc(r, v))
