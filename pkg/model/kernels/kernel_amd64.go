@@ -34,6 +34,18 @@ func kern14x32AVX512R(k int, a *float32, lda int, b *float32, ldb int, c *float3
 //go:noescape
 func kern6x16AVX2R(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 
+// kern8x32AVX512 is kern14x32AVX512 for an 8×32 tile (k-major A panel of
+// 8 floats per depth step).
+//
+//go:noescape
+func kern8x32AVX512(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
+// kern8x32AVX512R is kern8x32AVX512 for a row-major 8×k A panel with row
+// stride lda.
+//
+//go:noescape
+func kern8x32AVX512R(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
 func hasAVX512() bool { return cpu.X86.HasAVX512F }
 
 func hasAVX2() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
@@ -45,7 +57,8 @@ func kernelFor(p Path) *microKernel {
 	case AVX512:
 		// direct 2²⁵: measured on baby GPT with one lane per core (M = 384):
 		// +4 % tokens/s over 2²¹, no GEMM benchmark shape slower.
-		return &microKernel{mr: 14, nr: 32, mc: 14 * 12, kc: 256, nc: 2048, direct: 1 << 25, fn: kern14x32AVX512, fnR: kern14x32AVX512R}
+		short := &microKernel{mr: 8, nr: 32, fn: kern8x32AVX512, fnR: kern8x32AVX512R}
+		return &microKernel{mr: 14, nr: 32, mc: 14 * 12, kc: 256, nc: 2048, direct: 1 << 25, fn: kern14x32AVX512, fnR: kern14x32AVX512R, short: short}
 	case AVX2:
 		return &microKernel{mr: 6, nr: 16, mc: 6 * 24, kc: 256, nc: 2048, direct: 1 << 21, fn: kern6x16AVX2, fnR: kern6x16AVX2R}
 	}

@@ -19,6 +19,33 @@ type microKernel struct {
 	// anyway, and packing would cost as much as the arithmetic. Edge panels
 	// are still packed (zero-padded).
 	direct int
+	// short, when not nil, is a kernel with fewer rows (same nr) that
+	// completes the row tiling when A is read in place: rows that are not
+	// a multiple of mr are covered by mr-row tiles and then short ones,
+	// exactly where possible, instead of one zero-padded edge tile.
+	short *microKernel
+}
+
+// rowTiles plans the row tiles of an h-row block: long tiles of kern.mr
+// rows, then tiles of the short kernel (nil: none), the last tile of either
+// kind possibly partial. It returns the number of long tiles. Without a
+// short kernel, or when the operand is packed (k-major packing is laid out
+// for mr), every tile is long.
+func (kern *microKernel) rowTiles(h int, inPlace bool) (long int) {
+	mr := kern.mr
+	if kern.short == nil || !inPlace {
+		return ceilDiv(h, mr)
+	}
+	sr := kern.short.mr
+	for t := 0; t*sr <= h && t < mr; t++ {
+		if (h-t*sr)%mr == 0 { // h = long·mr + t·sr exactly
+			return (h - t*sr) / mr
+		}
+	}
+	if h%mr <= sr {
+		return h / mr // the rest fits one (partial) short tile
+	}
+	return ceilDiv(h, mr) // one partial long tile costs less than two short ones
 }
 
 // rowStride is the row stride of an A panel packed row-major with depth kc:
@@ -83,22 +110,43 @@ func gemmRect(kern *microKernel, ws *workspace, g *gemmArgs, m0, m1, n0, n1 int)
 			}
 			for ic := m0; ic < m1; ic += kern.mc {
 				mc := min(kern.mc, m1-ic)
+				long := kern.rowTiles(mc, ws.aDirect)
 				switch {
 				case ws.aDirect: // only the edge panel, at ws.a[0:]
-					if e := mc % mr; e != 0 && g.tA {
-						packAT(ws.a, g, ic+mc-e, e, pc, kc, mr)
-					} else if e != 0 {
-						packAN(ws.a, g, ic+mc-e, e, pc, kc, mr)
+					if r0, er, emr := kern.edgeRows(mc, long); er != 0 && g.tA {
+						packAT(ws.a, g, ic+r0, er, pc, kc, emr)
+					} else if er != 0 {
+						packAN(ws.a, g, ic+r0, er, pc, kc, emr)
 					}
 				case g.tA:
 					packAT(ws.a, g, ic, mc, pc, kc, mr)
 				default:
 					packAN(ws.a, g, ic, mc, pc, kc, mr)
 				}
-				macroKernel(kern, ws, g, ic, mc, jc, nc, pc, kc, beta)
+				macroKernel(kern, ws, g, ic, mc, long, jc, nc, pc, kc, beta)
 			}
 		}
 	}
+}
+
+// edgeRows locates the partial tile of an mc-row block planned with long
+// long tiles (rowTiles): its first row, its row count (0: every tile is
+// full) and the rows of the kernel that computes it.
+func (kern *microKernel) edgeRows(mc, long int) (r0, rows, mr int) {
+	r0, mr = long*kern.mr, kern.mr
+	if r0 > mc {
+		r0 -= kern.mr
+		return r0, mc - r0, mr
+	}
+	if r0 == mc {
+		return 0, 0, mr
+	}
+	mr = kern.short.mr // rows left after the long tiles go to short ones
+	r0 += (mc - r0) / mr * mr
+	if r0 == mc {
+		return 0, 0, mr
+	}
+	return r0, mc - r0, mr
 }
 
 // scaleRect sets C[m0:m1, n0:n1] to beta·C, writing zeros without reading C
@@ -120,11 +168,12 @@ func scaleRect(g *gemmArgs, m0, m1, n0, n1 int) {
 }
 
 // macroKernel runs the micro-kernel over the packed mc×kc block of A and
-// kc×nc block of B: C[ic:ic+mc, jc:jc+nc] = alpha·A·B + beta·C. Full tiles are
-// written in place; edge tiles are computed into ws.tmp and merged element by
-// element.
-func macroKernel(kern *microKernel, ws *workspace, g *gemmArgs, ic, mc, jc, nc, pc, kc int, beta float32) {
-	mr, nr := kern.mr, kern.nr
+// kc×nc block of B: C[ic:ic+mc, jc:jc+nc] = alpha·A·B + beta·C. The first
+// long row tiles use kern, the rest kern.short (rowTiles). Full tiles are
+// written in place; edge tiles are computed into ws.tmp and merged element
+// by element.
+func macroKernel(kern *microKernel, ws *workspace, g *gemmArgs, ic, mc, long, jc, nc, pc, kc int, beta float32) {
+	nr := kern.nr
 	ars := rowStride(kc)
 	for jr := 0; jr < nc; jr += nr {
 		w := min(nr, nc-jr)
@@ -136,7 +185,12 @@ func macroKernel(kern *microKernel, ws *workspace, g *gemmArgs, ic, mc, jc, nc, 
 				bp = &ws.b[0]
 			}
 		}
-		for ir := 0; ir < mc; ir += mr {
+		k := kern
+		for ir, tile := 0, 0; ir < mc; ir, tile = ir+k.mr, tile+1 {
+			if tile == long {
+				k = kern.short
+			}
+			mr := k.mr
 			h := min(mr, mc-ir)
 			off := (ic+ir)*g.ldc + jc + jr
 			c, ldc, b := &g.c[off], g.ldc, beta
@@ -146,17 +200,17 @@ func macroKernel(kern *microKernel, ws *workspace, g *gemmArgs, ic, mc, jc, nc, 
 			}
 			switch {
 			case g.tA && ws.aDirect && h == mr:
-				kern.fn(kc, &g.a[pc*g.lda+ic+ir], g.lda, bp, ldb, c, ldc, g.alpha, b)
+				k.fn(kc, &g.a[pc*g.lda+ic+ir], g.lda, bp, ldb, c, ldc, g.alpha, b)
 			case g.tA && ws.aDirect:
-				kern.fn(kc, &ws.a[0], mr, bp, ldb, c, ldc, g.alpha, b)
+				k.fn(kc, &ws.a[0], mr, bp, ldb, c, ldc, g.alpha, b)
 			case g.tA:
-				kern.fn(kc, &ws.a[ir*kc], mr, bp, ldb, c, ldc, g.alpha, b)
+				k.fn(kc, &ws.a[ir*kc], mr, bp, ldb, c, ldc, g.alpha, b)
 			case ws.aDirect && h == mr:
-				kern.fnR(kc, &g.a[(ic+ir)*g.lda+pc], g.lda, bp, ldb, c, ldc, g.alpha, b)
+				k.fnR(kc, &g.a[(ic+ir)*g.lda+pc], g.lda, bp, ldb, c, ldc, g.alpha, b)
 			case ws.aDirect:
-				kern.fnR(kc, &ws.a[0], ars, bp, ldb, c, ldc, g.alpha, b)
+				k.fnR(kc, &ws.a[0], ars, bp, ldb, c, ldc, g.alpha, b)
 			default:
-				kern.fnR(kc, &ws.a[ir*ars], ars, bp, ldb, c, ldc, g.alpha, b)
+				k.fnR(kc, &ws.a[ir*ars], ars, bp, ldb, c, ldc, g.alpha, b)
 			}
 			if edge {
 				mergeEdge(g.c[off:], g.ldc, ws.tmp, nr, h, w, beta)

@@ -127,6 +127,10 @@ var testShapes = [][3]int{ // m, n, k
 	{0, 0, 0}, {0, 5, 3}, {5, 0, 3}, {5, 3, 0}, {1, 1, 1}, {1, 7, 13}, {13, 1, 7},
 	{7, 13, 31}, {13, 7, 127}, {31, 127, 13}, {127, 31, 7}, {14, 32, 256},
 	{15, 33, 257}, {28, 64, 1}, {127, 127, 127}, {300, 70, 300}, {29, 2100, 9},
+	// row tilings with the AVX-512 path's 8-row kernel (A read in place):
+	// only short tiles, long + short, long + a partial short one, a second
+	// mc block
+	{16, 40, 20}, {22, 33, 17}, {20, 32, 5}, {128, 64, 384}, {181, 32, 3},
 }
 
 // testPaths lists every path this CPU can run, Generic always.
