@@ -55,7 +55,7 @@ type gptLayerActs struct {
 	proj, projMask        []float32 // (N,C) c_proj output after dropout, dropout mask
 	res1                  []float32 // (N,C) x + attn
 	ln2, ln2Mean, ln2Rstd []float32
-	fch, fchAct           []float32 // (N,H)
+	fch, fchAct           []float32 // (N,H) c_fc output, activation; fch holds act'(c_fc) after Forward when ex.keepsActGrad
 	fcProj, fcProjMask    []float32 // (N,C)
 	res2                  []float32 // (N,C) block output
 }
@@ -268,7 +268,7 @@ func (g *GPT) forward(N int, train bool) error {
 		ResidualForward(la.res1[:N*C], x, la.proj)
 		blk.ln2.forward(g.exe(), p, la.ln2, la.ln2Mean, la.ln2Rstd, la.res1, N)
 		blk.fc.Forward(p, la.fch, la.ln2, N)
-		g.exe().actForward(blk.act, la.fchAct[:N*H], la.fch[:N*H])
+		g.exe().actForwardKeep(blk.act, la.fchAct[:N*H], la.fch[:N*H]) // fch may now hold act'(fch)
 		if err := g.tp.rowForward(p, &blk.fcProj, la.fcProj, la.fchAct, N); err != nil {
 			return err
 		}
@@ -327,8 +327,7 @@ func (g *GPT) Backward() error {
 		// res2 = res1 + drop(fcProj): dx flows to res1 unchanged.
 		// (The products below overwrite their input gradients: beta 0.)
 		g.tp.rowBackward(p, &blk.fcProj, dfchAct, g.dropGrad(dtmp, dx, la.fcProjMask, train), la.fchAct, N, 0)
-		clear(dfch)
-		g.exe().actBackward(blk.act, dfch, dfchAct, la.fch[:N*H])
+		g.exe().actBackwardKept(blk.act, dfch, dfchAct, la.fch[:N*H])
 		blk.fc.backward(p, dln, dfch, la.ln2, N, 0)
 		if err := g.tp.reduce(dln); err != nil {
 			return err

@@ -93,6 +93,41 @@ func geluGradLevel(dx, dy, x []float32, level int) int {
 	return done
 }
 
+//go:noescape
+func geluFwdGradAVX2(out, grad, x *float32, n int)
+
+//go:noescape
+func geluFwdGradAVX512(out, grad, x *float32, n int)
+
+// geluFwdGradLevel runs the assembly of level on a prefix of x and returns its length.
+func geluFwdGradLevel(out, grad, x []float32, level int) int {
+	done := 0
+	if level >= levelAVX512 {
+		if n := len(x) &^ 15; n > 0 {
+			geluFwdGradAVX512(&out[0], &grad[0], &x[0], n)
+			done = n
+		}
+	}
+	if level >= levelAVX2 {
+		if n := (len(x) - done) &^ 7; n > 0 {
+			geluFwdGradAVX2(&out[done], &grad[done], &x[done], n)
+			done += n
+		}
+	}
+	return done
+}
+
+//go:noescape
+func mulAVX2(out, a, b *float32, n int)
+
+func mulAsm(out, a, b []float32) int {
+	n := len(a) &^ 7
+	if n > 0 {
+		mulAVX2(&out[0], &a[0], &b[0], n)
+	}
+	return n
+}
+
 func expSumAsm(dst, src []float32, shift float32) (int, float32) {
 	n := len(src) &^ 7
 	if n == 0 {

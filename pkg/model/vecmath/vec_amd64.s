@@ -458,6 +458,42 @@ gradDone:
 	VZEROUPPER
 	RET
 
+// func geluFwdGradAVX2(out, grad, x *float32, n int)
+// out = GELU(x) and grad = GELU'(x) from one erf: the same operations as
+// geluAVX2 and geluGradAVX2, so the same bits. grad may be x.
+TEXT ·geluFwdGradAVX2(SB), NOSPLIT, $0-32
+	MOVQ    out+0(FP), DI
+	MOVQ    grad+8(FP), BX
+	MOVQ    x+16(FP), SI
+	MOVQ    n+24(FP), CX
+	SHRQ    $3, CX
+	JZ      fgDone
+	VMOVUPS HALF, Y9
+
+fgLoop:
+	VMOVUPS     (SI), Y0
+	VMULPS      RSQRT2, Y0, Y1
+	ERF(Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8)
+	VMULPS      Y9, Y0, Y10
+	VMOVAPS     Y2, Y11
+	VFMADD213PS Y10, Y10, Y11
+	VMOVUPS     Y11, (DI)
+	VFMADD213PS Y9, Y9, Y2
+	VXORPS      SIGN, Y4, Y4
+	EXP(Y4, Y7, Y8)
+	VMULPS      RSQRT2PI, Y4, Y4
+	VFMADD231PS Y4, Y0, Y2
+	VMOVUPS     Y2, (BX)
+	ADDQ        $32, SI
+	ADDQ        $32, BX
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         fgLoop
+
+fgDone:
+	VZEROUPPER
+	RET
+
 // func expSumAVX2(dst, src *float32, n int, shift float32) float32
 TEXT ·expSumAVX2(SB), NOSPLIT, $0-36
 	MOVQ         dst+0(FP), DI
@@ -907,6 +943,87 @@ grad512Loop:
 	JNZ              grad512Loop
 
 grad512Done:
+	VZEROUPPER
+	RET
+
+// func geluFwdGradAVX512(out, grad, x *float32, n int)
+// geluFwdGradAVX2 with 16 lanes: the same operations as geluAVX512 and
+// geluGradAVX512. grad may be x.
+TEXT ·geluFwdGradAVX512(SB), NOSPLIT, $0-32
+	MOVQ         out+0(FP), DI
+	MOVQ         grad+8(FP), BX
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	SHRQ         $4, CX
+	JZ           fg512Done
+	VBROADCASTSS HALF, Z9
+
+fg512Loop:
+	VMOVUPS          (SI), Z0
+	VMULPS.BCST      RSQRT2, Z0, Z1
+	ERF512(Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8)
+	VMULPS           Z9, Z0, Z10
+	VMOVAPS          Z2, Z11
+	VFMADD213PS      Z10, Z10, Z11
+	VMOVUPS          Z11, (DI)
+	VFMADD213PS      Z9, Z9, Z2
+	VPXORD.BCST      SIGN, Z4, Z4
+	EXP512(Z4, Z7, Z8)
+	VMULPS.BCST      RSQRT2PI, Z4, Z4
+	VFMADD231PS      Z4, Z0, Z2
+	VMOVUPS          Z2, (BX)
+	ADDQ             $64, SI
+	ADDQ             $64, BX
+	ADDQ             $64, DI
+	DECQ             CX
+	JNZ              fg512Loop
+
+fg512Done:
+	VZEROUPPER
+	RET
+
+// func mulAVX2(out, a, b *float32, n int)
+// out = a ⊙ b, 32 elements per iteration then 8.
+TEXT ·mulAVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+
+mul32:
+	CMPQ    CX, $32
+	JLT     mul8
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VMULPS  (DX), Y0, Y0
+	VMULPS  32(DX), Y1, Y1
+	VMULPS  64(DX), Y2, Y2
+	VMULPS  96(DX), Y3, Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ    $128, SI
+	ADDQ    $128, DX
+	ADDQ    $128, DI
+	SUBQ    $32, CX
+	JMP     mul32
+
+mul8:
+	CMPQ    CX, $8
+	JLT     mulDone
+	VMOVUPS (SI), Y0
+	VMULPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     mul8
+
+mulDone:
 	VZEROUPPER
 	RET
 

@@ -16,6 +16,8 @@ func geluLevel(out, x []float32, level int) int                  { return 0 }
 func geluGradLevel(dx, dy, x []float32, level int) int           { return 0 }
 func geluAsm(out, x []float32) int                               { return 0 }
 func geluGradAsm(dx, dy, x []float32) int                        { return 0 }
+func geluFwdGradLevel(out, grad, x []float32, level int) int     { return 0 }
+func mulAsm(out, a, b []float32) int                             { return 0 }
 func expSumAsm(dst, src []float32, shift float32) (int, float32) { return 0, 0 }
 func maxAsm(x []float32) (int, float32)                          { return 0, 0 }
 func scaleAsm(x []float32, s float32) int                        { return 0 }

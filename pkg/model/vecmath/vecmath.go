@@ -101,6 +101,47 @@ func geluGradGo(dx, dy, in []float32) {
 	}
 }
 
+// GeluFwdGrad sets out[i] = Gelu(x) and grad[i] = Φ(x) + x·φ(x), the
+// derivative GeluGrad multiplies by, for x = in[i], from one erf per
+// element: a forward pass that keeps grad (it may overwrite in) makes the
+// backward pass a multiplication (Mul) instead of a second erf. Same bits
+// as Gelu and as GeluGrad into zeros.
+func GeluFwdGrad(out, grad, in []float32) {
+	geluFwdGradAt(out, grad, in, cpuLevel())
+}
+
+func geluFwdGradAt(out, grad, in []float32, level int) {
+	out, grad = out[:len(in)], grad[:len(in)]
+	done := geluFwdGradLevel(out, grad, in, level)
+	geluFwdGradGo(out[done:], grad[done:], in[done:])
+}
+
+func geluFwdGradGo(out, grad, in []float32) {
+	out, grad = out[:len(in)], grad[:len(in)]
+	for i, x := range in {
+		z := x * rsqrt2
+		e := Erf32(z)
+		h := 0.5 * x
+		out[i] = h*e + h
+		t := min(float32(math.Abs(float64(z))), 10)
+		pdf := Exp32(-(t * t)) * rsqrt2pi
+		grad[i] = (0.5*e + 0.5) + x*pdf
+	}
+}
+
+// Mul sets out[i] = a[i]·b[i]. out may be a or b.
+func Mul(out, a, b []float32) {
+	n := len(a)
+	out, b = out[:n], b[:n]
+	done := 0
+	if HasAsm() {
+		done = mulAsm(out, a, b)
+	}
+	for i := done; i < n; i++ {
+		out[i] = a[i] * b[i]
+	}
+}
+
 // ExpSum sets dst[i] = exp(src[i] − shift) and returns their sum. dst may be src.
 func ExpSum(dst, src []float32, shift float32) float32 {
 	dst = dst[:len(src)]

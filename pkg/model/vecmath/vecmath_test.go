@@ -111,6 +111,71 @@ func TestGeluGrad(t *testing.T) {
 	}
 }
 
+// GeluFwdGrad gives Gelu's output and the derivative GeluGrad multiplies
+// by, bit for bit on every path, also when grad overwrites its input; and
+// both are within the float64 references' tolerances.
+func TestGeluFwdGrad(t *testing.T) {
+	x := trim(grid(100003, -14, 14))
+	rng := rand.New(rand.NewPCG(5, 6))
+	dy := make([]float32, len(x))
+	for i := range dy {
+		dy[i] = float32(rng.Float64()*4 - 2)
+	}
+	for _, p := range paths(t) {
+		wantOut := make([]float32, len(x))
+		done := geluLevel(wantOut, x, p.level)
+		geluGo(wantOut[done:], x[done:])
+		wantDx := make([]float32, len(x))
+		done = geluGradLevel(wantDx, dy, x, p.level)
+		geluGradGo(wantDx[done:], dy[done:], x[done:])
+		for _, inPlace := range []bool{false, true} {
+			out, grad := make([]float32, len(x)), make([]float32, len(x))
+			in := x
+			if inPlace {
+				in = append([]float32(nil), x...)
+				grad = in
+			}
+			geluFwdGradAt(out, grad, in, p.level)
+			dx := make([]float32, len(x))
+			Mul(dx, grad, dy)
+			for i, v := range x {
+				if out[i] != wantOut[i] {
+					t.Fatalf("%s in place %v: out at x=%v is %v, Gelu gives %v", p.name, inPlace, v, out[i], wantOut[i])
+				}
+				if dx[i] != wantDx[i] {
+					t.Fatalf("%s in place %v: grad·dy at x=%v is %v, GeluGrad gives %v", p.name, inPlace, v, dx[i], wantDx[i])
+				}
+				if d := math.Abs(float64(grad[i]) - geluGradRef(float64(v))); d > 1e-6 {
+					t.Fatalf("%s in place %v: grad at x=%v is %v, want %v (diff %.3g)", p.name, inPlace, v, grad[i], geluGradRef(float64(v)), d)
+				}
+			}
+		}
+	}
+}
+
+func TestMul(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 100} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(rng.Float64()*4-2), float32(rng.Float64()*4-2)
+		}
+		out := make([]float32, n)
+		Mul(out, a, b)
+		for i := range out {
+			if out[i] != a[i]*b[i] {
+				t.Fatalf("n=%d: out[%d] = %v, want %v", n, i, out[i], a[i]*b[i])
+			}
+		}
+		Mul(a, a, b) // in place
+		for i := range a {
+			if a[i] != out[i] {
+				t.Fatalf("n=%d in place: a[%d] = %v, want %v", n, i, a[i], out[i])
+			}
+		}
+	}
+}
+
 func TestExpSumMaxScale(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, n := range []int{0, 1, 7, 8, 9, 31, 64, 65, 200} {
