@@ -46,9 +46,20 @@ type AttnArgs struct {
 }
 
 // AttnGrads are the gradient tensors of Backward, laid out like AttnArgs
-// (DQ with LDQ, DK/DV with LDKV, DOut with LDO). DQ, DK, DV are accumulated.
+// (DQ with LDQ, DK/DV with LDKV, DOut with LDO). DQ, DK, DV are accumulated,
+// or overwritten when Set (the caller need not clear them first).
 type AttnGrads struct {
 	DQ, DK, DV, DOut []float32
+	Set              bool
+}
+
+// clearHeads zeroes columns [0, NHead·HeadSize) of rows rows of m (row
+// stride ld): the part of a gradient tensor this layer's heads own.
+func (a *Attention) clearHeads(m []float32, rows, ld int) {
+	w := a.NHead * a.HeadSize
+	for i := 0; i < rows; i++ {
+		clear(m[i*ld : i*ld+w])
+	}
 }
 
 // Sizes returns the lengths Att (and Mask) and Scratch need for a call.
@@ -206,9 +217,16 @@ func (a *Attention) forwardHead(x AttnArgs, b, h int, kt []float32) {
 	}
 }
 
-// backward mirrors forward's choice of path.
+// backward mirrors forward's choice of path. Only the fast path writes
+// the gradients without reading them first (g.Set); the others accumulate
+// into cleared ones.
 func (a *Attention) backward(ex *exec, x AttnArgs, g AttnGrads, train bool) {
 	if ex.reference() || a.Dropout.Active(train) {
+		if g.Set {
+			a.clearHeads(g.DQ, x.B*x.T, x.LDQ)
+			a.clearHeads(g.DK, x.B*x.S, x.LDKV)
+			a.clearHeads(g.DV, x.B*x.S, x.LDKV)
+		}
 		a.backwardRef(x, g, train)
 		return
 	}
@@ -241,18 +259,32 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp, vt []flo
 	if small {
 		transposeHead(vt, v, S, hs, x.LDKV)
 	}
-	for i0 := 0; i0 < T; i0 += attnRowBlock {
+	// Row blocks from the last: with causal masking it sees every key, so
+	// with g.Set its products set dK and dV (beta 0) and the earlier blocks
+	// add to them. Each block's dQ rows are its own.
+	setQ, setKV := float32(1), float32(1)
+	if g.Set {
+		setQ, setKV = 0, 0
+	}
+	for i0 := (T - 1) / attnRowBlock * attnRowBlock; i0 >= 0; i0 -= attnRowBlock {
 		i1 := min(i0+attnRowBlock, T)
 		rows, kv := i1-i0, a.keysFor(i1, S)
+		if setKV == 0 && kv < S { // keys no block sees get no gradient
+			for j := kv; j < S; j++ {
+				clear(dk[j*x.LDKV : j*x.LDKV+hs])
+				clear(dv[j*x.LDKV : j*x.LDKV+hs])
+			}
+		}
 		if small {
 			a.gemm(false, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, vt, S, 0, dp[i0*S:], S) // dP = dOut·Vᵀ
 		} else {
 			sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)
 		}
-		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, 1, dv, x.LDKV) // dV += Pᵀ·dOut
+		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, setKV, dv, x.LDKV) // dV += Pᵀ·dOut
 		softmaxGradRows(att, dp, i0, i1, S, kv)
-		a.gemm(false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, 1, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
-		a.gemm(true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
+		a.gemm(false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, setQ, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
+		a.gemm(true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, setKV, dk, x.LDKV)  // dK += s·dSᵀ·Q
+		setKV = 1
 	}
 }
 

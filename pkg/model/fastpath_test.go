@@ -137,6 +137,7 @@ func testAttentionFast(t *testing.T, hs int) {
 		{"causal_padding", attnRowBlock + 5, attnRowBlock + 5, true, true},
 		{"bidirectional", attnRowBlock + 9, attnRowBlock + 9, false, false},
 		{"cross_padding", 17, attnRowBlock + 11, false, true},
+		{"causal_more_keys", 17, attnRowBlock + 11, true, false}, // keys no query sees
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/hs%d", c.name, hs), func(t *testing.T) {
@@ -156,26 +157,46 @@ func testAttentionFast(t *testing.T, hs int) {
 			dout := randSlice(rng, B*c.T*C, 1)
 			dq0, dk0, dv0 := randSlice(rng, len(q), 0.1), randSlice(rng, len(k), 0.1), randSlice(rng, len(v), 0.1)
 			type result struct{ out, att, dq, dk, dv []float32 }
-			run := func(ex *exec) result {
+			// run accumulates the gradients into dq0, dk0, dv0, or with
+			// set overwrites NaN-filled ones.
+			run := func(ex *exec, dq0, dk0, dv0 []float32, set bool) result {
 				attN, scrN := a.Sizes(B, c.T, c.S)
 				x := AttnArgs{B: B, T: c.T, S: c.S, Q: q, LDQ: C, K: k, V: v, LDKV: C, KeyValid: valid,
 					Out: make([]float32, len(q)), LDO: C, Att: randSlice(rng, attN, 9), Scratch: randSlice(rng, scrN, 9)}
 				r := result{out: x.Out, att: x.Att, dq: append([]float32(nil), dq0...), dk: append([]float32(nil), dk0...), dv: append([]float32(nil), dv0...)}
+				if set {
+					for _, g := range [][]float32{r.dq, r.dk, r.dv} {
+						for i := range g {
+							g[i] = float32(math.NaN())
+						}
+					}
+				}
 				a.forward(ex, nil, x, true)
-				a.backward(ex, x, AttnGrads{DQ: r.dq, DK: r.dk, DV: r.dv, DOut: dout}, true)
+				a.backward(ex, x, AttnGrads{DQ: r.dq, DK: r.dk, DV: r.dv, DOut: dout, Set: set}, true)
 				return r
 			}
-			want := run(&exec{ref: true})
+			zq, zk, zv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
+			wantAcc := run(&exec{ref: true}, dq0, dk0, dv0, false)
+			wantSet := run(&exec{ref: true}, zq, zk, zv, false)
 			pool := newWorkers(3)
 			defer pool.close()
-			for _, ex := range []*exec{nil, {pool: pool}} {
-				got := run(ex)
-				for _, f := range []struct {
-					name      string
-					got, want []float32
-				}{{"out", got.out, want.out}, {"att", got.att, want.att}, {"dq", got.dq, want.dq}, {"dk", got.dk, want.dk}, {"dv", got.dv, want.dv}} {
-					if d := maxAbsDiff(f.got, f.want); d > 2e-5 {
-						t.Errorf("workers %d: %s differs from the reference by %.3g", ex.workers().size(), f.name, d)
+			for _, set := range []bool{false, true} {
+				want := wantAcc
+				if set {
+					want = wantSet
+				}
+				for _, ex := range []*exec{{ref: true}, nil, {pool: pool}} {
+					if ex.reference() && !set {
+						continue
+					}
+					got := run(ex, dq0, dk0, dv0, set)
+					for _, f := range []struct {
+						name      string
+						got, want []float32
+					}{{"out", got.out, want.out}, {"att", got.att, want.att}, {"dq", got.dq, want.dq}, {"dk", got.dk, want.dk}, {"dv", got.dv, want.dv}} {
+						if d := maxAbsDiff(f.got, f.want); !(d <= 2e-5) {
+							t.Errorf("reference %v, workers %d, set %v: %s differs from the reference by %.3g", ex.reference(), ex.workers().size(), set, f.name, d)
+						}
 					}
 				}
 			}

@@ -335,8 +335,7 @@ func (g *GPT) Backward() error {
 		blk.ln2.backward(g.exe(), p, dx, dln, la.res1, la.ln2Mean, la.ln2Rstd, N)
 		// res1 = xin + drop(proj)
 		g.tp.rowBackward(p, &blk.proj, datty, g.dropGrad(dtmp, dx, la.projMask, train), la.atty, N, 0)
-		clear(dqkv)
-		blk.attn.backward(g.exe(), g.attnArgs(la), AttnGrads{DQ: dqkv, DK: dqkv[Cl:], DV: dqkv[2*Cl:], DOut: datty}, train)
+		blk.attn.backward(g.exe(), g.attnArgs(la), AttnGrads{DQ: dqkv, DK: dqkv[Cl:], DV: dqkv[2*Cl:], DOut: datty, Set: true}, train)
 		blk.cAttn.backward(p, dln, dqkv, la.ln1, N, 0)
 		if err := g.tp.reduce(dln); err != nil {
 			return err
