@@ -283,7 +283,7 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp, vt []flo
 		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, setKV, dv, x.LDKV) // dV += Pᵀ·dOut
 		softmaxGradRows(att, dp, i0, i1, S, kv)
 		a.gemm(false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, setQ, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
-		a.gemm(true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, setKV, dk, x.LDKV)  // dK += s·dSᵀ·Q
+		a.gemm(true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, setKV, dk, x.LDKV) // dK += s·dSᵀ·Q
 		setKV = 1
 	}
 }
