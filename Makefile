@@ -10,7 +10,7 @@ STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # detector (-short: the long numerical runs already ran without it).
 RACE_PKGS     := ./pkg/allreduce/... ./pkg/coord/... ./pkg/train/... ./pkg/parallel/...
 
-.PHONY: all build test bench lint proto clean images compose-test
+.PHONY: all build test test-openblas bench lint proto clean images compose-test
 
 all: build
 
@@ -21,6 +21,15 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -short $$($(GO) list $(RACE_PKGS) 2>/dev/null)
+	@if echo '#include <cblas.h>' | $(CC) -E -x c - >/dev/null 2>&1; then $(MAKE) --no-print-directory test-openblas; \
+	else echo "make test: no cblas.h (apt-get install libopenblas-dev): skipping the OpenBLAS backend's tests"; fi
+
+# The optional OpenBLAS backend (-tags openblas, cgo) against the same
+# references. OpenBLAS picks its kernel when it loads; one that does not
+# know the CPU falls back to SSE3, which kernels.New refuses, so name one.
+OPENBLAS_CORETYPE ?= $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo SkylakeX || (grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo Haswell))
+test-openblas:
+	OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE) $(GO) test -count=1 -tags openblas ./pkg/model/kernels/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/...

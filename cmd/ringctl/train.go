@@ -53,7 +53,8 @@ func (f *specFlags) load() (jobspec.Spec, error) {
 }
 
 // useFastGEMM installs the fastest SGEMM this CPU supports as gonum's BLAS
-// (RINGMASTER_GEMM=auto|avx512|avx2|generic forces a path). The returned
+// (RINGMASTER_GEMM=auto|avx512|avx2|generic forces a path; openblas in a
+// binary built with -tags openblas). The returned
 // function stops its worker pool.
 func useFastGEMM(threads int) (func(), error) {
 	path, err := kernels.ParsePath(os.Getenv("RINGMASTER_GEMM"))

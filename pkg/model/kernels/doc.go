@@ -25,11 +25,22 @@
 //   - AVX2: a 6×16 micro-kernel (12 ymm accumulators), for AVX2+FMA CPUs.
 //   - Generic: gonum's own pure-Go Sgemm (also the only path off amd64 or
 //     with the purego build tag).
+//   - OpenBLAS: OpenBLAS's cblas_sgemm through cgo (internal/cblas), only
+//     in binaries built with -tags openblas (Debian: apt-get install
+//     libopenblas-dev). Never picked by Auto: it is the reference to
+//     measure against (go test -tags openblas -bench Sgemm). Its thread
+//     count (Options.Threads) is process-wide. OpenBLAS picks its kernel
+//     when the library loads, and an OpenBLAS that does not know the CPU
+//     silently falls back to an SSE3 one, several times slower (Debian's
+//     0.3.21 on an AVX-512 Xeon; on this project's Zen 4 it detects
+//     Cooperlake): New refuses such a kernel on an AVX2/AVX-512 CPU and
+//     names the fix, OPENBLAS_CORETYPE=SkylakeX (or Cooperlake; Haswell
+//     for AVX2) in the environment.
 //
-// Forcing a path the CPU cannot run makes New fail with ErrUnsupported.
-// Library code never reads the environment: command-line programs read
-// RINGMASTER_GEMM=auto|avx512|avx2|generic and pass ParsePath's result in
-// Options.Path (bench/gemm does).
+// Forcing a path the CPU (or the build) cannot run makes New fail with
+// ErrUnsupported. Library code never reads the environment: command-line
+// programs read RINGMASTER_GEMM=auto|avx512|avx2|generic|openblas and pass
+// ParsePath's result in Options.Path (bench/gemm does).
 //
 // # Algorithm
 //

@@ -24,6 +24,9 @@ const (
 	AVX2
 	// Generic delegates to gonum's pure-Go Sgemm.
 	Generic
+	// OpenBLAS calls OpenBLAS's cblas_sgemm (cgo). Only in binaries built
+	// with -tags openblas; otherwise New fails with ErrUnsupported.
+	OpenBLAS
 )
 
 // String returns the lower-case name of p, as accepted by ParsePath.
@@ -37,11 +40,13 @@ func (p Path) String() string {
 		return "avx2"
 	case Generic:
 		return "generic"
+	case OpenBLAS:
+		return "openblas"
 	}
 	return fmt.Sprintf("Path(%d)", int(p))
 }
 
-// ParsePath parses "auto", "avx512", "avx2" or "generic" (case-insensitive;
+// ParsePath parses "auto", "avx512", "avx2", "generic" or "openblas" (case-insensitive;
 // the empty string means Auto). Command-line programs use it to read an
 // environment variable such as RINGMASTER_GEMM.
 func ParsePath(s string) (Path, error) {
@@ -54,13 +59,16 @@ func ParsePath(s string) (Path, error) {
 		return AVX2, nil
 	case "generic", "go", "gonum":
 		return Generic, nil
+	case "openblas":
+		return OpenBLAS, nil
 	}
-	return Auto, fmt.Errorf("kernels: unknown path %q (want auto, avx512, avx2 or generic)", s)
+	return Auto, fmt.Errorf("kernels: unknown path %q (want auto, avx512, avx2, generic or openblas)", s)
 }
 
 // ErrUnsupported is returned by New when a forced Path needs CPU features this
-// machine (or this build's architecture) lacks.
-var ErrUnsupported = errors.New("kernels: path not supported by this CPU")
+// machine (or this build's architecture) lacks, or a backend this binary was
+// built without (OpenBLAS).
+var ErrUnsupported = errors.New("kernels: path not supported on this machine")
 
 // Supported reports whether path p can run on this machine. Auto and Generic
 // are always supported.
@@ -72,6 +80,8 @@ func Supported(p Path) bool {
 		return hasAVX512()
 	case AVX2:
 		return hasAVX2()
+	case OpenBLAS:
+		return openblasBuilt
 	}
 	return false
 }
@@ -125,12 +135,22 @@ func New(opts Options) (*Impl, error) {
 		if !Supported(p) {
 			return nil, fmt.Errorf("%w: %s", ErrUnsupported, p)
 		}
+	case OpenBLAS:
+		if !Supported(p) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnsupported, p, openblasInit(0))
+		}
 	default:
 		return nil, fmt.Errorf("kernels: invalid path %d", int(p))
 	}
 	threads := opts.Threads
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
+	}
+	if p == OpenBLAS {
+		if err := openblasInit(threads); err != nil {
+			return nil, err
+		}
+		return &Impl{path: p, threads: threads}, nil
 	}
 	im := &Impl{path: p, threads: threads, kern: kernelFor(p)}
 	if p == AVX512 && hasAVX2() {

@@ -231,12 +231,20 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 	if (alpha == 0 || k == 0) && beta == 1 {
 		return
 	}
-	if im.kern == nil {
+	if im.path == Generic {
 		im.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	g := gemmArgs{tA: transA, tB: transB, m: m, n: n, k: k, alpha: alpha,
 		a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
+	if im.path == OpenBLAS {
+		if alpha == 0 || k == 0 {
+			scaleRect(&g, 0, m, 0, n) // C = beta·C, as the kernels do (A, B may be empty)
+			return
+		}
+		openblasSgemm(&g)
+		return
+	}
 	kern := im.pick(m, n)
 	parts := 1
 	if im.threads > 1 && macs(m, n, k) >= parallelMinFlops {

@@ -133,10 +133,10 @@ var testShapes = [][3]int{ // m, n, k
 	{16, 40, 20}, {22, 33, 17}, {20, 32, 5}, {128, 64, 384}, {181, 32, 3},
 }
 
-// testPaths lists every path this CPU can run, Generic always.
+// testPaths lists every path this CPU (and build) can run, Generic always.
 func testPaths() []Path {
 	var ps []Path
-	for _, p := range []Path{Generic, AVX2, AVX512} {
+	for _, p := range []Path{Generic, AVX2, AVX512, OpenBLAS} {
 		if Supported(p) {
 			ps = append(ps, p)
 		}
@@ -221,7 +221,8 @@ func TestSgemmMatchesReference(t *testing.T) {
 	for _, p := range testPaths() {
 		for _, threads := range []int{1, 2} {
 			for _, variant := range []string{"default", "wide", "packed"} {
-				if (variant == "wide" && p != AVX512) || (variant != "default" && p == Generic) {
+				library := p == Generic || p == OpenBLAS // someone else's Sgemm: no variants of ours
+				if (variant == "wide" && p != AVX512) || (variant != "default" && library) {
 					continue
 				}
 				if (p == Generic || variant != "default") && threads > 1 {
@@ -402,7 +403,7 @@ func TestNewPaths(t *testing.T) {
 	if auto.Path() == Auto || !Supported(auto.Path()) {
 		t.Errorf("Auto resolved to %v", auto.Path())
 	}
-	for _, p := range []Path{AVX512, AVX2} {
+	for _, p := range []Path{AVX512, AVX2, OpenBLAS} {
 		_, err := New(Options{Path: p})
 		if Supported(p) != (err == nil) {
 			t.Errorf("New(%v) error %v, Supported %v", p, err, Supported(p))
@@ -414,7 +415,7 @@ func TestNewPaths(t *testing.T) {
 	if _, err := New(Options{Path: Path(99)}); err == nil {
 		t.Error("New(Path(99)) succeeded")
 	}
-	for _, s := range []string{"auto", "AVX512", "avx2", "generic", ""} {
+	for _, s := range []string{"auto", "AVX512", "avx2", "generic", "openblas", ""} {
 		p, err := ParsePath(s)
 		if err != nil {
 			t.Errorf("ParsePath(%q): %v", s, err)
