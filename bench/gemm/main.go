@@ -3,9 +3,11 @@
 // with that script's JSON. run.sh alternates it with the PyTorch script.
 //
 //	gemm [-threads 1,2] [-reps 5] [-json out.json]       measure
-//	gemm -compare 'ours*.json' 'torch*.json'             print the comparison table
+//	gemm -compare [-against NAME] 'ours*.json' 'torch*.json'   print the comparison table
 //
-// The code path comes from $RINGMASTER_GEMM (auto, avx512, avx2, generic).
+// The code path comes from $RINGMASTER_GEMM (auto, avx512, avx2, generic;
+// openblas when built with -tags openblas, as run.sh does when it can, to
+// measure OpenBLAS in the same harness).
 // Like matmul.py, a point measured while other processes used at least
 // $ANCHOR_QUIET_THRESHOLD cores (default 0.25) is measured again, up to 3 tries.
 package main
@@ -64,12 +66,13 @@ func main() {
 	reps := flag.Int("reps", 5, "timed repetitions per point")
 	out := flag.String("json", "", "write results here")
 	compare := flag.Bool("compare", false, "compare: args are two globs, ours and torch's JSON")
+	against := flag.String("against", "torch", "-compare: the name of the second column")
 	flag.Parse()
 	if *compare {
 		if flag.NArg() != 2 {
 			log.Fatal("-compare wants two globs: ours, torch")
 		}
-		if err := printCompare(flag.Arg(0), flag.Arg(1)); err != nil {
+		if err := printCompare(flag.Arg(0), flag.Arg(1), *against); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -264,7 +267,7 @@ func load(glob string) ([]map[key]point, []key, error) {
 // torch, which ran right after it); then the same per CPU second used
 // (GFLOP/s divided by cores busy), which discounts time a program spent
 // descheduled by other processes on a shared host but counts spin-waiting.
-func printCompare(oursGlob, torchGlob string) error {
+func printCompare(oursGlob, torchGlob, against string) error {
 	ours, order, err := load(oursGlob)
 	if err != nil {
 		return err
@@ -275,7 +278,7 @@ func printCompare(oursGlob, torchGlob string) error {
 	}
 	n := min(len(ours), len(torch))
 	fmt.Printf("%3s %-8s %-22s %8s %8s %7s | %9s %9s %7s   (%d passes; right: GFLOP per CPU-second)\n",
-		"thr", "op", "shape (MxK @ KxN)", "ours", "torch", "ratio", "ours/cpu", "torch/cpu", "ratio", n)
+		"thr", "op", "shape (MxK @ KxN)", "ours", against, "ratio", "ours/cpu", against+"/cpu", "ratio", n)
 	for _, k := range order {
 		var o, t, r, oc, tc, rc []float64
 		for i := 0; i < n; i++ {
