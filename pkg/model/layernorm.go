@@ -103,13 +103,7 @@ func (l *LayerNorm) forward(ex *exec, p *Params, out, mean, rstd, inp []float32,
 // forwardRows is the fast Forward of rows [lo,hi).
 func (l *LayerNorm) forwardRows(w, b, out, mean, rstd, inp []float32, lo, hi int) {
 	C := l.C
-	for i := lo; i < hi; i++ {
-		x := inp[i*C : (i+1)*C]
-		m := vecmath.Sum(x) / float32(C)
-		s := 1 / sqrt32(vecmath.SumSqDev(x, m)/float32(C)+l.Eps)
-		vecmath.NormAffine(out[i*C:(i+1)*C], x, w, b, m, s)
-		mean[i], rstd[i] = m, s
-	}
+	vecmath.LayerNormForward(out[lo*C:hi*C], mean[lo:hi], rstd[lo:hi], inp[lo*C:hi*C], w, b, C, l.Eps)
 }
 
 func (l *LayerNorm) backward(ex *exec, p *Params, dinp, dout, inp, mean, rstd []float32, n int) {
@@ -146,13 +140,7 @@ func (l *LayerNorm) backward(ex *exec, p *Params, dinp, dout, inp, mean, rstd []
 // backwardRows is the fast Backward of rows [lo,hi), accumulating into dw, db (nil: no bias).
 func (l *LayerNorm) backwardRows(w, dw, db, dinp, dout, inp, mean, rstd []float32, lo, hi int) {
 	C := l.C
-	invC := 1 / float32(C)
-	for i := lo; i < hi; i++ {
-		x, g := inp[i*C:(i+1)*C], dout[i*C:(i+1)*C]
-		m, s := mean[i], rstd[i]
-		s1, s2 := vecmath.LNGradSums(g, w, x, m, s)
-		vecmath.LNGradApply(dinp[i*C:(i+1)*C], dw, db, g, w, x, m, s, s1*invC, s2*invC)
-	}
+	vecmath.LayerNormBackward(dinp[lo*C:hi*C], dw, db, dout[lo*C:hi*C], inp[lo*C:hi*C], w, mean[lo:hi], rstd[lo:hi], C)
 }
 
 // forwardRef is the reference Forward (float64 statistics).

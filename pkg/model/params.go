@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 )
 
@@ -148,5 +147,3 @@ func newRNG(seed int64, stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), stream^0x9e3779b97f4a7c15))
 }
 
-// sqrt32 is float32 math.Sqrt.
-func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }

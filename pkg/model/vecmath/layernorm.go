@@ -1,8 +1,63 @@
 package vecmath
 
+import "math"
+
 // Row kernels of LayerNorm (model.LayerNorm): the statistics and the affine
-// map forward, the two row reductions and the update backward. Sums are
-// float32 (8 partial sums on the assembly path).
+// map forward, the two row reductions and the update backward, and whole
+// blocks of rows (LayerNormForward, LayerNormBackward: one AVX-512 call for
+// all rows when the CPU has it). Sums are float32 (8 or 32 partial sums on
+// the assembly paths).
+
+// LayerNormForward normalises the len(mean) rows of c values of x into out
+// (both (rows,c)): per row m = mean(x), s = 1/√(var(x)+eps) (biased
+// variance), out = (x−m)·s·w (+ b; b may be nil), and saves m, s in mean
+// and rstd.
+func LayerNormForward(out, mean, rstd, x, w, b []float32, c int, eps float32) {
+	layerNormForwardAt(out, mean, rstd, x, w, b, c, eps, cpuLevel())
+}
+
+func layerNormForwardAt(out, mean, rstd, x, w, b []float32, c int, eps float32, level int) {
+	rows := len(mean)
+	rstd, x, out, w = rstd[:rows], x[:rows*c], out[:rows*c], w[:c]
+	if b != nil {
+		b = b[:c]
+	}
+	if lnForwardLevel(out, mean, rstd, x, w, b, c, eps, level) {
+		return
+	}
+	for i := range rows {
+		xi := x[i*c : (i+1)*c]
+		m := Sum(xi) / float32(c)
+		s := 1 / float32(math.Sqrt(float64(SumSqDev(xi, m)/float32(c)+eps)))
+		NormAffine(out[i*c:(i+1)*c], xi, w, b, m, s)
+		mean[i], rstd[i] = m, s
+	}
+}
+
+// LayerNormBackward is the backward pass of LayerNormForward over the same
+// rows: with norm = (x−m)·s and g = dout it accumulates dw += Σ norm·g, db
+// += Σ g (db may be nil) and dinp += (g·w − mean(g·w) − norm·mean(g·w·norm))·s.
+func LayerNormBackward(dinp, dw, db, dout, x, w, mean, rstd []float32, c int) {
+	layerNormBackwardAt(dinp, dw, db, dout, x, w, mean, rstd, c, cpuLevel())
+}
+
+func layerNormBackwardAt(dinp, dw, db, dout, x, w, mean, rstd []float32, c int, level int) {
+	rows := len(mean)
+	rstd, x, dout, dinp, w, dw = rstd[:rows], x[:rows*c], dout[:rows*c], dinp[:rows*c], w[:c], dw[:c]
+	if db != nil {
+		db = db[:c]
+	}
+	if lnBackwardLevel(dinp, dw, db, dout, x, w, mean, rstd, c, level) {
+		return
+	}
+	invC := 1 / float32(c)
+	for i := range rows {
+		xi, g := x[i*c:(i+1)*c], dout[i*c:(i+1)*c]
+		m, s := mean[i], rstd[i]
+		s1, s2 := LNGradSums(g, w, xi, m, s)
+		LNGradApply(dinp[i*c:(i+1)*c], dw, db, g, w, xi, m, s, s1*invC, s2*invC)
+	}
+}
 
 // Sum returns Σ x.
 func Sum(x []float32) float32 {

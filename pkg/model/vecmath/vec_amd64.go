@@ -325,3 +325,38 @@ func softmaxAsm(x []float32) bool {
 	softmaxAVX2(&x[0], len(x))
 	return true
 }
+
+//go:noescape
+func lnForwardAVX512(out, mean, rstd, x, w, b *float32, rows, c int, eps float32)
+
+//go:noescape
+func lnBackwardAVX512(dinp, dw, db, dout, x, w, mean, rstd *float32, rows, c int)
+
+// lnForwardLevel runs LayerNormForward's assembly when level and c allow
+// (AVX-512, c a multiple of 16), reporting whether it did.
+func lnForwardLevel(out, mean, rstd, x, w, b []float32, c int, eps float32, level int) bool {
+	rows := len(mean)
+	if level < levelAVX512 || c%16 != 0 || c == 0 || rows == 0 {
+		return rows == 0
+	}
+	var bp *float32
+	if b != nil {
+		bp = &b[0]
+	}
+	lnForwardAVX512(&out[0], &mean[0], &rstd[0], &x[0], &w[0], bp, rows, c, eps)
+	return true
+}
+
+// lnBackwardLevel is lnForwardLevel for LayerNormBackward.
+func lnBackwardLevel(dinp, dw, db, dout, x, w, mean, rstd []float32, c int, level int) bool {
+	rows := len(mean)
+	if level < levelAVX512 || c%16 != 0 || c == 0 || rows == 0 {
+		return rows == 0
+	}
+	var dbp *float32
+	if db != nil {
+		dbp = &db[0]
+	}
+	lnBackwardAVX512(&dinp[0], &dw[0], dbp, &dout[0], &x[0], &w[0], &mean[0], &rstd[0], rows, c)
+	return true
+}

@@ -1727,3 +1727,249 @@ s8RowEnd:
 s8Done:
 	VZEROUPPER
 	RET
+
+// HSUM512 leaves the sum of the 16 lanes of Z in the low lane of X (Z's
+// low quarter); Y is Z's low half, T a scratch ymm/xmm pair.
+#define HSUM512(Z, Y, X, TY, TX) \
+	VEXTRACTF64X4 $1, Z, TY; \
+	VADDPS        TY, Y, Y; \
+	HSUM(Y, X, TX)
+
+// func lnForwardAVX512(out, mean, rstd, x, w, b *float32, rows, c int, eps float32)
+// LayerNorm forward of rows rows of c floats (c a multiple of 16): per row
+// m = Σx/c, s = 1/√(Σ(x−m)²/c + eps), out = (x−m)·s·w (+ b unless b is
+// nil), mean = m, rstd = s. Two accumulators per sum; the same element
+// operations as normAffineAVX2.
+TEXT ·lnForwardAVX512(SB), NOSPLIT, $0-68
+	MOVQ       out+0(FP), DI
+	MOVQ       mean+8(FP), R8
+	MOVQ       rstd+16(FP), R9
+	MOVQ       x+24(FP), SI
+	MOVQ       w+32(FP), BX
+	MOVQ       b+40(FP), DX
+	MOVQ       rows+48(FP), R10
+	MOVQ       c+56(FP), R11
+	VMOVSS     eps+64(FP), X15
+	VCVTSI2SSQ R11, X14, X14
+	MOVL       $0x3f800000, AX
+	VMOVD      AX, X13
+	TESTQ      R10, R10
+	JZ         lnfDone
+
+lnfRow:
+	// m = Σx / c
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ   SI, AX
+	MOVQ   R11, CX
+	SHRQ   $4, CX
+
+lnfSum:
+	VADDPS (AX), Z0, Z0
+	ADDQ   $64, AX
+	DECQ   CX
+	JZ     lnfSumDone
+	VADDPS (AX), Z1, Z1
+	ADDQ   $64, AX
+	DECQ   CX
+	JNZ    lnfSum
+
+lnfSumDone:
+	VADDPS       Z1, Z0, Z0
+	HSUM512(Z0, Y0, X0, Y1, X1)
+	VDIVSS       X14, X0, X0
+	VMOVSS       X0, (R8)
+	VBROADCASTSS X0, Z2
+
+	// s = 1/√(Σ(x−m)²/c + eps)
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ   SI, AX
+	MOVQ   R11, CX
+	SHRQ   $4, CX
+
+lnfVar:
+	VMOVUPS     (AX), Z3
+	VSUBPS      Z2, Z3, Z3
+	VFMADD231PS Z3, Z3, Z0
+	ADDQ        $64, AX
+	DECQ        CX
+	JZ          lnfVarDone
+	VMOVUPS     (AX), Z4
+	VSUBPS      Z2, Z4, Z4
+	VFMADD231PS Z4, Z4, Z1
+	ADDQ        $64, AX
+	DECQ        CX
+	JNZ         lnfVar
+
+lnfVarDone:
+	VADDPS       Z1, Z0, Z0
+	HSUM512(Z0, Y0, X0, Y1, X1)
+	VDIVSS       X14, X0, X0
+	VADDSS       X15, X0, X0
+	VSQRTSS      X0, X0, X0
+	VDIVSS       X0, X13, X0
+	VMOVSS       X0, (R9)
+	VBROADCASTSS X0, Z5
+
+	// out = (x−m)·s·w (+ b)
+	MOVQ  SI, AX
+	MOVQ  BX, R12
+	MOVQ  DX, R13
+	MOVQ  R11, CX
+	SHRQ  $4, CX
+	TESTQ DX, DX
+	JZ    lnfNoBias
+
+lnfAffine:
+	VMOVUPS (AX), Z3
+	VSUBPS  Z2, Z3, Z3
+	VMULPS  Z5, Z3, Z3
+	VMULPS  (R12), Z3, Z3
+	VADDPS  (R13), Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ    $64, AX
+	ADDQ    $64, R12
+	ADDQ    $64, R13
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     lnfAffine
+	JMP     lnfNext
+
+lnfNoBias:
+	VMOVUPS (AX), Z3
+	VSUBPS  Z2, Z3, Z3
+	VMULPS  Z5, Z3, Z3
+	VMULPS  (R12), Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ    $64, AX
+	ADDQ    $64, R12
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     lnfNoBias
+
+lnfNext:
+	MOVQ AX, SI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ R10
+	JNZ  lnfRow
+
+lnfDone:
+	VZEROUPPER
+	RET
+
+// func lnBackwardAVX512(dinp, dw, db, dout, x, w, mean, rstd *float32, rows, c int)
+// LayerNorm backward of rows rows of c floats (c a multiple of 16), with
+// norm = (x−m)·s: per row s1 = Σ g·w, s2 = Σ g·w·norm (g = dout), then
+// dw += norm·g, db += g (db may be nil), dinp += (g·w − s1/c − norm·s2/c)·s.
+// The same element operations as lnGradSumsAVX2 and lnGradApplyAVX2, with
+// two accumulators per sum.
+TEXT ·lnBackwardAVX512(SB), NOSPLIT, $0-80
+	MOVQ      dinp+0(FP), DI
+	MOVQ      dout+24(FP), DX
+	MOVQ      x+32(FP), SI
+	MOVQ      mean+48(FP), R8
+	MOVQ      rstd+56(FP), R9
+	MOVQ      rows+64(FP), R10
+	MOVQ      c+72(FP), R11
+	VCVTSI2SSQ R11, X14, X14
+	MOVL      $0x3f800000, AX
+	VMOVD     AX, X13
+	VDIVSS    X14, X13, X13 // 1/c
+	TESTQ     R10, R10
+	JZ        lnbDone
+
+lnbRow:
+	VBROADCASTSS (R8), Z8
+	VBROADCASTSS (R9), Z9
+	// s1 = Σ g·w, s2 = Σ g·w·(x−m)·s
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   DX, AX
+	MOVQ   SI, R12
+	MOVQ   w+40(FP), BX
+	MOVQ   R11, CX
+	SHRQ   $4, CX
+
+lnbSums:
+	VMOVUPS     (AX), Z2
+	VMULPS      (BX), Z2, Z2
+	VADDPS      Z2, Z0, Z0
+	VMOVUPS     (R12), Z3
+	VSUBPS      Z8, Z3, Z3
+	VMULPS      Z9, Z3, Z3
+	VFMADD231PS Z3, Z2, Z1
+	ADDQ        $64, AX
+	ADDQ        $64, BX
+	ADDQ        $64, R12
+	DECQ        CX
+	JZ          lnbSumsDone
+	VMOVUPS     (AX), Z2
+	VMULPS      (BX), Z2, Z2
+	VADDPS      Z2, Z6, Z6
+	VMOVUPS     (R12), Z3
+	VSUBPS      Z8, Z3, Z3
+	VMULPS      Z9, Z3, Z3
+	VFMADD231PS Z3, Z2, Z7
+	ADDQ        $64, AX
+	ADDQ        $64, BX
+	ADDQ        $64, R12
+	DECQ        CX
+	JNZ         lnbSums
+
+lnbSumsDone:
+	VADDPS       Z6, Z0, Z0
+	VADDPS       Z7, Z1, Z1
+	HSUM512(Z0, Y0, X0, Y2, X2)
+	HSUM512(Z1, Y1, X1, Y2, X2)
+	VMULSS       X13, X0, X0
+	VMULSS       X13, X1, X1
+	VBROADCASTSS X0, Z10 // c1
+	VBROADCASTSS X1, Z11 // c2
+
+	// dw += norm·g; db += g; dinp += (g·w − c1 − norm·c2)·s
+	MOVQ dw+8(FP), R13
+	MOVQ db+16(FP), R14
+	MOVQ w+40(FP), BX
+	MOVQ R11, CX
+	SHRQ $4, CX
+
+lnbApply:
+	VMOVUPS      (SI), Z0
+	VSUBPS       Z8, Z0, Z0
+	VMULPS       Z9, Z0, Z0
+	VMOVUPS      (DX), Z1
+	VMOVUPS      (R13), Z2
+	VFMADD231PS  Z1, Z0, Z2
+	VMOVUPS      Z2, (R13)
+	TESTQ        R14, R14
+	JZ           lnbNoBias
+	VADDPS       (R14), Z1, Z3
+	VMOVUPS      Z3, (R14)
+	ADDQ         $64, R14
+
+lnbNoBias:
+	VMULPS       (BX), Z1, Z1
+	VSUBPS       Z10, Z1, Z1
+	VFNMADD231PS Z11, Z0, Z1
+	VMOVUPS      (DI), Z2
+	VFMADD231PS  Z9, Z1, Z2
+	VMOVUPS      Z2, (DI)
+	ADDQ         $64, SI
+	ADDQ         $64, DX
+	ADDQ         $64, R13
+	ADDQ         $64, BX
+	ADDQ         $64, DI
+	DECQ         CX
+	JNZ          lnbApply
+	ADDQ         $4, R8
+	ADDQ         $4, R9
+	DECQ         R10
+	JNZ          lnbRow
+
+lnbDone:
+	VZEROUPPER
+	RET

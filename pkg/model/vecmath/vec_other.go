@@ -42,3 +42,11 @@ func transposeAsm(dst, src []float32, rows, cols, ld int) bool { return false }
 func softmaxGradAsm(p, d []float32) bool { return false }
 
 func softmaxAsm(x []float32) bool { return false }
+
+func lnForwardLevel(out, mean, rstd, x, w, b []float32, c int, eps float32, level int) bool {
+	return false
+}
+
+func lnBackwardLevel(dinp, dw, db, dout, x, w, mean, rstd []float32, c int, level int) bool {
+	return false
+}
