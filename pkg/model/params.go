@@ -146,4 +146,3 @@ func (p *Params) initConst(v View, c float32) {
 func newRNG(seed int64, stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), stream^0x9e3779b97f4a7c15))
 }
-
