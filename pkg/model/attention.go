@@ -130,24 +130,20 @@ func (a *Attention) gemm(ta bool, m, n, k int, alpha float32, am []float32, lda 
 
 // softmaxRows turns the scores of rows [i0,i1) into probabilities: the
 // reference masked softmax with a padding mask, else vecmath's over the
-// causally visible keys (padded with −Inf to a multiple of 8 so the
-// assembly does the whole row), hidden keys exactly 0.
+// causally visible keys (all S without the causal mask), hidden keys
+// exactly 0.
 func (a *Attention) softmaxRows(att []float32, valid []uint8, i0, i1, S int) {
-	negInf := float32(math.Inf(-1))
-	for i := i0; i < i1; i++ {
-		row := att[i*S : (i+1)*S]
-		if valid != nil {
-			a.maskedSoftmax(row, valid, i) // reads only the visible (computed) scores
-			continue
+	if valid != nil {
+		for i := i0; i < i1; i++ {
+			a.maskedSoftmax(att[i*S:(i+1)*S], valid, i) // reads only the visible (computed) scores
 		}
-		n := a.keysFor(i+1, S)
-		np := min((n+7)&^7, S)
-		for j := n; j < np; j++ {
-			row[j] = negInf
-		}
-		vecmath.Softmax(row[:np])
-		clear(row[n:])
+		return
 	}
+	step := 0
+	if a.Causal {
+		step = 1
+	}
+	vecmath.SoftmaxRows(att[i0*S:i1*S], S, i1-i0, a.keysFor(i0+1, S), step)
 }
 
 // forward runs the reference loops when dropout is active (its mask draws

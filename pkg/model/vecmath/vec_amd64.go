@@ -360,3 +360,10 @@ func lnBackwardLevel(dinp, dw, db, dout, x, w, mean, rstd []float32, c int, leve
 	lnBackwardAVX512(&dinp[0], &dw[0], dbp, &dout[0], &x[0], &w[0], &mean[0], &rstd[0], rows, c)
 	return true
 }
+
+//go:noescape
+func softmaxRowsAVX512(x *float32, ld, rows, n0, step int)
+
+func softmaxRowsAsm(x []float32, ld, rows, n0, step int) {
+	softmaxRowsAVX512(&x[0], ld, rows, n0, step)
+}

@@ -1973,3 +1973,155 @@ lnbNoBias:
 lnbDone:
 	VZEROUPPER
 	RET
+
+// func softmaxRowsAVX512(x *float32, ld, rows, n0, step int)
+// For r < rows, row r of x (ld floats, row stride ld): softmax over its
+// first n = min(n0 + r·step, ld) entries (max, exp-sum, scale, with masked
+// loads and stores for the last partial vector), zeros in [n, ld). n = 0
+// gives a row of zeros. One call for a whole block of attention rows.
+TEXT ·softmaxRowsAVX512(SB), NOSPLIT, $0-40
+	MOVQ   x+0(FP), DI
+	MOVQ   ld+8(FP), R12
+	MOVQ   rows+16(FP), R9
+	MOVQ   n0+24(FP), R10
+	MOVQ   step+32(FP), R11
+	MOVQ   R12, R8
+	SHLQ   $2, R8
+	VPXORD Z15, Z15, Z15
+	MOVL   $0x3f800000, AX
+	VMOVD  AX, X14
+	TESTQ  R9, R9
+	JZ     srDone
+
+srRow:
+	MOVQ  R10, R13
+	CMPQ  R13, R12
+	JLE   srN
+	MOVQ  R12, R13
+
+srN:
+	TESTQ R13, R13
+	JZ    srZero
+	MOVQ  R13, CX
+	ANDQ  $15, CX
+	MOVQ  R13, BX
+	SHRQ  $4, BX
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+
+	// max
+	VBROADCASTSS NEGINF, Z0
+	MOVQ         DI, SI
+	MOVQ         BX, DX
+	TESTQ        DX, DX
+	JZ           srMaxTail
+
+srMax:
+	VMAXPS (SI), Z0, Z0
+	ADDQ   $64, SI
+	DECQ   DX
+	JNZ    srMax
+
+srMaxTail:
+	TESTQ        CX, CX
+	JZ           srMaxDone
+	VMAXPS       (SI), Z0, K1, Z0
+
+srMaxDone:
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VMAXPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VMAXSS        X1, X0, X0
+	VBROADCASTSS  X0, Z10
+
+	// exp and sum
+	VPXORD Z11, Z11, Z11
+	MOVQ   DI, SI
+	MOVQ   BX, DX
+	TESTQ  DX, DX
+	JZ     srExpTail
+
+srExp:
+	VMOVUPS (SI), Z3
+	VSUBPS  Z10, Z3, Z3
+	EXP512(Z3, Z4, Z5)
+	VMOVUPS Z3, (SI)
+	VADDPS  Z3, Z11, Z11
+	ADDQ    $64, SI
+	DECQ    DX
+	JNZ     srExp
+
+srExpTail:
+	TESTQ   CX, CX
+	JZ      srExpDone
+	VMOVUPS.Z (SI), K1, Z3
+	VSUBPS  Z10, Z3, Z3
+	EXP512(Z3, Z4, Z5)
+	VMOVUPS Z3, K1, (SI)
+	VADDPS  Z3, Z11, K1, Z11
+
+srExpDone:
+	HSUM512(Z11, Y11, X11, Y12, X12)
+	VDIVSS       X11, X14, X13
+	VBROADCASTSS X13, Z13
+
+	// scale
+	MOVQ  DI, SI
+	MOVQ  BX, DX
+	TESTQ DX, DX
+	JZ    srScaleTail
+
+srScale:
+	VMULPS  (SI), Z13, Z3
+	VMOVUPS Z3, (SI)
+	ADDQ    $64, SI
+	DECQ    DX
+	JNZ     srScale
+
+srScaleTail:
+	TESTQ     CX, CX
+	JZ        srZero
+	VMOVUPS.Z (SI), K1, Z3
+	VMULPS    Z13, Z3, Z3
+	VMOVUPS   Z3, K1, (SI)
+
+srZero:
+	// zeros in [n, ld)
+	LEAQ (DI)(R13*4), SI
+	MOVQ R12, DX
+	SUBQ R13, DX
+	MOVQ DX, CX
+	ANDQ $15, CX
+	SHRQ $4, DX
+	JZ   srZeroTail
+
+srZeroFull:
+	VMOVUPS Z15, (SI)
+	ADDQ    $64, SI
+	DECQ    DX
+	JNZ     srZeroFull
+
+srZeroTail:
+	TESTQ   CX, CX
+	JZ      srNext
+	MOVL    $1, AX
+	SHLL    CX, AX
+	DECL    AX
+	KMOVW   AX, K2
+	VMOVUPS Z15, K2, (SI)
+
+srNext:
+	ADDQ R8, DI
+	ADDQ R11, R10
+	DECQ R9
+	JNZ  srRow
+
+srDone:
+	VZEROUPPER
+	RET

@@ -300,6 +300,45 @@ func SoftmaxGrad(p, d []float32) {
 	}
 }
 
+// SoftmaxRows turns each of rows rows of x (row stride ld, ld floats each)
+// into probabilities over its first n = min(n0 + r·step, ld) entries (row
+// r), with exactly 0 in the rest (a row with n = 0 is all 0): for causal
+// attention rows i0.. over S keys, n0 = i0+1 and step 1. On AVX-512 it is
+// one call for the block (masked loads and stores for each row's last
+// partial vector); otherwise Softmax per row.
+func SoftmaxRows(x []float32, ld, rows, n0, step int) {
+	softmaxRowsAt(x, ld, rows, n0, step, cpuLevel())
+}
+
+func softmaxRowsAt(x []float32, ld, rows, n0, step int, level int) {
+	if rows <= 0 || ld <= 0 {
+		return
+	}
+	if n0 < 0 || step < 0 {
+		panic("vecmath: SoftmaxRows needs n0, step ≥ 0")
+	}
+	x = x[:rows*ld]
+	if level >= levelAVX512 {
+		softmaxRowsAsm(x, ld, rows, n0, step)
+		return
+	}
+	negInf := float32(math.Inf(-1))
+	for r := range rows {
+		row := x[r*ld : (r+1)*ld]
+		n := min(n0+r*step, ld)
+		// Pad to a multiple of 8 with −Inf (exp gives 0) so the AVX2
+		// kernel does the whole row.
+		np := min((n+7)&^7, ld)
+		for j := n; j < np; j++ {
+			row[j] = negInf
+		}
+		if n > 0 {
+			Softmax(row[:np])
+		}
+		clear(row[n:])
+	}
+}
+
 // Softmax sets x = softmax(x) (exp(x − max) / Σ). It is Scale(x,
 // 1/ExpSum(x, x, Max(x))) in one pass of calls: the same bits.
 func Softmax(x []float32) {

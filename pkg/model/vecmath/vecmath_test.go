@@ -407,3 +407,52 @@ func TestSoftmaxMatchesSteps(t *testing.T) {
 		}
 	}
 }
+
+// SoftmaxRows against float64 softmax over each row's visible prefix, with
+// exact zeros after it, on every path: causal blocks (n0 = i0+1, step 1)
+// over row lengths with and without a partial vector, rows longer than the
+// row (n capped at ld), all-visible rows (step 0) and empty rows (n0 = 0).
+func TestSoftmaxRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	cases := []struct{ ld, rows, n0, step int }{
+		{64, 16, 1, 1}, {64, 16, 49, 1}, {64, 5, 62, 1}, {37, 9, 30, 1},
+		{64, 3, 64, 0}, {40, 2, 40, 0}, {17, 4, 0, 1}, {8, 1, 0, 0}, {5, 3, 2, 2},
+	}
+	for _, c := range cases {
+		x0 := make([]float32, c.rows*c.ld)
+		for i := range x0 {
+			x0[i] = float32(rng.Float64()*16 - 8)
+			if r, j := i/c.ld, i%c.ld; j >= c.n0+r*c.step {
+				x0[i] = 1e4 // hidden: must not take part
+			}
+		}
+		for _, p := range paths(t) {
+			if !p.asm {
+				continue // the fallback is Softmax per row, itself tested on every path
+			}
+			x := append([]float32(nil), x0...)
+			softmaxRowsAt(x, c.ld, c.rows, c.n0, c.step, p.level)
+			for r := range c.rows {
+				n := min(c.n0+r*c.step, c.ld)
+				src, got := x0[r*c.ld:(r+1)*c.ld], x[r*c.ld:(r+1)*c.ld]
+				mx := math.Inf(-1)
+				for _, v := range src[:n] {
+					mx = math.Max(mx, float64(v))
+				}
+				var z float64
+				for _, v := range src[:n] {
+					z += math.Exp(float64(v) - mx)
+				}
+				for j := range c.ld {
+					want := 0.0
+					if j < n {
+						want = math.Exp(float64(src[j])-mx) / z
+					}
+					if d := math.Abs(float64(got[j]) - want); !(d <= 1e-6*math.Max(want, 1e-3)) || (j >= n && got[j] != 0) {
+						t.Fatalf("%s %+v: row %d [%d] = %v, want %v", p.name, c, r, j, got[j], want)
+					}
+				}
+			}
+		}
+	}
+}
