@@ -44,9 +44,13 @@
 // # Fast path and reference
 //
 // The elementwise work runs on vecmath's kernels (GELU with a float32 erf,
-// softmax exp, LayerNorm rows, residual adds, AdamW; AVX2/AVX-512 assembly
-// with pure-Go versions), and the per-head attention products whose output
-// is head-wide run on vecmath.SmallGemm instead of the packed SGEMM. Each layer keeps its plain loops as a reference
+// attention softmax by blocks of rows, LayerNorm by blocks of rows, residual
+// adds, AdamW; AVX2/AVX-512 assembly with pure-Go versions), and the
+// per-head attention products run on vecmath.SmallGemm instead of the
+// packed SGEMM. On the fast path GPT's GELU keeps its derivative from the
+// forward erf in place of the c_fc output (backward multiplies), and its
+// attention backward writes dQ, dK, dV without clearing them first
+// (AttnGrads.Set). Each layer keeps its plain loops as a reference
 // (forwardRef/backwardRef, actForwardRef, …) and tests hold the fast path to
 // them; a GPT set to useReference runs only those, and
 // TestFastPathMatchesReferenceLosses holds 50 training losses of the two

@@ -28,8 +28,9 @@ func adamwAVX2(data, grad, m, v *float32, n int, c *[8]float32)
 // The asm* functions run the assembly on the first len&^7 elements and
 // return how many they did.
 
-// Levels of assembly a kernel may use: none, AVX2+FMA, AVX-512F (GELU
-// and SmallGemm; the other kernels stop at AVX2).
+// Levels of assembly a kernel may use: none, AVX2+FMA, AVX-512F (GELU,
+// SmallGemm, SoftmaxRows, the LayerNorm blocks; the other kernels stop at
+// AVX2).
 const (
 	levelGo = iota
 	levelAVX2
