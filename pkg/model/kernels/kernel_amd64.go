@@ -58,7 +58,9 @@ func kernelFor(p Path) *microKernel {
 		// direct 2²⁵: measured on baby GPT with one lane per core (M = 384):
 		// +4 % tokens/s over 2²¹, no GEMM benchmark shape slower.
 		short := &microKernel{mr: 8, nr: 32, fn: kern8x32AVX512, fnR: kern8x32AVX512R}
-		return &microKernel{mr: 14, nr: 32, mc: 14 * 12, kc: 256, nc: 2048, direct: 1 << 25, fn: kern14x32AVX512, fnR: kern14x32AVX512R, short: short}
+		// kcOne 384: a lane's weight gradients (K = 384 rows) in one depth
+		// block: +2 % on baby GPT, up to +8 % on those products alone.
+		return &microKernel{mr: 14, nr: 32, mc: 14 * 12, kc: 256, kcOne: 384, nc: 2048, direct: 1 << 25, fn: kern14x32AVX512, fnR: kern14x32AVX512R, short: short}
 	case AVX2:
 		return &microKernel{mr: 6, nr: 16, mc: 6 * 24, kc: 256, nc: 2048, direct: 1 << 21, fn: kern6x16AVX2, fnR: kern6x16AVX2R}
 	}

@@ -7,6 +7,10 @@ import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 type microKernel struct {
 	mr, nr     int // register tile: mr rows × nr columns of C
 	mc, kc, nc int // cache blocks: A block mc×kc (L2), B block kc×nc (L3), mc%mr == 0
+	// kcOne is the depth up to which K stays one block (≥ kc): a K just
+	// above kc (a training step's K = 384) would otherwise take a second
+	// pass over C for a thin remainder.
+	kcOne int
 	// fn sets the mr×nr tile at c (row stride ldc) to alpha·Ap·Bp + beta·C,
 	// not reading C when beta is zero; ap is a k-major mr×k panel (mr
 	// consecutive floats per depth step, steps lda apart: mr when packed),
@@ -69,8 +73,9 @@ func newWorkspace(ks ...*microKernel) *workspace {
 	var na, nb, nt int
 	for _, k := range ks {
 		if k != nil {
-			na = max(na, k.mc*rowStride(k.kc))
-			nb = max(nb, ceilDiv(k.nc, k.nr)*k.nr*k.kc)
+			kc := max(k.kc, k.kcOne)
+			na = max(na, k.mc*rowStride(kc))
+			nb = max(nb, ceilDiv(k.nc, k.nr)*k.nr*kc)
 			nt = max(nt, k.mr*k.nr)
 		}
 	}
@@ -92,8 +97,12 @@ func gemmRect(kern *microKernel, ws *workspace, g *gemmArgs, m0, m1, n0, n1 int)
 	mr, nr := kern.mr, kern.nr
 	for jc := n0; jc < n1; jc += kern.nc {
 		nc := min(kern.nc, n1-jc)
-		for pc := 0; pc < g.k; pc += kern.kc {
-			kc := min(kern.kc, g.k-pc)
+		kcb := kern.kc
+		if g.k <= kern.kcOne {
+			kcb = g.k
+		}
+		for pc := 0; pc < g.k; pc += kcb {
+			kc := min(kcb, g.k-pc)
 			beta := g.beta
 			if pc > 0 {
 				beta = 1

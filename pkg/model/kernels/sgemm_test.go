@@ -131,6 +131,8 @@ var testShapes = [][3]int{ // m, n, k
 	// only short tiles, long + short, long + a partial short one, a second
 	// mc block
 	{16, 40, 20}, {22, 33, 17}, {20, 32, 5}, {128, 64, 384}, {181, 32, 3},
+	// depths past one block (kc, and kcOne on the AVX-512 path)
+	{30, 40, 385}, {17, 70, 777},
 }
 
 // testPaths lists every path this CPU (and build) can run, Generic always.
