@@ -1,5 +1,7 @@
 package model
 
+import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+
 // Embedding is a lookup table W (N,C): token embeddings, learned positions
 // (nanoGPT wpe) and BERT token types.
 type Embedding struct {
@@ -56,10 +58,9 @@ func (e *Embedding) BackwardPositions(p *Params, dout []float32, B, T int) {
 	}
 }
 
-// addTo does dst += src element-wise (len(src) ≤ len(dst)).
+// addTo does dst += src element-wise (len(src) ≤ len(dst)), on vecmath's
+// kernel (the same sums as the plain loop).
 func addTo(dst, src []float32) {
 	dst = dst[:len(src)]
-	for i, s := range src {
-		dst[i] += s
-	}
+	vecmath.Add(dst, dst, src)
 }
