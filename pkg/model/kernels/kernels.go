@@ -137,7 +137,7 @@ func New(opts Options) (*Impl, error) {
 		}
 	case OpenBLAS:
 		if !Supported(p) {
-			return nil, fmt.Errorf("%w: %s: %w", ErrUnsupported, p, openblasInit(0))
+			return nil, fmt.Errorf("%w: %s: this binary was built without it; rebuild with -tags openblas (needs cgo and libopenblas-dev)", ErrUnsupported, p)
 		}
 	default:
 		return nil, fmt.Errorf("kernels: invalid path %d", int(p))

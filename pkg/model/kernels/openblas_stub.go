@@ -2,14 +2,11 @@
 
 package kernels
 
-import "errors"
-
 // openblasBuilt is false: build with -tags openblas (and cgo, with
-// Debian's libopenblas-dev) for the OpenBLAS backend.
+// Debian's libopenblas-dev) for the OpenBLAS backend. New refuses the path
+// before calling anything below.
 const openblasBuilt = false
 
-func openblasInit(int) error {
-	return errors.New("this binary was built without it; rebuild with -tags openblas (needs cgo and libopenblas-dev)")
-}
+func openblasInit(int) error { panic("kernels: OpenBLAS backend not built") }
 
 func openblasSgemm(*gemmArgs) { panic("kernels: OpenBLAS backend not built") }

@@ -7,9 +7,9 @@ import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
 type microKernel struct {
 	mr, nr     int // register tile: mr rows × nr columns of C
 	mc, kc, nc int // cache blocks: A block mc×kc (L2), B block kc×nc (L3), mc%mr == 0
-	// kcOne is the depth up to which K stays one block (≥ kc): a K just
-	// above kc (a training step's K = 384) would otherwise take a second
-	// pass over C for a thin remainder.
+	// kcOne, when above kc, is the depth up to which K stays one block: a
+	// K just above kc (a training step's K = 384) would otherwise take a
+	// second pass over C for a thin remainder. 0: none.
 	kcOne int
 	// fn sets the mr×nr tile at c (row stride ldc) to alpha·Ap·Bp + beta·C,
 	// not reading C when beta is zero; ap is a k-major mr×k panel (mr

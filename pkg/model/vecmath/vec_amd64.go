@@ -334,7 +334,8 @@ func lnForwardAVX512(out, mean, rstd, x, w, b *float32, rows, c int, eps float32
 func lnBackwardAVX512(dinp, dw, db, dout, x, w, mean, rstd *float32, rows, c int)
 
 // lnForwardLevel runs LayerNormForward's assembly when level and c allow
-// (AVX-512, c a multiple of 16), reporting whether it did.
+// (AVX-512, c a multiple of 16), reporting whether the rows are done (no
+// rows counts as done).
 func lnForwardLevel(out, mean, rstd, x, w, b []float32, c int, eps float32, level int) bool {
 	rows := len(mean)
 	if level < levelAVX512 || c%16 != 0 || c == 0 || rows == 0 {
