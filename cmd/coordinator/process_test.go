@@ -199,7 +199,7 @@ func TestRingctl(t *testing.T) {
 	ringctl := filepath.Join(dir, "ringctl")
 	if out, err := exec.CommandContext(ctxT(t, 2*time.Minute), "go", "build", "-o", ringctl,
 		"github.com/ringmaster-ml/ringmaster/cmd/ringctl").CombinedOutput(); err != nil {
-		t.Skipf("ringctl does not build right now (other rooms mid-change): %v\n%s", err, out)
+		t.Fatalf("build ringctl: %v\n%s", err, out)
 	}
 	bin, err := proccluster.Build(ctxT(t, 2*time.Minute), dir)
 	if err != nil {

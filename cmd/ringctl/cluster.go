@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
@@ -19,45 +21,72 @@ import (
 
 // clusterCommands are the commands that talk to a coordinator group. Each
 // is a thin wrapper over coord.Client, which follows leader redirects.
-func clusterCommands() map[string]command {
-	return map[string]command{
-		"submit":       {"submit a job spec (file, or --preset) to the coordinators", plainErrors(runSubmit)},
-		"status":       {"show a job (with its rank table), or the coordinator group", plainErrors(runStatus)},
-		"jobs":         {"list jobs", plainErrors(runJobs)},
-		"workers":      {"list workers", plainErrors(runWorkers)},
-		"cancel":       {"cancel a job", plainErrors(runCancel)},
-		"coordinators": {"list coordinator members and their raft state; --remove ID drops a dead one", plainErrors(runCoordinators)},
+func clusterCommands() []*cobra.Command {
+	var cmds []*cobra.Command
+	add := func(use, short string, args cobra.PositionalArgs, run func(ctx context.Context, cf *clusterFlags, args []string) error) *cobra.Command {
+		cf := &clusterFlags{}
+		c := &cobra.Command{
+			Use: use, Short: short, Args: args,
+			RunE: func(c *cobra.Command, args []string) error {
+				cf.out = c.OutOrStdout()
+				return plainErrors(run(c.Context(), cf, args))
+			},
+		}
+		cf.register(c)
+		cmds = append(cmds, c)
+		return c
 	}
+	var preset string
+	submit := add("submit (SPEC.yaml | --preset NAME)", "submit a job spec (file, or --preset) to the coordinators", maxArgs(1),
+		func(ctx context.Context, cf *clusterFlags, args []string) error {
+			return runSubmit(ctx, cf, preset, args)
+		})
+	submit.Flags().StringVar(&preset, "preset", "", "submit a built-in preset instead of a file: "+strings.Join(jobspec.PresetNames(), ", "))
+	completePresets(submit, "preset")
+
+	add("status [JOB]", "show a job (with its rank table), or the coordinator group", maxArgs(1), runStatus)
+	add("jobs", "list jobs", noArgs, runJobs)
+	add("workers", "list workers", noArgs, runWorkers)
+
+	var reason string
+	cancel := add("cancel JOB", "cancel a job", exactArgs(1),
+		func(ctx context.Context, cf *clusterFlags, args []string) error {
+			return runCancel(ctx, cf, args[0], reason)
+		})
+	cancel.Flags().StringVar(&reason, "reason", "", "why (recorded on the job)")
+
+	var remove string
+	coords := add("coordinators", "list coordinator members and their raft state; --remove ID drops a dead one", noArgs,
+		func(ctx context.Context, cf *clusterFlags, _ []string) error { return runCoordinators(ctx, cf, remove) })
+	coords.Flags().StringVar(&remove, "remove", "", "remove this (dead) member from the group")
+	return cmds
 }
 
 // plainErrors renders gRPC statuses as "Code: message" instead of
 // "rpc error: code = Code desc = message".
-func plainErrors(run func(ctx context.Context, args []string) error) func(ctx context.Context, args []string) error {
-	return func(ctx context.Context, args []string) error {
-		err := run(ctx, args)
-		if st, ok := status.FromError(err); ok && err != nil {
-			return fmt.Errorf("%s: %s", st.Code(), st.Message())
-		}
-		return err
+func plainErrors(err error) error {
+	if st, ok := status.FromError(err); ok && err != nil {
+		return fmt.Errorf("%s: %s", st.Code(), st.Message())
 	}
+	return err
 }
 
 // clusterFlags are shared by every cluster command.
 type clusterFlags struct {
 	addrs   string
 	timeout time.Duration
+	json    bool
+	out     io.Writer
 }
 
-func newClusterFlags(name string) (*flag.FlagSet, *clusterFlags) {
-	fs := flag.NewFlagSet("ringctl "+name, flag.ContinueOnError)
-	cf := &clusterFlags{}
+func (cf *clusterFlags) register(c *cobra.Command) {
 	def := os.Getenv("RINGMASTER_COORDINATORS")
 	if def == "" {
 		def = "127.0.0.1:7100"
 	}
-	fs.StringVar(&cf.addrs, "coordinators", def, "comma-separated coordinator gRPC addresses (env RINGMASTER_COORDINATORS); any one will do")
-	fs.DurationVar(&cf.timeout, "timeout", 15*time.Second, "give up after this long (retrying through leader changes)")
-	return fs, cf
+	c.Flags().StringVar(&cf.addrs, "coordinators", def, "comma-separated coordinator gRPC addresses (env RINGMASTER_COORDINATORS); any one will do")
+	c.Flags().DurationVar(&cf.timeout, "timeout", 15*time.Second, "give up after this long (retrying through leader changes)")
+	c.Flags().BoolVar(&cf.json, "json", false, "print the coordinators' answer as JSON")
 }
 
 func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Context, context.CancelFunc) {
@@ -71,28 +100,43 @@ func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Cont
 	return coord.NewClient(addrs), ctx, cancel
 }
 
-func runSubmit(ctx context.Context, args []string) error {
-	fs, cf := newClusterFlags("submit")
-	preset := fs.String("preset", "", "submit a built-in preset instead of a file: "+strings.Join(jobspec.PresetNames(), ", "))
-	if err := fs.Parse(args); err != nil {
-		return err
+// printJSON writes protobuf messages as one JSON document (a list when
+// there are several).
+func (cf *clusterFlags) printJSON(msgs ...proto.Message) error {
+	opts := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}
+	var parts []string
+	for _, m := range msgs {
+		b, err := opts.Marshal(m)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, string(b))
 	}
+	doc := strings.Join(parts, ",\n")
+	if len(msgs) != 1 {
+		doc = "[" + doc + "]"
+	}
+	_, err := fmt.Fprintln(cf.out, doc)
+	return err
+}
+
+func runSubmit(ctx context.Context, cf *clusterFlags, preset string, args []string) error {
 	var doc []byte
 	switch {
-	case *preset != "" && fs.NArg() == 0:
-		s, err := jobspec.Preset(*preset)
+	case preset != "" && len(args) == 0:
+		s, err := jobspec.Preset(preset)
 		if err != nil {
 			return err
 		}
 		doc = s.Marshal()
-	case *preset == "" && fs.NArg() == 1:
-		b, err := os.ReadFile(fs.Arg(0))
+	case preset == "" && len(args) == 1:
+		b, err := os.ReadFile(args[0])
 		if err != nil {
 			return fmt.Errorf("read spec: %w", err)
 		}
 		doc = b
 	default:
-		return errors.New("usage: ringctl submit [flags] SPEC.yaml | --preset NAME")
+		return usagef("give a spec file or --preset NAME, not both or neither")
 	}
 	cl, ctx, cancel := cf.client(ctx)
 	defer cancel()
@@ -101,41 +145,46 @@ func runSubmit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stdout, "%s %s\n", j.Id, coord.StateName(j.State))
+	if cf.json {
+		return cf.printJSON(j)
+	}
+	fmt.Fprintf(cf.out, "%s %s\n", j.Id, coord.StateName(j.State))
 	return nil
 }
 
-func runStatus(ctx context.Context, args []string) error {
-	fs, cf := newClusterFlags("status")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func runStatus(ctx context.Context, cf *clusterFlags, args []string) error {
 	cl, ctx, cancel := cf.client(ctx)
 	defer cancel()
 	defer cl.Close()
-	if fs.NArg() == 0 {
+	if len(args) == 0 {
 		st, err := cl.Status(ctx)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stdout, "answered by %s (%s), leader %s at %s, term %d, applied %d\n",
+		if cf.json {
+			return cf.printJSON(st)
+		}
+		fmt.Fprintf(cf.out, "answered by %s (%s), leader %s at %s, term %d, applied %d\n",
 			st.NodeId, st.RaftState, orNone(st.LeaderId), orNone(st.LeaderGrpcAddress), st.Term, st.AppliedIndex)
 		return nil
 	}
-	r, err := cl.GetJob(ctx, fs.Arg(0))
+	r, err := cl.GetJob(ctx, args[0])
 	if err != nil {
 		return err
 	}
-	j := r.Job
-	fmt.Fprintf(os.Stdout, "job %s: %s", j.Id, coord.StateName(j.State))
-	if j.Reason != "" {
-		fmt.Fprintf(os.Stdout, " (%s)", j.Reason)
+	if cf.json {
+		return cf.printJSON(r)
 	}
-	fmt.Fprintf(os.Stdout, "\ncommitted step %d\n", j.CommittedStep)
+	j := r.Job
+	fmt.Fprintf(cf.out, "job %s: %s", j.Id, coord.StateName(j.State))
+	if j.Reason != "" {
+		fmt.Fprintf(cf.out, " (%s)", j.Reason)
+	}
+	fmt.Fprintf(cf.out, "\ncommitted step %d\n", j.CommittedStep)
 	if g := r.Generation; g != nil {
-		fmt.Fprintf(os.Stdout, "generation %d: dp %d × tp %d, global batch %d, resume from step %d\n",
+		fmt.Fprintf(cf.out, "generation %d: dp %d × tp %d, global batch %d, resume from step %d\n",
 			g.Number, g.DpSize, g.TpSize, g.GlobalBatch, g.ResumeStep)
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RANK\tWORKER\tADDRESS\tDP\tTP\tROWS")
 		for _, rk := range g.Ranks {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t[%d,%d)\n", rk.Rank, rk.WorkerId, rk.Address, rk.Dp, rk.Tp,
@@ -146,16 +195,12 @@ func runStatus(ctx context.Context, args []string) error {
 		}
 	}
 	for _, c := range r.Checkpoints {
-		fmt.Fprintf(os.Stdout, "checkpoint step %d (generation %d)\n", c.Step, c.Generation)
+		fmt.Fprintf(cf.out, "checkpoint step %d (generation %d)\n", c.Step, c.Generation)
 	}
 	return nil
 }
 
-func runJobs(ctx context.Context, args []string) error {
-	fs, cf := newClusterFlags("jobs")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func runJobs(ctx context.Context, cf *clusterFlags, _ []string) error {
 	cl, ctx, cancel := cf.client(ctx)
 	defer cancel()
 	defer cl.Close()
@@ -163,7 +208,10 @@ func runJobs(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if cf.json {
+		return cf.printJSON(asMessages(jobs)...)
+	}
+	tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSTATE\tGENERATION\tSTEP\tREASON")
 	for _, j := range jobs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", j.Id, coord.StateName(j.State), j.Generation, j.CommittedStep, j.Reason)
@@ -171,11 +219,7 @@ func runJobs(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-func runWorkers(ctx context.Context, args []string) error {
-	fs, cf := newClusterFlags("workers")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func runWorkers(ctx context.Context, cf *clusterFlags, _ []string) error {
 	cl, ctx, cancel := cf.client(ctx)
 	defer cancel()
 	defer cl.Close()
@@ -183,7 +227,10 @@ func runWorkers(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if cf.json {
+		return cf.printJSON(asMessages(ws)...)
+	}
+	tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKER\tSTATE\tADDRESS\tCORES\tJOB\tREASON")
 	for _, w := range ws {
 		state := "alive"
@@ -195,47 +242,40 @@ func runWorkers(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-func runCancel(ctx context.Context, args []string) error {
-	fs, cf := newClusterFlags("cancel")
-	reason := fs.String("reason", "", "why (recorded on the job)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: ringctl cancel [flags] JOB")
-	}
+func runCancel(ctx context.Context, cf *clusterFlags, id, reason string) error {
 	cl, ctx, cancel := cf.client(ctx)
 	defer cancel()
 	defer cl.Close()
-	j, err := cl.CancelJob(ctx, fs.Arg(0), *reason)
+	j, err := cl.CancelJob(ctx, id, reason)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stdout, "%s %s\n", j.Id, coord.StateName(j.State))
+	if cf.json {
+		return cf.printJSON(j)
+	}
+	fmt.Fprintf(cf.out, "%s %s\n", j.Id, coord.StateName(j.State))
 	return nil
 }
 
-func runCoordinators(ctx context.Context, args []string) error {
-	fs, cf := newClusterFlags("coordinators")
-	remove := fs.String("remove", "", "remove this (dead) member from the group")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func runCoordinators(ctx context.Context, cf *clusterFlags, remove string) error {
 	cl, ctx, cancel := cf.client(ctx)
 	defer cancel()
 	defer cl.Close()
-	if *remove != "" {
-		if err := cl.RemoveCoordinator(ctx, *remove); err != nil {
+	if remove != "" {
+		if err := cl.RemoveCoordinator(ctx, remove); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stdout, "removed %s\n", *remove)
+		fmt.Fprintf(cf.out, "removed %s\n", remove)
 		return nil
 	}
 	st, err := cl.Status(ctx)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if cf.json {
+		return cf.printJSON(st)
+	}
+	tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSUFFRAGE\tSTATE\tRAFT\tGRPC\tAPPLIED")
 	for _, m := range st.Members {
 		state, applied := "unreachable", "-"
@@ -256,4 +296,12 @@ func orNone(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func asMessages[M proto.Message](ms []M) []proto.Message {
+	out := make([]proto.Message, len(ms))
+	for i, m := range ms {
+		out[i] = m
+	}
+	return out
 }

@@ -1,28 +1,45 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 )
 
-func runEval(_ context.Context, args []string) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	dir := fs.String("model", "out/sort-gpt", "directory written by `ringctl train`")
-	var sets multiFlag
-	fs.Var(&sets, "set", "override a train/data field, e.g. -set train.eval_iters=200 (repeatable)")
-	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newEvalCmd() *cobra.Command {
+	var (
+		dir     string
+		sets    []string
+		threads int
+	)
+	c := &cobra.Command{
+		Use:   "eval [--model DIR] [--set key=value ...]",
+		Short: "evaluate a model saved by train (loss, accuracy, held-out score)",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runEval(c.OutOrStdout(), dir, sets, threads)
+		},
 	}
-	stopGEMM, err := useFastGEMM(*threads)
+	c.Flags().StringVar(&dir, "model", "out/sort-gpt", "directory written by `ringctl train`")
+	c.Flags().StringArrayVar(&sets, "set", nil, "override a train/data field, e.g. --set train.eval_iters=200 (repeatable)")
+	c.Flags().IntVar(&threads, "threads", 0, "cores for matrix products (0: all)")
+	_ = c.MarkFlagDirname("model")
+	return c
+}
+
+func runEval(stdout io.Writer, dir string, sets []string, threads int) error {
+	if threads < 0 {
+		return usagef("--threads %d: want ≥ 0 (0: all cores)", threads)
+	}
+	stopGEMM, err := useFastGEMM(threads)
 	if err != nil {
 		return err
 	}
 	defer stopGEMM()
-	tr, err := train.Restore(*dir, sets)
+	tr, err := train.Restore(dir, sets)
 	if err != nil {
 		return err
 	}
@@ -30,12 +47,12 @@ func runEval(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s at iter %d, %d eval batches of %d rows: train loss %.4f (accuracy %.4f), val loss %.4f (accuracy %.4f)\n",
-		*dir, tr.Iter(), tr.Spec.Train.EvalIters, tr.Spec.Train.BatchSize, ev.TrainLoss, ev.TrainAccuracy, ev.ValLoss, ev.ValAccuracy)
+	fmt.Fprintf(stdout, "%s at iter %d, %d eval batches of %d rows: train loss %.4f (accuracy %.4f), val loss %.4f (accuracy %.4f)\n",
+		dir, tr.Iter(), tr.Spec.Train.EvalIters, tr.Spec.Train.BatchSize, ev.TrainLoss, ev.TrainAccuracy, ev.ValLoss, ev.ValAccuracy)
 	if sc, err := tr.ScoreHeldOut(); err != nil {
 		return err
 	} else if sc != nil {
-		fmt.Printf("held-out exact match: %d/%d (%.2f%%)\n", sc.Correct, sc.N, 100*sc.Accuracy())
+		fmt.Fprintf(stdout, "held-out exact match: %d/%d (%.2f%%)\n", sc.Correct, sc.N, 100*sc.Accuracy())
 	}
 	return nil
 }

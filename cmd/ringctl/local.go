@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
@@ -15,24 +16,43 @@ import (
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
-func runLocal(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("local", flag.ContinueOnError)
-	var sf specFlags
-	sf.register(fs)
-	workers := fs.Int("workers", 2, "worker processes")
-	dir := fs.String("dir", filepath.Join("ringmaster-data", "local"), "folder for the cluster's data, models and logs (emptied first)")
-	threads := fs.Int("threads", 1, "matrix-product cores per worker")
-	keep := fs.Bool("keep", false, "keep the cluster running after the job ends (until Ctrl-C)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: ringctl local [-workers N] [-preset NAME | -spec FILE] [-set key=value ...]\n\n"+
-			"Starts 3 coordinators and N workers as processes on 127.0.0.1, submits the job\n"+
-			"(default: the built-in sort job), shows its progress and result, and stops\n"+
-			"everything when it ends or on Ctrl-C.")
-		fs.PrintDefaults()
+// localFlags are local's flags.
+type localFlags struct {
+	spec    specFlags
+	workers int
+	dir     string
+	threads int
+	keep    bool
+}
+
+func newLocalCmd() *cobra.Command {
+	var f localFlags
+	c := &cobra.Command{
+		Use:   "local [--workers N] [--preset NAME | --spec FILE] [--set key=value ...] [--keep]",
+		Short: "run a whole cluster on this machine (3 coordinators, N workers) and train a job on it",
+		Long: "Starts 3 coordinators and N workers as processes on 127.0.0.1, submits the job\n" +
+			"(default: the built-in sort job), shows its progress and result, and stops\n" +
+			"everything when it ends or on Ctrl-C.",
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runLocal(c.Context(), f) },
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	f.spec.register(c)
+	c.Flags().IntVar(&f.workers, "workers", 2, "worker processes (≥ 1)")
+	c.Flags().StringVar(&f.dir, "dir", filepath.Join("ringmaster-data", "local"), "folder for the cluster's data, models and logs (emptied first)")
+	c.Flags().IntVar(&f.threads, "threads", 1, "matrix-product cores per worker (≥ 1)")
+	c.Flags().BoolVar(&f.keep, "keep", false, "keep the cluster running after the job ends (until Ctrl-C)")
+	_ = c.MarkFlagDirname("dir")
+	return c
+}
+
+func runLocal(ctx context.Context, f localFlags) error {
+	if f.workers < 1 {
+		return usagef("--workers %d: want ≥ 1 worker process", f.workers)
 	}
+	if f.threads < 1 {
+		return usagef("--threads %d: want ≥ 1 core per worker", f.threads)
+	}
+	sf, dir, workers, threads, keep := &f.spec, &f.dir, &f.workers, &f.threads, &f.keep
 	spec, err := sf.load()
 	if err != nil {
 		return err

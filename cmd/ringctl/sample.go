@@ -1,39 +1,66 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 )
 
-func runSample(_ context.Context, args []string) error {
-	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
-	dir := fs.String("model", "out/sort-gpt", "directory written by `ringctl train`")
-	prompt := fs.String("prompt", "", "GPT: text to continue (default: a newline, or the first token when the vocabulary has none); encdec: digits to reverse")
-	n := fs.Int("n", 500, "GPT: tokens to generate")
-	temperature := fs.Float64("temperature", 0.8, "GPT: sampling temperature (0: greedy)")
-	topK := fs.Int("top-k", 200, "GPT: sample among the k most likely tokens (0: all)")
-	seed := fs.Uint64("seed", 1337, "GPT: sampling seed")
-	samples := fs.Int("samples", 1, "GPT: number of samples")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: ringctl sample [-model DIR] [-prompt TEXT] [-n N] [-temperature T] [-top-k K]")
-		fs.PrintDefaults()
+// sampleFlags are sample's flags.
+type sampleFlags struct {
+	dir         string
+	prompt      string
+	n           int
+	temperature float64
+	topK        int
+	seed        uint64
+	samples     int
+}
+
+func newSampleCmd() *cobra.Command {
+	var f sampleFlags
+	c := &cobra.Command{
+		Use:   "sample [--model DIR] [--prompt TEXT] [--n N] [--temperature T] [--top-k K]",
+		Short: "generate from a model saved by train",
+		Args:  noArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return runSample(c.OutOrStdout(), f) },
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	c.Flags().StringVar(&f.dir, "model", "out/sort-gpt", "directory written by `ringctl train`")
+	c.Flags().StringVar(&f.prompt, "prompt", "", "GPT: text to continue (default: a newline, or the first token when the vocabulary has none); encdec: digits to reverse")
+	c.Flags().IntVar(&f.n, "n", 500, "GPT: tokens to generate")
+	c.Flags().Float64Var(&f.temperature, "temperature", 0.8, "GPT: sampling temperature (0: greedy)")
+	c.Flags().IntVar(&f.topK, "top-k", 200, "GPT: sample among the k most likely tokens (0: all)")
+	c.Flags().Uint64Var(&f.seed, "seed", 1337, "GPT: sampling seed")
+	c.Flags().IntVar(&f.samples, "samples", 1, "GPT: number of samples")
+	_ = c.MarkFlagDirname("model")
+	return c
+}
+
+func runSample(stdout io.Writer, f sampleFlags) error {
+	switch {
+	case f.n < 0:
+		return usagef("--n %d: want ≥ 0 tokens", f.n)
+	case f.temperature < 0 || math.IsNaN(f.temperature) || math.IsInf(f.temperature, 0):
+		return usagef("--temperature %v: want a finite value ≥ 0 (0: greedy)", f.temperature)
+	case f.topK < 0:
+		return usagef("--top-k %d: want ≥ 0 (0: all tokens)", f.topK)
+	case f.samples < 1:
+		return usagef("--samples %d: want ≥ 1", f.samples)
 	}
-	saved, err := train.Load(*dir)
+	saved, err := train.Load(f.dir)
 	if err != nil {
 		return err
 	}
-	ids, err := saved.Vocab.Encode(*prompt)
+	ids, err := saved.Vocab.Encode(f.prompt)
 	if err != nil {
-		return fmt.Errorf("-prompt: %w", err)
+		return fmt.Errorf("--prompt: %w", err)
 	}
 	if len(ids) == 0 {
 		if ids, err = saved.Vocab.Encode("\n"); err != nil {
@@ -42,15 +69,15 @@ func runSample(_ context.Context, args []string) error {
 	}
 	switch m := saved.Model.(type) {
 	case *model.GPT:
-		rng := rand.New(rand.NewPCG(*seed, 0))
-		for i := 0; i < *samples; i++ {
-			out, err := m.Generate(ids, *n, *temperature, *topK, rng)
+		rng := rand.New(rand.NewPCG(f.seed, 0))
+		for i := 0; i < f.samples; i++ {
+			out, err := m.Generate(ids, f.n, f.temperature, f.topK, rng)
 			if err != nil {
 				return err
 			}
-			fmt.Println(saved.Vocab.Decode(out))
-			if *samples > 1 {
-				fmt.Println("---------------")
+			fmt.Fprintln(stdout, saved.Vocab.Decode(out))
+			if f.samples > 1 {
+				fmt.Fprintln(stdout, "---------------")
 			}
 		}
 	case *model.EncDec:
@@ -62,7 +89,7 @@ func runSample(_ context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Println(saved.Vocab.Decode(outs[0]))
+		fmt.Fprintln(stdout, saved.Vocab.Decode(outs[0]))
 	default:
 		return fmt.Errorf("sampling from a %s model is not supported; sample GPT or encdec models", saved.Spec.Model.Arch)
 	}

@@ -3,14 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
@@ -18,23 +19,26 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 )
 
-// multiFlag collects a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
 // specFlags are the flags every command that takes a job spec shares.
 type specFlags struct {
 	specFile string
 	preset   string
-	sets     multiFlag
+	sets     []string
 }
 
-func (f *specFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.specFile, "spec", "", "job spec file (YAML or JSON); overrides -preset")
-	fs.StringVar(&f.preset, "preset", "sort", "built-in job: "+strings.Join(jobspec.PresetNames(), ", "))
-	fs.Var(&f.sets, "set", "override one spec field, e.g. -set train.max_iters=100 (repeatable)")
+func (f *specFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.specFile, "spec", "", "job spec file (YAML or JSON); overrides --preset")
+	c.Flags().StringVar(&f.preset, "preset", "sort", "built-in job: "+strings.Join(jobspec.PresetNames(), ", "))
+	c.Flags().StringArrayVar(&f.sets, "set", nil, "override one spec field, e.g. --set train.max_iters=100 (repeatable)")
+	completePresets(c, "preset")
+	_ = c.MarkFlagFilename("spec", "yaml", "yml", "json")
+}
+
+// completePresets completes flag with the built-in preset names.
+func completePresets(c *cobra.Command, flag string) {
+	_ = c.RegisterFlagCompletionFunc(flag, func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return jobspec.PresetNames(), cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // load returns the spec the flags name, with overrides applied and validated.
@@ -70,41 +74,53 @@ func useFastGEMM(threads int) (func(), error) {
 	return func() { _ = impl.Close() }, nil
 }
 
-func runTrain(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	var sf specFlags
-	sf.register(fs)
-	out := fs.String("out", "", "directory for the trained model (default out/<job name>)")
-	printSpec := fs.Bool("print-spec", false, "print the resolved job spec as JSON and exit")
-	threads := fs.Int("threads", 0, "cores to train on (0: all)")
-	lanes := fs.Int("lanes", 0, "split each micro-batch across this many replicas running at once, one core each (0: one per thread; 1: none, every matrix product uses all threads instead)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: ringctl train [-preset NAME | -spec FILE] [-set key=value ...] [-out DIR]")
-		fs.PrintDefaults()
+// trainFlags are train's flags.
+type trainFlags struct {
+	spec      specFlags
+	out       string
+	printSpec bool
+	threads   int
+	lanes     int
+}
+
+func newTrainCmd() *cobra.Command {
+	var f trainFlags
+	c := &cobra.Command{
+		Use:   "train [--preset NAME | --spec FILE] [--set key=value ...] [--out DIR]",
+		Short: "train a model in this process (default: the built-in sort job)",
+		Args:  noArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return runTrain(c.Context(), c.OutOrStdout(), f) },
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	f.spec.register(c)
+	c.Flags().StringVar(&f.out, "out", "", "directory for the trained model (default out/<job name>)")
+	c.Flags().BoolVar(&f.printSpec, "print-spec", false, "print the resolved job spec as JSON and exit")
+	c.Flags().IntVar(&f.threads, "threads", 0, "cores to train on (0: all)")
+	c.Flags().IntVar(&f.lanes, "lanes", 0, "split each micro-batch across this many replicas running at once, one core each (0: one per thread; 1: none, every matrix product uses all threads instead)")
+	_ = c.MarkFlagDirname("out")
+	return c
+}
+
+func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
+	if f.threads < 0 {
+		return usagef("--threads %d: want ≥ 0 (0: all cores)", f.threads)
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q; overrides go in -set key=value", fs.Arg(0))
+	if f.lanes < 0 {
+		return usagef("--lanes %d: want ≥ 0 (0: one per thread)", f.lanes)
 	}
-	spec, err := sf.load()
+	spec, err := f.spec.load()
 	if err != nil {
 		return err
 	}
-	if *printSpec {
-		fmt.Println(string(spec.Marshal()))
+	if f.printSpec {
+		fmt.Fprintln(stdout, string(spec.Marshal()))
 		return nil
 	}
-	nThreads := *threads
-	if nThreads <= 0 {
+	nThreads := f.threads
+	if nThreads == 0 {
 		nThreads = runtime.GOMAXPROCS(0)
 	}
-	nLanes := *lanes
-	switch {
-	case nLanes < 0:
-		return fmt.Errorf("-lanes %d: want ≥ 0 (0: one per thread)", nLanes)
-	case nLanes == 0:
+	nLanes := f.lanes
+	if nLanes == 0 {
 		nLanes = min(nThreads, spec.Train.BatchSize)
 	}
 	stopGEMM, err := useFastGEMM(max(1, nThreads/max(1, nLanes)))
@@ -112,11 +128,11 @@ func runTrain(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopGEMM()
-	dir := *out
+	dir := f.out
 	if dir == "" {
 		dir = filepath.Join("out", spec.Name)
 	}
-	res, err := train.Run(ctx, spec, train.Options{OutDir: dir, Out: os.Stdout, Lanes: nLanes})
+	res, err := train.Run(ctx, spec, train.Options{OutDir: dir, Out: stdout, Lanes: nLanes})
 	if errors.Is(err, context.Canceled) && res != nil && res.Saved != "" {
 		fmt.Printf("interrupted after %d iterations; saved %s\n", res.Iters, res.Saved)
 		return nil
