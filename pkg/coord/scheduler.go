@@ -2,6 +2,7 @@ package coord
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
@@ -72,9 +73,14 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 				}
 				continue
 			case lost || (grow && n > len(g.Ranks)):
-				take := append(append([]string(nil), live...), avail...)[:n]
+				// Survivors first, then free workers; among them the
+				// holders of each TP shard of the resume checkpoint first,
+				// so that a smaller generation keeps a holder of every
+				// shard instead of several holders of one.
+				cands := append(append([]string(nil), live...), avail...)
+				take := pick(cands, n, p.TP, shardPref(st, j.Id))
 				if !blocked {
-					free = free[max(0, n-len(live)):]
+					free = without(free, take)
 				}
 				reason := "scale up"
 				if lost {
@@ -142,23 +148,7 @@ func waitCmd(jobID, reason string) *pb.Command {
 }
 
 func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []string, reason string) *pb.Command {
-	// Keep each worker on the TP index whose shard it already has (from the
-	// last checkpoint, overridden by its rank in the current generation), so
-	// that resuming loads local shards where it can.
-	pref := map[string]int{}
-	if ck := LatestCheckpoint(st, jobID); ck != nil {
-		for _, sh := range ck.Shards {
-			for _, id := range sh.WorkerIds {
-				pref[id] = int(sh.Tp)
-			}
-		}
-	}
-	if old := st.Generations[jobID]; old != nil {
-		for _, r := range old.Ranks {
-			pref[r.WorkerId] = int(r.Tp)
-		}
-	}
-	workers = arrange(workers, spec.Parallel.TP, pref)
+	workers = arrange(workers, spec.Parallel.TP, shardPref(st, jobID))
 	g := Layout(spec, workers, func(id string) string { return st.Workers[id].GetAddress() })
 	g.JobId, g.Reason = jobID, reason
 	if ck := LatestCheckpoint(st, jobID); ck != nil {
@@ -201,6 +191,70 @@ func Layout(spec jobspec.Spec, workers []string, addr func(id string) string) *p
 		off += rows
 	}
 	return g
+}
+
+// shardPref is the TP index each worker should keep so that resuming loads
+// a shard it already holds. The commit record of the resume checkpoint is
+// authoritative (it says who holds which shard of that step); a worker it
+// does not name keeps its rank's index in the current generation.
+func shardPref(st *pb.ClusterState, jobID string) map[string]int {
+	pref := map[string]int{}
+	if old := st.Generations[jobID]; old != nil {
+		for _, r := range old.Ranks {
+			pref[r.WorkerId] = int(r.Tp)
+		}
+	}
+	if ck := LatestCheckpoint(st, jobID); ck != nil {
+		for _, sh := range ck.Shards {
+			for _, id := range sh.WorkerIds {
+				pref[id] = int(sh.Tp)
+			}
+		}
+	}
+	return pref
+}
+
+// pick chooses n of cands (n a multiple of tp, n ≤ len(cands)): first, in
+// the order given, workers that hold a TP index, at most n/tp per index
+// (one per DP group); then the rest in order. The result keeps the order
+// of cands.
+func pick(cands []string, n, tp int, pref map[string]int) []string {
+	groups := n / tp
+	per := make([]int, tp)
+	chosen := make(map[string]bool, n)
+	for _, w := range cands {
+		if len(chosen) == n {
+			break
+		}
+		if t, ok := pref[w]; ok && t >= 0 && t < tp && per[t] < groups {
+			per[t]++
+			chosen[w] = true
+		}
+	}
+	for _, w := range cands {
+		if len(chosen) == n {
+			break
+		}
+		chosen[w] = true
+	}
+	out := make([]string, 0, n)
+	for _, w := range cands {
+		if chosen[w] {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// without returns ids minus those in drop, in order.
+func without(ids, drop []string) []string {
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !slices.Contains(drop, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // arrange orders workers into rank slots (rank = dp·tp + t): first each
