@@ -1,6 +1,10 @@
 package allreduce
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
+)
 
 // Op is a reduction operator.
 type Op int
@@ -25,15 +29,8 @@ func (o Op) String() string {
 // Part returns the bounds [lo, hi) of part i when a buffer of length n is split
 // into size near-equal contiguous parts (the first n%size parts are one longer).
 // ReduceScatter and AllGather use this layout: rank i owns part i.
-func Part(n, size, i int) (lo, hi int) {
-	q, r := n/size, n%size
-	lo = i*q + min(i, r)
-	hi = lo + q
-	if i < r {
-		hi++
-	}
-	return lo, hi
-}
+// It is parallel.Split, the project's one split.
+func Part(n, size, i int) (lo, hi int) { return parallel.Split(n, size, i) }
 
 // addTo does dst[i] += src[i]; len(src) must be len(dst).
 func addTo(dst, src []float32) {

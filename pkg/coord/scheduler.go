@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -167,28 +168,20 @@ func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []stri
 }
 
 // Layout builds the rank table for workers (in the order given; len must be a
-// multiple of the spec's TP): rank = dp·TP + tp, so a TP group is a run of
-// consecutive ranks, and the global batch's rows are split as evenly as
-// possible across DP groups (the first B mod DP groups take one extra row).
-// The ring is rank order.
+// multiple of the spec's TP) from the mesh the workers build: rank = dp·TP + tp
+// (parallel.Mesh), so a TP group is a run of consecutive ranks, and DP group d
+// computes rows Mesh.Rows(d, B) of the global batch: the table that status
+// shows is what the workers compute. The ring is rank order.
 func Layout(spec jobspec.Spec, workers []string, addr func(id string) string) *pb.Generation {
-	tp := spec.Parallel.TP
-	dp := len(workers) / tp
+	m := parallel.Mesh{DP: len(workers) / spec.Parallel.TP, TP: spec.Parallel.TP}
 	b := spec.Train.BatchSize
-	g := &pb.Generation{DpSize: int32(dp), TpSize: int32(tp), GlobalBatch: int32(b)}
-	off := 0
-	for d := 0; d < dp; d++ {
-		rows := b / dp
-		if d < b%dp {
-			rows++
-		}
-		for t := 0; t < tp; t++ {
-			r := d*tp + t
-			g.Ranks = append(g.Ranks, &pb.Rank{Rank: int32(r), WorkerId: workers[r], Address: addr(workers[r]),
-				Dp: int32(d), Tp: int32(t), BatchOffset: int32(off), BatchRows: int32(rows)})
-			g.Ring = append(g.Ring, int32(r))
-		}
-		off += rows
+	g := &pb.Generation{DpSize: int32(m.DP), TpSize: int32(m.TP), GlobalBatch: int32(b)}
+	for r, w := range workers[:m.World()] {
+		d, t := m.Coords(r)
+		lo, hi := m.Rows(d, b)
+		g.Ranks = append(g.Ranks, &pb.Rank{Rank: int32(r), WorkerId: w, Address: addr(w),
+			Dp: int32(d), Tp: int32(t), BatchOffset: int32(lo), BatchRows: int32(hi - lo)})
+		g.Ring = append(g.Ring, int32(r))
 	}
 	return g
 }

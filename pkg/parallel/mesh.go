@@ -52,7 +52,19 @@ func (m Mesh) Rows(dp, n int) (lo, hi int) { return Split(n, m.DP, dp) }
 // Heads returns the attention heads [lo, hi) that tensor-parallel index tp owns.
 func (m Mesh) Heads(tp, nHead int) (lo, hi int) { return Split(nHead, m.TP, tp) }
 
-// Split divides n items into parts near-equal contiguous ranges and returns the i-th.
+// Split divides n items into parts near-equal contiguous ranges and returns
+// the i-th: the first n mod parts ranges are one longer. It is the one split
+// of the project: a global batch over DP groups (Rows, and the rank table
+// the coordinator publishes), heads over TP ranks, a buffer over the ranks of
+// a ring (allreduce.Part: ReduceScatter, AllGather, ZeRO-1 slices) and the
+// blocks of a matrix product over threads (kernels). Batch 7 over DP 3 is
+// [0,3) [3,5) [5,7).
 func Split(n, parts, i int) (lo, hi int) {
-	return i * n / parts, (i + 1) * n / parts
+	q, r := n/parts, n%parts
+	lo = i*q + min(i, r)
+	hi = lo + q
+	if i < r {
+		hi++
+	}
+	return lo, hi
 }

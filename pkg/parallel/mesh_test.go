@@ -56,3 +56,30 @@ func TestRowsCoverTheBatchOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitUneven pins the one split's layout on uneven sizes: the first
+// n mod parts ranges take one extra item (batch 7 over DP 3 is [0,3) [3,5)
+// [5,7), the rank table of the coordinator's script test uneven_batch.txt).
+func TestSplitUneven(t *testing.T) {
+	for _, c := range []struct {
+		n, parts int
+		want     [][2]int
+	}{
+		{7, 3, [][2]int{{0, 3}, {3, 5}, {5, 7}}},
+		{10, 4, [][2]int{{0, 3}, {3, 6}, {6, 8}, {8, 10}}},
+		{2, 3, [][2]int{{0, 1}, {1, 2}, {2, 2}}},
+		{6, 3, [][2]int{{0, 2}, {2, 4}, {4, 6}}},
+	} {
+		for i, w := range c.want {
+			if lo, hi := Split(c.n, c.parts, i); lo != w[0] || hi != w[1] {
+				t.Errorf("Split(%d, %d, %d) = [%d,%d), want [%d,%d)", c.n, c.parts, i, lo, hi, w[0], w[1])
+			}
+		}
+		m := Mesh{DP: c.parts, TP: 2}
+		for d, w := range c.want {
+			if lo, hi := m.Rows(d, c.n); lo != w[0] || hi != w[1] {
+				t.Errorf("Mesh%+v.Rows(%d, %d) = [%d,%d), want [%d,%d)", m, d, c.n, lo, hi, w[0], w[1])
+			}
+		}
+	}
+}

@@ -287,8 +287,12 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	if err != nil {
 		return fmt.Errorf("job %s generation %d: %w", a.JobId, gen.Number, err)
 	}
-	if int(a.Rank) >= len(gen.Ranks) {
-		return fmt.Errorf("job %s generation %d: rank %d outside a table of %d ranks", a.JobId, gen.Number, a.Rank, len(gen.Ranks))
+	addrs, err := rankAddresses(gen, mesh)
+	if err != nil {
+		return fmt.Errorf("job %s generation %d: %w", a.JobId, gen.Number, err)
+	}
+	if int(a.Rank) < 0 || int(a.Rank) >= len(addrs) {
+		return fmt.Errorf("job %s generation %d: rank %d outside a table of %d ranks", a.JobId, gen.Number, a.Rank, len(addrs))
 	}
 	me := gen.Ranks[a.Rank]
 	layout := Layout{Mesh: mesh, DPRank: int(me.Dp), TPRank: int(me.Tp)}
@@ -311,13 +315,13 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 		return c, nil
 	}
 	if mesh.DP > 1 {
-		peers := groupPeers(gen, func(r *pb.Rank) bool { return r.Tp == me.Tp }, func(r *pb.Rank) int32 { return r.Dp })
+		peers := peerAddresses(addrs, mesh.DPGroup(int(me.Tp)))
 		if layout.DP, err = join(fmt.Sprintf("%s/dp/tp%d", a.JobId, me.Tp), int(me.Dp), peers); err != nil {
 			return err
 		}
 	}
 	if mesh.TP > 1 {
-		peers := groupPeers(gen, func(r *pb.Rank) bool { return r.Dp == me.Dp }, func(r *pb.Rank) int32 { return r.Tp })
+		peers := peerAddresses(addrs, mesh.TPGroup(int(me.Dp)))
 		if layout.TP, err = join(fmt.Sprintf("%s/tp/dp%d", a.JobId, me.Dp), int(me.Tp), peers); err != nil {
 			return err
 		}
@@ -367,18 +371,33 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	return nil
 }
 
-// groupPeers lists the peer addresses of the ranks matching in, ordered by key.
-func groupPeers(gen *pb.Generation, in func(*pb.Rank) bool, key func(*pb.Rank) int32) []string {
-	var rs []*pb.Rank
-	for _, r := range gen.Ranks {
-		if in(r) {
-			rs = append(rs, r)
-		}
+// rankAddresses checks a generation's rank table against the mesh the
+// worker builds from it (rank r listed r-th, at mesh.Coords(r), computing
+// rows mesh.Rows(dp, global batch)) and returns the address of every rank,
+// by rank: the DP and TP groups are the mesh's, not rebuilt from the table.
+func rankAddresses(gen *pb.Generation, mesh parallel.Mesh) ([]string, error) {
+	if len(gen.Ranks) != mesh.World() {
+		return nil, fmt.Errorf("rank table has %d ranks, mesh dp=%d × tp=%d needs %d", len(gen.Ranks), mesh.DP, mesh.TP, mesh.World())
 	}
-	slices.SortFunc(rs, func(a, b *pb.Rank) int { return int(key(a) - key(b)) })
-	peers := make([]string, len(rs))
-	for i, r := range rs {
-		peers[i] = r.Address
+	addrs := make([]string, len(gen.Ranks))
+	for i, r := range gen.Ranks {
+		d, t := mesh.Coords(i)
+		if int(r.Rank) != i || int(r.Dp) != d || int(r.Tp) != t {
+			return nil, fmt.Errorf("rank table entry %d is rank %d at (dp %d, tp %d), the mesh puts rank %d at (dp %d, tp %d)", i, r.Rank, r.Dp, r.Tp, i, d, t)
+		}
+		if lo, hi := mesh.Rows(d, int(gen.GlobalBatch)); gen.GlobalBatch > 0 && (int(r.BatchOffset) != lo || int(r.BatchRows) != hi-lo) {
+			return nil, fmt.Errorf("rank %d: table says rows [%d,+%d), this worker computes [%d,+%d) of batch %d", i, r.BatchOffset, r.BatchRows, lo, hi-lo, gen.GlobalBatch)
+		}
+		addrs[i] = r.Address
+	}
+	return addrs, nil
+}
+
+// peerAddresses lists the addresses of a group's ranks, in group order.
+func peerAddresses(addrs []string, group []int) []string {
+	peers := make([]string, len(group))
+	for i, r := range group {
+		peers[i] = addrs[r]
 	}
 	return peers
 }

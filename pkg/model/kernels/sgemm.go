@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/blas"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
 )
 
 // parallelMinFlops is the size (m·n·k multiply-adds) below which a call runs
@@ -130,10 +132,10 @@ func (c *call) work(ws *workspace, gen uint32) (last bool) {
 		}
 		g, kern := &c.args, c.kern
 		if c.splitM {
-			lo, hi := splitRange(ceilDiv(g.m, kern.mr), parts, part)
+			lo, hi := parallel.Split(ceilDiv(g.m, kern.mr), parts, part)
 			gemmRect(kern, ws, g, lo*kern.mr, min(hi*kern.mr, g.m), 0, g.n)
 		} else {
-			lo, hi := splitRange(ceilDiv(g.n, kern.nr), parts, part)
+			lo, hi := parallel.Split(ceilDiv(g.n, kern.nr), parts, part)
 			gemmRect(kern, ws, g, 0, g.m, lo*kern.nr, min(hi*kern.nr, g.n))
 		}
 		if c.pending.Add(-1) == 0 {
@@ -394,14 +396,3 @@ func balance(tiles, parts int) float64 {
 func macs(m, n, k int) float64 { return float64(m) * float64(n) * float64(k) }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
-
-// splitRange returns part i of n items split into parts near-equal ranges.
-func splitRange(n, parts, i int) (lo, hi int) {
-	q, r := n/parts, n%parts
-	lo = i*q + min(i, r)
-	hi = lo + q
-	if i < r {
-		hi++
-	}
-	return lo, hi
-}
