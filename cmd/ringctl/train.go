@@ -93,7 +93,7 @@ func newTrainCmd() *cobra.Command {
 	}
 	f.spec.register(c)
 	c.Flags().StringVar(&f.out, "out", "", "directory for the trained model (default out/<job name>)")
-	c.Flags().BoolVar(&f.printSpec, "print-spec", false, "print the resolved job spec as JSON and exit")
+	c.Flags().BoolVar(&f.printSpec, "print-spec", false, "print the resolved job spec (JSON, derived values marked with # comments: YAML) and exit")
 	c.Flags().IntVar(&f.threads, "threads", 0, "cores to train on (0: all)")
 	c.Flags().IntVar(&f.lanes, "lanes", 0, "split each micro-batch across this many replicas running at once, one core each (0: one per thread; 1: none, every matrix product uses all threads instead)")
 	_ = c.MarkFlagDirname("out")
@@ -112,7 +112,7 @@ func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
 		return err
 	}
 	if f.printSpec {
-		fmt.Fprintln(stdout, string(spec.Marshal()))
+		fmt.Fprintln(stdout, string(spec.MarshalAnnotated()))
 		return nil
 	}
 	nThreads := f.threads

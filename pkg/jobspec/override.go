@@ -17,14 +17,9 @@ func Override(s Spec, settings []string) (Spec, error) {
 	if len(settings) == 0 {
 		return s, nil
 	}
-	// Defaults derived from other fields are re-derived after the overrides
-	// (so that -set parallel.tp=2 moves min_workers along), unless set explicitly.
-	if s.Parallel.MinWorkers == s.Parallel.TP {
-		s.Parallel.MinWorkers = 0
-	}
-	if s.Train.LRDecayIters == max(s.Train.MaxIters, s.Train.WarmupIters+1) {
-		s.Train.LRDecayIters = 0
-	}
+	// Fields derived from other fields follow them (-set model.n_embd=384
+	// moves n_hidden to 1536) unless set explicitly, here or before.
+	s = clearDerived(s)
 	var doc map[string]any
 	if err := json.Unmarshal(s.Marshal(), &doc); err != nil {
 		return Spec{}, fmt.Errorf("override: %w", err)

@@ -130,3 +130,67 @@ func TestOverride(t *testing.T) {
 		}
 	}
 }
+
+func TestOverrideRederivesDerivedFields(t *testing.T) {
+	s, err := Preset("babygpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Override(s, []string{"model.n_embd=384"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Model.NHidden != 1536 {
+		t.Errorf("-set model.n_embd=384 on babygpt: n_hidden %d, want 1536 (4·n_embd)", got.Model.NHidden)
+	}
+	// Set in the same override: kept.
+	got, err = Override(s, []string{"model.n_embd=384", "model.n_hidden=1000"})
+	if err != nil || got.Model.NHidden != 1000 {
+		t.Errorf("explicit n_hidden in the same override: %v, n_hidden %d, want 1000", err, got.Model.NHidden)
+	}
+	// Set before (a value that is not its derivation): kept too.
+	wide, err := Override(s, []string{"model.n_hidden=1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = Override(wide, []string{"model.n_embd=384"})
+	if err != nil || got.Model.NHidden != 1000 {
+		t.Errorf("n_hidden set in an earlier override: %v, n_hidden %d, want 1000", err, got.Model.NHidden)
+	}
+	// Encoder–decoder: n_dec_layer follows n_layer; arch defaults follow the arch.
+	e, err := Override(Seq2SeqReverse().WithDefaults(), []string{"model.n_layer=3"})
+	if err != nil || e.Model.NDecLayer != 3 {
+		t.Errorf("encdec -set model.n_layer=3: %v, n_dec_layer %d, want 3", err, e.Model.NDecLayer)
+	}
+	b, err := Override(s, []string{"model.arch=bert"})
+	if err != nil || b.Model.Activation != "gelu_tanh" || b.Model.LayerNormEps != 1e-12 {
+		t.Errorf("-set model.arch=bert: %v, activation %q eps %g, want BERT's gelu_tanh, 1e-12", err, b.Model.Activation, b.Model.LayerNormEps)
+	}
+}
+
+func TestMarshalAnnotatedMarksDerivedAndParses(t *testing.T) {
+	s, err := Override(Default(), []string{"train.lr_decay_iters=999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(s.MarshalAnnotated())
+	for _, want := range []string{
+		`"n_hidden": 256,  # derived: 4·n_embd`,
+		`"min_workers": 1,  # derived: tp`,
+		`"activation": "gelu",  # derived: the arch's`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("annotated spec lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, `"lr_decay_iters": 999,  # derived`) || !strings.Contains(out, `"lr_decay_iters": 999`) {
+		t.Errorf("explicit lr_decay_iters marked derived:\n%s", out)
+	}
+	back, err := Parse([]byte(out))
+	if err != nil {
+		t.Fatalf("annotated spec does not parse: %v\n%s", err, out)
+	}
+	if string(back.Marshal()) != string(s.Marshal()) {
+		t.Errorf("annotated spec parses to a different spec:\n%s\nvs\n%s", back.Marshal(), s.Marshal())
+	}
+}
