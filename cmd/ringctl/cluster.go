@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -80,24 +83,59 @@ type clusterFlags struct {
 }
 
 func (cf *clusterFlags) register(c *cobra.Command) {
-	def := os.Getenv("RINGMASTER_COORDINATORS")
-	if def == "" {
-		def = "127.0.0.1:7100"
-	}
-	c.Flags().StringVar(&cf.addrs, "coordinators", def, "comma-separated coordinator gRPC addresses (env RINGMASTER_COORDINATORS); any one will do")
+	c.Flags().StringVar(&cf.addrs, "coordinators", "", "comma-separated coordinator gRPC addresses; any one will do (default: $RINGMASTER_COORDINATORS, else the running `ringctl local` cluster, else 127.0.0.1:7100 when something listens there)")
 	c.Flags().DurationVar(&cf.timeout, "timeout", 15*time.Second, "give up after this long (retrying through leader changes)")
 	c.Flags().BoolVar(&cf.json, "json", false, "print the coordinators' answer as JSON")
 }
 
-func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Context, context.CancelFunc) {
+// defaultCoordinator is where a coordinator listens by default (cmd/coordinator --grpc-addr).
+const defaultCoordinator = "127.0.0.1:7100"
+
+// coordinators resolves the addresses to dial: --coordinators, then
+// RINGMASTER_COORDINATORS, then a running `ringctl local` cluster (its
+// discovery file in ./ringmaster-data/local or the runtime directory), then
+// a coordinator on the default port if one accepts a connection. With none
+// it fails at once, naming both ways to get one.
+func (cf *clusterFlags) coordinators() ([]string, error) {
+	list := cf.addrs
+	if list == "" {
+		list = os.Getenv("RINGMASTER_COORDINATORS")
+	}
+	if list == "" {
+		for _, dir := range []string{defaultLocalDir, ""} {
+			if d, err := localcluster.Find(dir); err == nil && len(d.Coordinators) > 0 {
+				return d.Coordinators, nil
+			}
+		}
+		if conn, err := net.DialTimeout("tcp", defaultCoordinator, 500*time.Millisecond); err == nil {
+			conn.Close()
+			return []string{defaultCoordinator}, nil
+		}
+		return nil, errors.New("no coordinators to talk to: RINGMASTER_COORDINATORS is unset, no `ringctl local` cluster is running, and nothing listens on " +
+			defaultCoordinator + "; start a local cluster with `ringctl local -keep`, or name a running group with RINGMASTER_COORDINATORS=host:port,… (or --coordinators host:port,…)")
+	}
 	var addrs []string
-	for _, a := range strings.Split(cf.addrs, ",") {
+	for _, a := range strings.Split(list, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			addrs = append(addrs, a)
 		}
 	}
+	if len(addrs) == 0 {
+		return nil, usagef("--coordinators %q: no address in it; want host:port,…", list)
+	}
+	return addrs, nil
+}
+
+func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Context, context.CancelFunc, error) {
+	if cf.timeout <= 0 {
+		return nil, nil, nil, usagef("--timeout %v: want > 0", cf.timeout)
+	}
+	addrs, err := cf.coordinators()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	return coord.NewClient(addrs), ctx, cancel
+	return coord.NewClient(addrs), ctx, cancel, nil
 }
 
 // printJSON writes protobuf messages as one JSON document (a list when
@@ -138,7 +176,10 @@ func runSubmit(ctx context.Context, cf *clusterFlags, preset string, args []stri
 	default:
 		return usagef("give a spec file or --preset NAME, not both or neither")
 	}
-	cl, ctx, cancel := cf.client(ctx)
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	defer cl.Close()
 	j, err := cl.SubmitJob(ctx, doc)
@@ -153,7 +194,10 @@ func runSubmit(ctx context.Context, cf *clusterFlags, preset string, args []stri
 }
 
 func runStatus(ctx context.Context, cf *clusterFlags, args []string) error {
-	cl, ctx, cancel := cf.client(ctx)
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	defer cl.Close()
 	if len(args) == 0 {
@@ -181,6 +225,10 @@ func runStatus(ctx context.Context, cf *clusterFlags, args []string) error {
 		fmt.Fprintf(cf.out, " (%s)", j.Reason)
 	}
 	fmt.Fprintf(cf.out, "\ncommitted step %d\n", j.CommittedStep)
+	if r.Generation == nil {
+		// The same word as `jobs` shows: a waiting or ended job has none.
+		fmt.Fprintf(cf.out, "generation %s\n", generationName(0))
+	}
 	if g := r.Generation; g != nil {
 		fmt.Fprintf(cf.out, "generation %d: dp %d × tp %d, global batch %d, resume from step %d\n",
 			g.Number, g.DpSize, g.TpSize, g.GlobalBatch, g.ResumeStep)
@@ -201,7 +249,10 @@ func runStatus(ctx context.Context, cf *clusterFlags, args []string) error {
 }
 
 func runJobs(ctx context.Context, cf *clusterFlags, _ []string) error {
-	cl, ctx, cancel := cf.client(ctx)
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	defer cl.Close()
 	jobs, err := cl.ListJobs(ctx)
@@ -214,13 +265,16 @@ func runJobs(ctx context.Context, cf *clusterFlags, _ []string) error {
 	tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSTATE\tGENERATION\tSTEP\tREASON")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", j.Id, coord.StateName(j.State), j.Generation, j.CommittedStep, j.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", j.Id, coord.StateName(j.State), generationName(j.Generation), j.CommittedStep, j.Reason)
 	}
 	return tw.Flush()
 }
 
 func runWorkers(ctx context.Context, cf *clusterFlags, _ []string) error {
-	cl, ctx, cancel := cf.client(ctx)
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	defer cl.Close()
 	ws, err := cl.ListWorkers(ctx)
@@ -243,7 +297,10 @@ func runWorkers(ctx context.Context, cf *clusterFlags, _ []string) error {
 }
 
 func runCancel(ctx context.Context, cf *clusterFlags, id, reason string) error {
-	cl, ctx, cancel := cf.client(ctx)
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	defer cl.Close()
 	j, err := cl.CancelJob(ctx, id, reason)
@@ -258,7 +315,10 @@ func runCancel(ctx context.Context, cf *clusterFlags, id, reason string) error {
 }
 
 func runCoordinators(ctx context.Context, cf *clusterFlags, remove string) error {
-	cl, ctx, cancel := cf.client(ctx)
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	defer cl.Close()
 	if remove != "" {
@@ -304,4 +364,13 @@ func asMessages[M proto.Message](ms []M) []proto.Message {
 		out[i] = m
 	}
 	return out
+}
+
+// generationName is a job's current generation as jobs and status print
+// it: "-" for none (a waiting or ended job).
+func generationName(n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
 }

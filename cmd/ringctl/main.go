@@ -22,19 +22,37 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Exit codes: 1 for a failed command, 2 for a usage error, 130 when Ctrl-C
-// (or SIGTERM/SIGHUP) stopped it, as a shell reports a process killed by SIGINT.
+// Exit codes: 1 for a failed command, 2 for a usage error, 128+n when signal
+// n stopped it (after a clean stop): 130 for Ctrl-C, as shells report it.
 const (
-	exitFailure     = 1
-	exitUsage       = 2
-	exitInterrupted = 130
+	exitFailure = 1
+	exitUsage   = 2
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signalContext()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
+
+// signalContext is cancelled by SIGINT, SIGTERM or SIGHUP (a closed
+// terminal), with the signal as its cause.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		if sig, ok := <-sigs; ok {
+			cancel(&signalCause{sig.(syscall.Signal)})
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); close(sigs); cancel(nil) }
+}
+
+type signalCause struct{ sig syscall.Signal }
+
+func (c *signalCause) Error() string { return c.sig.String() }
 
 // run executes one ringctl command line and returns its exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -48,8 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var ie *interruptedError
 	if errors.As(err, &ie) {
-		fmt.Fprintf(stderr, "ringctl %s: %v\n", cmd.Name(), err)
-		return exitInterrupted
+		fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
+		return 128 + int(ie.sig)
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
 	var ue *usageError
@@ -94,10 +112,25 @@ func (e *usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
 
-// interruptedError is a command stopped by a signal after a clean stop (exit 130).
-type interruptedError struct{ msg string }
+// interruptedError is a command stopped by a signal after a clean stop
+// (exit 128+signal).
+type interruptedError struct {
+	msg string
+	sig syscall.Signal
+}
 
 func (e *interruptedError) Error() string { return e.msg }
+
+// interrupted reports that ctx's signal stopped the command (Ctrl-C when
+// ctx ended some other way).
+func interrupted(ctx context.Context, msg string) error {
+	sig := syscall.SIGINT
+	var sc *signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		sig = sc.sig
+	}
+	return &interruptedError{msg: msg, sig: sig}
+}
 
 // noArgs, exactArgs and maxArgs are cobra's argument checks returning usage errors.
 func noArgs(cmd *cobra.Command, args []string) error {

@@ -2,12 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
-	"os/signal"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
 // TestMain lets the test binary run as the real ringctl inside scripts
@@ -15,7 +25,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"ringctl": func() {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			ctx, stop := signalContext()
 			code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 			stop()
 			os.Exit(code)
@@ -23,15 +33,162 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// scriptDeadline bounds every poll in the scripts' commands.
+const scriptDeadline = 2 * time.Minute
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// clusterBinaries builds the coordinator and worker once for the scripts
+// that start clusters (`ringctl local` finds them through RINGMASTER_BIN_DIR).
+func clusterBinaries() (string, error) {
+	binOnce.Do(func() {
+		binDir = filepath.Join(os.TempDir(), fmt.Sprintf("ringctl-script-bin-%d", os.Getpid()))
+		root, err := filepath.Abs("../..")
+		if err != nil {
+			binErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		binErr = localcluster.Build(ctx, root, binDir)
+	})
+	return binDir, binErr
+}
+
 // TestScripts runs testdata/script/*.txtar: ringctl end to end, as a
 // separate process per command.
 func TestScripts(t *testing.T) {
+	t.Cleanup(func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	})
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("RINGMASTER_COORDINATORS", "")
+			env.Setenv("XDG_RUNTIME_DIR", filepath.Join(env.WorkDir, "run"))
 			return nil
 		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "short" {
+				return testing.Short(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"clusterbins": cmdClusterBins,
+			"waitcluster": cmdWaitCluster,
+			"waitjob":     cmdWaitJob,
+			"pidsgone":    cmdPIDsGone,
+			"interrupt":   cmdInterrupt,
+		},
 	})
+}
+
+// clusterbins: build the coordinator and worker; set RINGMASTER_BIN_DIR.
+func cmdClusterBins(ts *testscript.TestScript, neg bool, args []string) {
+	dir, err := clusterBinaries()
+	ts.Check(err)
+	ts.Setenv("RINGMASTER_BIN_DIR", dir)
+}
+
+func poll(ts *testscript.TestScript, what string, ok func() bool) {
+	deadline := time.Now().Add(scriptDeadline)
+	for !ok() {
+		if time.Now().After(deadline) {
+			ts.Fatalf("timed out after %v waiting for %s", scriptDeadline, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func readDiscovery(ts *testscript.TestScript, dir string) localcluster.Discovery {
+	var d localcluster.Discovery
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(filepath.Join(dir, localcluster.DiscoveryFile))), &d))
+	return d
+}
+
+// waitcluster DIR: wait until the cluster in DIR is up (its discovery file exists).
+func cmdWaitCluster(ts *testscript.TestScript, neg bool, args []string) {
+	path := filepath.Join(ts.MkAbs(args[0]), localcluster.DiscoveryFile)
+	poll(ts, path, func() bool { _, err := os.Stat(path); return err == nil })
+}
+
+// waitjob DIR JOB STATE: wait until the cluster in DIR reports JOB in STATE.
+func cmdWaitJob(ts *testscript.TestScript, neg bool, args []string) {
+	d := readDiscovery(ts, ts.MkAbs(args[0]))
+	cl := coord.NewClient(d.Coordinators)
+	defer cl.Close()
+	var last string
+	poll(ts, args[1]+" "+args[2]+" (last: "+last+")", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, err := cl.GetJob(ctx, args[1])
+		if err != nil {
+			return false
+		}
+		last = r.Job.State.String()
+		return r.Job.State == pb.JobState(pb.JobState_value["JOB_STATE_"+strings.ToUpper(args[2])])
+	})
+}
+
+// pidsgone DIR: every coordinator and worker the cluster in DIR started
+// has exited (a zombie left for init to reap counts as exited).
+func cmdPIDsGone(ts *testscript.TestScript, neg bool, args []string) {
+	d := readDiscovery(ts, ts.MkAbs(args[0]))
+	pids := append(append([]int{}, d.CoordPIDs...), d.Workers...)
+	if len(pids) == 0 {
+		ts.Fatalf("no PIDs in the discovery file")
+	}
+	for _, pid := range pids {
+		poll(ts, fmt.Sprintf("PID %d to exit", pid), func() bool { return !alive(pid) })
+	}
+}
+
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// interrupt DIR CODE ringctl ARGS...: run ringctl, send it SIGINT once the
+// cluster in DIR is up, and check it exits with CODE; its stderr becomes
+// the script's stderr.
+func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
+	dir, want := ts.MkAbs(args[0]), args[1]
+	path, err := exec.LookPath(args[2])
+	ts.Check(err)
+	cmd := exec.Command(path, args[3:]...)
+	cmd.Dir = ts.Getenv("WORK")
+	cmd.Env = os.Environ()
+	for _, k := range []string{"RINGMASTER_BIN_DIR", "XDG_RUNTIME_DIR", "RINGMASTER_COORDINATORS"} {
+		cmd.Env = append(cmd.Env, k+"="+ts.Getenv(k))
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	ts.Check(cmd.Start())
+	defer func() { _ = cmd.Process.Kill() }()
+	discovery := filepath.Join(dir, localcluster.DiscoveryFile)
+	poll(ts, discovery, func() bool { _, err := os.Stat(discovery); return err == nil })
+	ts.Check(cmd.Process.Signal(os.Interrupt))
+	err = cmd.Wait()
+	ts.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if got := fmt.Sprint(cmd.ProcessState.ExitCode()); got != want {
+		ts.Fatalf("exit code %s, want %s (%v)", got, want, err)
+	}
+	ts.Check(os.WriteFile(filepath.Join(ts.Getenv("WORK"), "interrupt.stderr"), []byte(stderr.String()), 0o644))
 }

@@ -133,9 +133,15 @@ func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
 		dir = filepath.Join("out", spec.Name)
 	}
 	res, err := train.Run(ctx, spec, train.Options{OutDir: dir, Out: stdout, Lanes: nLanes})
-	if errors.Is(err, context.Canceled) && res != nil && res.Saved != "" {
-		fmt.Printf("interrupted after %d iterations; saved %s\n", res.Iters, res.Saved)
-		return nil
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		step, ckpt := 0, "no checkpoint"
+		if res != nil {
+			step = res.Iters
+			if res.Saved != "" {
+				ckpt = fmt.Sprintf("checkpoint at %d: %s", res.Iters, res.Saved)
+			}
+		}
+		return interrupted(ctx, fmt.Sprintf("interrupted at step %d (%s)", step, ckpt))
 	}
 	return err
 }

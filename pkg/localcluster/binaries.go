@@ -14,7 +14,15 @@ import (
 // (`make build` puts all three in bin/), else it builds them into
 // buildDir with the Go toolchain from the module source tree the current
 // directory is in (so `go run ./cmd/ringctl local` works from a checkout).
+//
+// RINGMASTER_BIN_DIR, when set, names the folder outright.
 func FindBinaries(ctx context.Context, buildDir string) (string, error) {
+	if dir := os.Getenv("RINGMASTER_BIN_DIR"); dir != "" {
+		if isFile(filepath.Join(dir, "coordinator")) && isFile(filepath.Join(dir, "worker")) {
+			return dir, nil
+		}
+		return "", fmt.Errorf("RINGMASTER_BIN_DIR=%s holds no coordinator and worker binaries; run `make build` and point it at bin/", dir)
+	}
 	if exe, err := os.Executable(); err == nil {
 		dir := filepath.Dir(exe)
 		if isFile(filepath.Join(dir, "coordinator")) && isFile(filepath.Join(dir, "worker")) {

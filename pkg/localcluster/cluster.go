@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +47,26 @@ type Cluster struct {
 	Coordinators []*Proc
 	Workers      []*Proc
 	CoordAddrs   []string // gRPC addresses
+
+	spawnMu sync.Mutex
+	spawn   chan spawnRequest // nil once stopped
+}
+
+type spawnRequest struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+// spawner starts every child from one OS thread that lives as long as the
+// cluster: Linux's Pdeathsig fires when the thread that forked a child
+// exits, not the process, so children must not be forked from a thread the
+// Go runtime might retire.
+func spawner(reqs <-chan spawnRequest) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for r := range reqs {
+		r.err <- r.cmd.Start()
+	}
 }
 
 // Start launches the coordinators and workers and waits (up to ctx) until
@@ -68,7 +89,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("local cluster: %w", err)
 		}
 	}
-	c := &Cluster{cfg: cfg}
+	c := &Cluster{cfg: cfg, spawn: make(chan spawnRequest)}
+	go spawner(c.spawn)
 	ports, err := freePorts(2 * cfg.Coordinators)
 	if err != nil {
 		return nil, err
@@ -129,8 +151,8 @@ func (c *Cluster) start(p *Proc) error {
 	if strings.HasPrefix(p.Name, "w") {
 		cmd.Env = append(cmd.Env, c.cfg.WorkerEnv...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C goes to ringctl, which stops us in order
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = childAttrs()
+	if err := c.startCmd(cmd); err != nil {
 		f.Close()
 		return fmt.Errorf("local cluster: start %s: %w", p.Name, err)
 	}
@@ -141,6 +163,27 @@ func (c *Cluster) start(p *Proc) error {
 		close(done)
 	}(p.done)
 	return nil
+}
+
+func (c *Cluster) startCmd(cmd *exec.Cmd) error {
+	c.spawnMu.Lock()
+	defer c.spawnMu.Unlock()
+	if c.spawn == nil {
+		return errors.New("the cluster has been stopped")
+	}
+	errc := make(chan error, 1)
+	c.spawn <- spawnRequest{cmd, errc}
+	return <-errc
+}
+
+// PID is the process id, 0 when it was never started.
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // Restart starts a stopped or killed process again with the same arguments
@@ -188,7 +231,16 @@ func (p *Proc) Running() bool {
 
 // Stop ends every process: SIGTERM to workers first (they finish or abort
 // their step and leave), then to coordinators; SIGKILL after a grace period.
+// A stopped cluster cannot start processes again.
 func (c *Cluster) Stop() {
+	defer func() {
+		c.spawnMu.Lock()
+		if c.spawn != nil {
+			close(c.spawn)
+			c.spawn = nil
+		}
+		c.spawnMu.Unlock()
+	}()
 	for _, group := range [][]*Proc{c.Workers, c.Coordinators} {
 		for _, p := range group {
 			p.Signal(syscall.SIGTERM)

@@ -3,4 +3,10 @@
 // workers, with free ports and their data and logs under one folder. It
 // backs `ringctl local` and the multi-process tests, which kill its
 // processes with signals and check what survived.
+//
+// The children die with their parent (Linux Pdeathsig, from one long-lived
+// spawner thread) and sit in their own process groups. A cluster directory
+// is claimed by an flock (LockDir) naming the owner's PID, and a running
+// cluster publishes where its coordinators are (Publish, Find) so that
+// client commands and `ringctl local stop` find it.
 package localcluster
