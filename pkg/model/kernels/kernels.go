@@ -93,6 +93,45 @@ type Options struct {
 	Threads int
 	// Path forces a code path; Auto (the zero value) picks the best supported.
 	Path Path
+	// Precision BF16 makes Sgemm compute as GemmBF16 (operands rounded to
+	// bf16, fp32 accumulation): mixed-precision training. FP32 (the zero
+	// value) is plain single precision.
+	Precision Precision
+	// BF16Portable forces GemmBF16's portable path (bf16-rounded copies
+	// through the fp32 kernels) even on an AVX512_BF16 CPU: tests use it.
+	BF16Portable bool
+}
+
+// Precision is the arithmetic an Impl's Sgemm does.
+type Precision int
+
+const (
+	// FP32 is single precision throughout.
+	FP32 Precision = iota
+	// BF16 rounds the operands to bfloat16 and accumulates in fp32.
+	BF16
+)
+
+// String returns "fp32" or "bf16", as accepted by ParsePrecision.
+func (p Precision) String() string {
+	switch p {
+	case FP32:
+		return "fp32"
+	case BF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// ParsePrecision parses "fp32" (or "") and "bf16", case-insensitive.
+func ParsePrecision(s string) (Precision, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "fp32", "float32":
+		return FP32, nil
+	case "bf16", "bfloat16":
+		return BF16, nil
+	}
+	return FP32, fmt.Errorf("kernels: unknown precision %q (want fp32 or bf16)", s)
 }
 
 // Impl implements gonum's blas.Float32 with a fast Sgemm; every other routine
@@ -106,6 +145,9 @@ type Impl struct {
 	threads int
 	kern    *microKernel // nil for Generic
 	narrow  *microKernel // AVX512 path: the AVX2 kernel, for shapes it tiles better; else nil
+
+	precision  Precision
+	bf16Native bool // GemmBF16 runs the VDPBF16PS kernel
 
 	closed atomic.Bool
 	boxes  []mailbox      // one per pool worker
@@ -150,9 +192,13 @@ func New(opts Options) (*Impl, error) {
 		if err := openblasInit(threads); err != nil {
 			return nil, err
 		}
-		return &Impl{path: p, threads: threads}, nil
+		return &Impl{path: p, threads: threads, precision: opts.Precision}, nil
 	}
-	im := &Impl{path: p, threads: threads, kern: kernelFor(p)}
+	if opts.Precision != FP32 && opts.Precision != BF16 {
+		return nil, fmt.Errorf("kernels: invalid precision %d", int(opts.Precision))
+	}
+	im := &Impl{path: p, threads: threads, kern: kernelFor(p), precision: opts.Precision,
+		bf16Native: p == AVX512 && hasBF16() && !opts.BF16Portable}
 	if p == AVX512 && hasAVX2() {
 		im.narrow = kernelFor(AVX2)
 	}

@@ -66,6 +66,8 @@ type workspace struct {
 	// aDirect, bDirect: this call reads A (plain or transposed) or plain B
 	// in place; only edge panels are packed, at the start of a (b).
 	aDirect, bDirect bool
+
+	bf *bf16Space // bf16 packing buffers, allocated on first use
 }
 
 // newWorkspace returns buffers large enough for every non-nil kernel in ks.

@@ -55,6 +55,7 @@ type call struct {
 	args   gemmArgs
 	kern   *microKernel
 	splitM bool // parts split M (else N)
+	bf16   bool // the bf16 kernel (gemmRectBF16)
 	gen    uint32
 	// state packs gen (high 32 bits), the number of parts (bits 16–31) and
 	// the next part to claim (low 16 bits).
@@ -131,12 +132,16 @@ func (c *call) work(ws *workspace, gen uint32) (last bool) {
 			return false
 		}
 		g, kern := &c.args, c.kern
+		rect := func(m0, m1, n0, n1 int) { gemmRect(kern, ws, g, m0, m1, n0, n1) }
+		if c.bf16 {
+			rect = func(m0, m1, n0, n1 int) { gemmRectBF16(ws, g, m0, m1, n0, n1) }
+		}
 		if c.splitM {
 			lo, hi := parallel.Split(ceilDiv(g.m, kern.mr), parts, part)
-			gemmRect(kern, ws, g, lo*kern.mr, min(hi*kern.mr, g.m), 0, g.n)
+			rect(lo*kern.mr, min(hi*kern.mr, g.m), 0, g.n)
 		} else {
 			lo, hi := parallel.Split(ceilDiv(g.n, kern.nr), parts, part)
-			gemmRect(kern, ws, g, 0, g.m, lo*kern.nr, min(hi*kern.nr, g.n))
+			rect(0, g.m, lo*kern.nr, min(hi*kern.nr, g.n))
 		}
 		if c.pending.Add(-1) == 0 {
 			return true
@@ -181,10 +186,9 @@ func (c *call) wait(gen uint32, own time.Duration) {
 	}
 }
 
-// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, as
-// gonum's blas.Float32. When beta is zero C is not read (NaNs in C do not
-// propagate).
-func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// checkGemm validates a gemm call's arguments, panicking as gonum does,
+// and reports the transposes and whether there is anything to compute.
+func checkGemm(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) (transA, transB, ok bool) {
 	if tA != blas.NoTrans && tA != blas.Trans && tA != blas.ConjTrans {
 		panic(badTranspose)
 	}
@@ -200,7 +204,7 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 	if k < 0 {
 		panic(kLT0)
 	}
-	transA, transB := tA != blas.NoTrans, tB != blas.NoTrans
+	transA, transB = tA != blas.NoTrans, tB != blas.NoTrans
 	rowA, colA := m, k
 	if transA {
 		rowA, colA = k, m
@@ -219,7 +223,7 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 		panic(badLdC)
 	}
 	if m == 0 || n == 0 {
-		return
+		return transA, transB, false
 	}
 	if len(a) < lda*(rowA-1)+colA {
 		panic(shortA)
@@ -230,7 +234,24 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 	if len(c) < ldc*(m-1)+n {
 		panic(shortC)
 	}
-	if (alpha == 0 || k == 0) && beta == 1 {
+	return transA, transB, true
+}
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, as
+// gonum's blas.Float32. When beta is zero C is not read (NaNs in C do not
+// propagate). With Options.Precision BF16 it is GemmBF16.
+func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if im.precision == BF16 {
+		im.GemmBF16(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	im.sgemm32(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemm32 is the fp32 Sgemm.
+func (im *Impl) sgemm32(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	transA, transB, ok := checkGemm(tA, tB, m, n, k, a, lda, b, ldb, c, ldc)
+	if !ok || (alpha == 0 || k == 0) && beta == 1 {
 		return
 	}
 	if im.path == Generic {
@@ -247,7 +268,13 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 		openblasSgemm(&g)
 		return
 	}
-	kern := im.pick(m, n)
+	im.run(&g, im.pick(m, n), false)
+}
+
+// run computes the call g with kern (the bf16 kernel when bf16), split
+// into parts over the pool when it is large enough.
+func (im *Impl) run(g *gemmArgs, kern *microKernel, bf16 bool) {
+	m, n, k := g.m, g.n, g.k
 	parts := 1
 	if im.threads > 1 && macs(m, n, k) >= parallelMinFlops {
 		parts = im.threads
@@ -265,7 +292,11 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 	}
 	if parts <= 1 {
 		ws := im.spaces.Get().(*workspace)
-		gemmRect(kern, ws, &g, 0, m, 0, n)
+		if bf16 {
+			gemmRectBF16(ws, g, 0, m, 0, n)
+		} else {
+			gemmRect(kern, ws, g, 0, m, 0, n)
+		}
 		im.spaces.Put(ws)
 		return
 	}
@@ -274,7 +305,7 @@ func (im *Impl) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 	if cl.done == nil {
 		cl.done = make(chan struct{}, 1)
 	}
-	cl.args, cl.kern, cl.splitM = g, kern, splitM
+	cl.args, cl.kern, cl.splitM, cl.bf16 = *g, kern, splitM, bf16
 	cl.gen++
 	gen := cl.gen
 	cl.pending.Store(int32(parts))

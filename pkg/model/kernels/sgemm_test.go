@@ -177,6 +177,14 @@ func runCase(t *testing.T, im *Impl, c gemmCase, rng *rand.Rand) {
 	c0 := newMat(rng, c.m, c.n, c.pad+2)
 	a0, b0 := a.clone(), b.clone()
 	prod, mag := refProduct(c, a, b)
+	if im.precision == BF16 {
+		// The same math on the bf16-rounded inputs: the kernel must round
+		// A and B itself (they are passed unrounded) and add in fp32.
+		ra, rb := a.clone(), b.clone()
+		RoundBF16Slice(ra.buf, ra.buf)
+		RoundBF16Slice(rb.buf, rb.buf)
+		prod, mag = refProduct(c, ra, rb)
+	}
 	tol := 1e-5 * math.Sqrt(float64(max(c.k, 1)))
 	for _, alpha := range []float32{1, 0.5, 0} {
 		for _, beta := range []float32{0, 1, -0.3} {
