@@ -100,7 +100,7 @@ func (s *Service) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	msg, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{
-		SpecJson: spec.Marshal(), ModelConfigHash: ModelConfigHash(spec.Model)}}})
+		SpecJson: spec.Marshal(), ModelConfigHash: spec.ModelHash()}}})
 	if err != nil {
 		return nil, fail(ctx, err)
 	}

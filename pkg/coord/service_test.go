@@ -167,7 +167,7 @@ func TestBadInput(t *testing.T) {
 		}, codes.FailedPrecondition, "protocol version"},
 		{"model config hash", func() error {
 			_, err := cl.RegisterWorker(ctxT(t, 5*time.Second), &pb.RegisterWorkerRequest{WorkerId: "w9", Address: "b:9",
-				ProtocolVersion: ProtocolVersion, JobId: job.Id, ModelConfigHash: ModelConfigHash(otherSpec.Model)})
+				ProtocolVersion: ProtocolVersion, JobId: job.Id, ModelConfigHash: otherSpec.ModelHash()})
 			return err
 		}, codes.FailedPrecondition, "model config hash"},
 		{"missing address", func() error {
@@ -197,7 +197,7 @@ func TestBadInput(t *testing.T) {
 	// The right hash is accepted (a re-registration: the worker restarted).
 	spec, _ := jobspec.Parse([]byte(specYAML))
 	if _, err := cl.RegisterWorker(ctxT(t, 5*time.Second), &pb.RegisterWorkerRequest{WorkerId: "w9", Address: "a:9",
-		ProtocolVersion: ProtocolVersion, JobId: job.Id, ModelConfigHash: ModelConfigHash(spec.Model)}); err != nil {
+		ProtocolVersion: ProtocolVersion, JobId: job.Id, ModelConfigHash: spec.ModelHash()}); err != nil {
 		t.Fatalf("matching hash refused: %v", err)
 	}
 

@@ -1,8 +1,6 @@
 package coord
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -10,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
-	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -73,17 +70,6 @@ func fillMaps(st *pb.ClusterState) {
 	if st.Coordinators == nil {
 		st.Coordinators = map[string]*pb.CoordinatorInfo{}
 	}
-}
-
-// ModelConfigHash is the hex sha256 of a model config's canonical JSON
-// (defaults filled). Workers present it on registration.
-func ModelConfigHash(c model.Config) string {
-	b, err := json.Marshal(c.WithDefaults())
-	if err != nil {
-		panic(err) // Config holds only plain values
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // Terminal reports whether a job state is final.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	model "github.com/ringmaster-ml/ringmaster/pkg/model/config"
 )
 
 // A derivedField is a field whose default is computed from other fields

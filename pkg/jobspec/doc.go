@@ -6,5 +6,7 @@
 // Parsing is strict: unknown fields, wrong types and out-of-range values are
 // rejected before any work starts, with a message that names the field (as
 // spelled in the spec) and what is expected. The package knows nothing about
-// networks, files other than the spec itself, or training.
+// networks, files other than the spec itself, or training; it imports only
+// the model's description (pkg/model/config), so the coordinator links no
+// layers. Spec.ModelHash is the hash a worker presents on registration.
 package jobspec

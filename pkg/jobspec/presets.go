@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	model "github.com/ringmaster-ml/ringmaster/pkg/model/config"
 )
 
 // Presets are complete, named job specs: the built-in default and the

@@ -2,6 +2,8 @@ package jobspec
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	model "github.com/ringmaster-ml/ringmaster/pkg/model/config"
 )
 
 // Spec is a training job. Every field has a JSON/YAML name; see Default for a
@@ -127,6 +129,18 @@ func (s Spec) Marshal() []byte {
 		panic(err) // Spec holds only plain values
 	}
 	return b
+}
+
+// ModelHash is the hex sha256 of the model config's canonical JSON
+// (defaults filled): what a worker presents on registration so that the
+// coordinator refuses one built for another model.
+func (s Spec) ModelHash() string {
+	b, err := json.Marshal(s.Model.WithDefaults())
+	if err != nil {
+		panic(err) // Config holds only plain values
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // normalize turns YAML's map[string]any / map[any]any into JSON-encodable maps.

@@ -194,3 +194,14 @@ func TestMarshalAnnotatedMarksDerivedAndParses(t *testing.T) {
 		t.Errorf("annotated spec parses to a different spec:\n%s\nvs\n%s", back.Marshal(), s.Marshal())
 	}
 }
+
+func TestModelHash(t *testing.T) {
+	a := Default()
+	b := a
+	b.Model.NLayer++
+	c := a
+	c.Model = a.Model.WithDefaults()
+	if a.ModelHash() == b.ModelHash() || a.ModelHash() != c.ModelHash() {
+		t.Fatal("hash does not track the config")
+	}
+}
