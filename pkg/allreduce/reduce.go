@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // Op is a reduction operator.
@@ -32,25 +33,18 @@ func (o Op) String() string {
 // It is parallel.Split, the project's one split.
 func Part(n, size, i int) (lo, hi int) { return parallel.Split(n, size, i) }
 
-// addTo does dst[i] += src[i]; len(src) must be len(dst).
+// addTo does dst[i] += src[i]; len(src) must be len(dst). It is vecmath.Add
+// (vectorised where the CPU allows; the same bits as the scalar sums), but a
+// Go loop under -race (raceBuild).
 func addTo(dst, src []float32) {
-	src = src[:len(dst)]
-	i := addToAsm(dst, src)
-	for ; i+8 <= len(dst); i += 8 {
-		d := dst[i : i+8 : i+8]
-		s := src[i : i+8 : i+8]
-		d[0] += s[0]
-		d[1] += s[1]
-		d[2] += s[2]
-		d[3] += s[3]
-		d[4] += s[4]
-		d[5] += s[5]
-		d[6] += s[6]
-		d[7] += s[7]
+	if raceBuild {
+		src = src[:len(dst)]
+		for i := range dst {
+			dst[i] += src[i]
+		}
+		return
 	}
-	for ; i < len(dst); i++ {
-		dst[i] += src[i]
-	}
+	vecmath.Add(dst, dst, src)
 }
 
 // divide does x[i] /= d.

@@ -3,7 +3,7 @@ package model
 import (
 	"math"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // ActForward applies the activation element-wise: out[i] = f(inp[i]).

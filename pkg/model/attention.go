@@ -4,7 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // Attention is the multi-head scaled-dot-product core, softmax(q·kᵀ/√hs + mask)·v,

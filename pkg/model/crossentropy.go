@@ -3,7 +3,7 @@ package model
 import (
 	"math"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // CrossEntropy is softmax cross-entropy over V classes for N rows, with

@@ -1,6 +1,6 @@
 package model
 
-import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+import "github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 
 // Embedding is a lookup table W (N,C): token embeddings, learned positions
 // (nanoGPT wpe) and BERT token types.

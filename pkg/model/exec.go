@@ -1,6 +1,6 @@
 package model
 
-import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+import "github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 
 // exec is how a model's layers run: the worker pool for parallel loops and
 // whether to use the plain reference loops instead of the fast kernels

@@ -3,7 +3,7 @@ package model
 import (
 	"math"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // LayerNorm normalises each row of C values: out = (x-mean)·rstd·w + b,

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // AdamW is torch.optim.AdamW on the flat parameter buffer: bias-corrected

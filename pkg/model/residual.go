@@ -1,6 +1,6 @@
 package model
 
-import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+import "github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 
 // ResidualForward: out = a + b, all (N). out may alias a or b.
 func ResidualForward(out, a, b []float32) { vecmath.Add(out, a, b) }

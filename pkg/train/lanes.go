@@ -7,7 +7,7 @@ import (
 
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // Lanes: data parallelism inside one process. Each lane is a model replica

@@ -11,7 +11,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
 // ErrNonFiniteLoss is returned by Step when the loss or the gradient norm is

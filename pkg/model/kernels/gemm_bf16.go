@@ -3,7 +3,7 @@ package kernels
 import (
 	"unsafe"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 	"gonum.org/v1/gonum/blas"
 )
 

@@ -1,6 +1,6 @@
 package kernels
 
-import "github.com/ringmaster-ml/ringmaster/pkg/model/vecmath"
+import "github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 
 // microKernel is one register-blocked micro-kernel and the cache blocking
 // that feeds it.

@@ -1,6 +1,7 @@
 // Package vecmath holds the elementwise float32 kernels of the model's fast
-// path: GELU (erf form) forward and backward with a float32 erf accurate to
-// about 1e-7, also both at once from one erf (GeluFwdGrad); exp with a
+// path and of the collectives (allreduce sums received chunks with Add); it
+// is a leaf under neither, so both use it: GELU (erf form) forward and
+// backward with a float32 erf accurate to about 1e-7, also both at once from one erf (GeluFwdGrad); exp with a
 // running sum for softmax, max and scaling, and softmax over a block of
 // (causal) attention rows (SoftmaxRows); the LayerNorm row kernels and
 // LayerNorm over a block of rows; addition and multiplication; Σx² in
