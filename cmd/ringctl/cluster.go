@@ -176,6 +176,13 @@ func runSubmit(ctx context.Context, cf *clusterFlags, preset string, args []stri
 	default:
 		return usagef("give a spec file or --preset NAME, not both or neither")
 	}
+	if spec, err := jobspec.Parse(doc); err == nil && !cf.json {
+		// One worker's share of the smallest layout the job starts with.
+		layout := jobspec.Layout{DP: spec.Parallel.MinWorkers / spec.Parallel.TP, TP: spec.Parallel.TP}
+		if _, _, err := estimateSpec(cf.out, spec, layout, false); err != nil {
+			return err
+		}
+	} // an invalid spec is reported by the coordinator, as before
 	cl, ctx, cancel, err := cf.client(ctx)
 	if err != nil {
 		return err

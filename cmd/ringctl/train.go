@@ -123,6 +123,15 @@ func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
 	if nLanes == 0 {
 		nLanes = min(nThreads, spec.Train.BatchSize)
 	}
+	est, known, err := estimateSpec(stdout, spec, jobspec.Layout{Lanes: nLanes}, true)
+	if err != nil {
+		return err
+	}
+	if avail, ok := availableMemory(); known && ok {
+		if err := est.Fits(avail); err != nil {
+			return err
+		}
+	}
 	stopGEMM, err := useFastGEMM(max(1, nThreads/max(1, nLanes)))
 	if err != nil {
 		return err

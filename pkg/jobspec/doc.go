@@ -9,4 +9,10 @@
 // networks, files other than the spec itself, or training; it imports only
 // the model's description (pkg/model/config), so the coordinator links no
 // layers. Spec.ModelHash is the hash a worker presents on registration.
+//
+// EstimateMemory (estimate.go) is a spec's parameter count and the memory one
+// worker needs for a layout (DP, TP, lanes): weights, gradients per lane,
+// AdamW state (split under ZeRO-1) and activations, computed from the config
+// without building the model, for admission checks anywhere (ringctl, the
+// coordinator) that must not allocate or import more than this package.
 package jobspec

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/data"
+	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+)
+
+// estimateSpec prints spec's parameter count and per-process memory estimate
+// under layout, opening the dataset for its vocabulary size when the spec
+// leaves it 0 and openData allows (a submitted spec's data path is the
+// workers'). It returns the estimate (ok false when the vocabulary is unknown).
+func estimateSpec(w io.Writer, spec jobspec.Spec, layout jobspec.Layout, openData bool) (jobspec.Estimate, bool, error) {
+	layout.VocabSize = spec.Model.VocabSize
+	if layout.VocabSize == 0 && (openData || spec.Data.Task != jobspec.TaskText) {
+		ds, err := data.Open(spec)
+		if err != nil {
+			return jobspec.Estimate{}, false, err
+		}
+		layout.VocabSize = ds.Vocab().Size()
+	}
+	if layout.VocabSize == 0 {
+		fmt.Fprintln(w, "model: parameter count and memory estimate need model.vocab_size (the workers take it from the dataset)")
+		return jobspec.Estimate{}, false, nil
+	}
+	e, err := jobspec.EstimateMemory(spec, layout)
+	if err != nil {
+		return e, false, err
+	}
+	fmt.Fprintf(w, "model: %.2fM parameters (vocab %d); memory estimate %s per process: %s\n",
+		float64(e.Params)/1e6, layout.VocabSize, sizeString(e.TotalBytes), e.Breakdown())
+	return e, true, nil
+}
+
+func sizeString(b int64) string {
+	if b < 1<<30 {
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+}
+
+// availableMemory is the memory this process may still use: MemAvailable
+// from /proc/meminfo, capped by the cgroup v2 limit minus current use.
+// ok is false where neither can be read (the check is then skipped).
+func availableMemory() (int64, bool) {
+	avail, ok := int64(-1), false
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if rest, found := strings.CutPrefix(sc.Text(), "MemAvailable:"); found {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				if err == nil {
+					avail, ok = kb<<10, true
+				}
+			}
+		}
+		f.Close()
+	}
+	readInt := func(path string) (int64, bool) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		return n, err == nil
+	}
+	if limit, okL := readInt("/sys/fs/cgroup/memory.max"); okL {
+		used, _ := readInt("/sys/fs/cgroup/memory.current")
+		if free := limit - used; !ok || free < avail {
+			avail, ok = free, true
+		}
+	}
+	return avail, ok
+}
