@@ -41,20 +41,6 @@ type EncDec struct {
 
 var _ Model = (*EncDec)(nil)
 
-// attnSub is a post-LN attention sub-layer:
-// out = LN(xq + Dropout(out_proj(Attention(q_proj(xq), k_proj(xkv), v_proj(xkv))))).
-type attnSub struct {
-	q, k, v, out Linear
-	attn         Attention
-	ln           LayerNorm
-}
-
-// ffnSub is a post-LN feed-forward sub-layer: out = LN(x + Dropout(fc2(act(fc1(x))))).
-type ffnSub struct {
-	fc1, fc2 Linear
-	ln       LayerNorm
-}
-
 type encLayer struct {
 	self attnSub
 	ffn  ffnSub
@@ -63,25 +49,6 @@ type encLayer struct {
 type decLayer struct {
 	self, cross attnSub
 	ffn         ffnSub
-}
-
-// attnActs is what an attnSub saves; Nq = B·Tq query rows, Nk = B·Tk key rows.
-type attnActs struct {
-	q, y         []float32 // (Nq,C)
-	k, v         []float32 // (Nk,C)
-	att, attMask []float32 // (B,NH,Tq,Tk)
-	mask         []float32 // (Nq,C) dropout mask on out_proj
-	r            []float32 // (Nq,C) residual sum, LN input
-	mean, rstd   []float32 // (Nq)
-	out          []float32 // (Nq,C)
-}
-
-// ffnActs is what an ffnSub saves for N rows.
-type ffnActs struct {
-	pre, act   []float32 // (N,H)
-	mask, r    []float32 // (N,C)
-	mean, rstd []float32 // (N)
-	out        []float32 // (N,C)
 }
 
 type encLayerActs struct {
@@ -312,122 +279,11 @@ func (s *encDecState) reserve(cfg Config, tp *tpGroup, B, S, T int) {
 	s.dpre, s.dact = grow(s.dpre, Nmax*H), grow(s.dact, Nmax*H)
 }
 
-// reserve sizes the buffers; Cl = C·NH/n_head is the width of the local heads.
-func (a *attnActs) reserve(B, Tq, Tk, C, Cl, NH int) {
-	Nq, Nk := B*Tq, B*Tk
-	a.q, a.y, a.mask, a.r, a.out = grow(a.q, Nq*Cl), grow(a.y, Nq*Cl), grow(a.mask, Nq*C), grow(a.r, Nq*C), grow(a.out, Nq*C)
-	a.k, a.v = grow(a.k, Nk*Cl), grow(a.v, Nk*Cl)
-	a.att, a.attMask = grow(a.att, B*NH*Tq*Tk), grow(a.attMask, B*NH*Tq*Tk)
-	a.mean, a.rstd = grow(a.mean, Nq), grow(a.rstd, Nq)
-}
-
-func (a *ffnActs) reserve(N, C, H int) {
-	a.pre, a.act = grow(a.pre, N*H), grow(a.act, N*H)
-	a.mask, a.r, a.out = grow(a.mask, N*C), grow(a.r, N*C), grow(a.out, N*C)
-	a.mean, a.rstd = grow(a.mean, N), grow(a.rstd, N)
-}
-
 // attnArgs is the Attention call of sub-layer activations a.
 func (m *EncDec) attnArgs(a *attnActs, B, Tq, Tk int, keyValid []uint8) AttnArgs {
 	C := m.tp.part(m.cfg.NEmbd) // this rank's heads
 	return AttnArgs{B: B, T: Tq, S: Tk, Q: a.q, LDQ: C, K: a.k, V: a.v, LDKV: C, Out: a.y, LDO: C,
 		KeyValid: keyValid, Att: a.att, Mask: a.attMask, Scratch: m.s.attScratch}
-}
-
-// forward runs the sub-layer on xq (B·Tq,C) attending over xkv (B·Tk,C).
-func (l *attnSub) forward(m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
-	p := m.params
-	Nq, Nk := B*Tq, B*Tk
-	r := a.r[:Nq*m.cfg.NEmbd]
-	l.q.Forward(p, a.q, xq, Nq)
-	l.k.Forward(p, a.k, xkv, Nk)
-	l.v.Forward(p, a.v, xkv, Nk)
-	l.attn.Forward(m.tp.attnRNG(m.rng), m.attnArgs(a, B, Tq, Tk, keyValid), train)
-	if err := m.tp.rowForward(p, &l.out, r, a.y, Nq); err != nil {
-		return err
-	}
-	m.drop.Forward(m.rng, r, a.mask, r, train)
-	ResidualForward(r, r, xq)
-	l.ln.Forward(p, a.out, a.mean, a.rstd, r, Nq)
-	return nil
-}
-
-// backward accumulates d loss/d xq into dxq from dout = d loss/d out. For
-// self-attention (xkv is xq) dxkv is nil and the k, v paths go to dxq too.
-// For cross-attention this rank's k and v projections accumulate their part
-// of d loss/d xkv into dxkv, not yet summed over the tensor-parallel group:
-// dxkv collects every decoder layer's part and the caller sums it once.
-func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
-	p, s := m.params, &m.s
-	C, Cl := m.cfg.NEmbd, m.tp.part(m.cfg.NEmbd)
-	Nq, Nk := B*Tq, B*Tk
-	dr := s.dr[:Nq*C]
-	clear(dr)
-	l.ln.Backward(p, dr, dout, a.r, a.mean, a.rstd, Nq)
-	addTo(dxq, dr) // residual
-	m.dropInPlace(dr, a.mask, train)
-	dy := s.dy[:Nq*Cl]
-	clear(dy)
-	m.tp.rowBackward(p, &l.out, dy, dr, a.y, Nq, 1)
-	dq, dk, dv := s.dq[:Nq*Cl], s.dk[:Nk*Cl], s.dv[:Nk*Cl]
-	clear(dq)
-	clear(dk)
-	clear(dv)
-	l.attn.Backward(m.attnArgs(a, B, Tq, Tk, keyValid), AttnGrads{DQ: dq, DK: dk, DV: dv, DOut: dy}, train)
-	dcol := dr // d loss/d xq through the projections, summed over the tensor-parallel group (f)
-	clear(dcol)
-	l.q.Backward(p, dcol, dq, xq, Nq)
-	dkv := dxkv
-	if dkv == nil {
-		dkv = dcol
-	}
-	l.k.Backward(p, dkv, dk, xkv, Nk)
-	l.v.Backward(p, dkv, dv, xkv, Nk)
-	if err := m.tp.reduce(dcol); err != nil {
-		return err
-	}
-	addTo(dxq, dcol)
-	return nil
-}
-
-// forward runs the sub-layer on x (N,C).
-func (f *ffnSub) forward(m *EncDec, a *ffnActs, x []float32, N int, train bool) error {
-	p := m.params
-	C, H := m.cfg.NEmbd, m.tp.part(m.cfg.NHidden)
-	pre, act, r := a.pre[:N*H], a.act[:N*H], a.r[:N*C]
-	f.fc1.Forward(p, pre, x, N)
-	ActForward(m.cfg.Activation, act, pre)
-	if err := m.tp.rowForward(p, &f.fc2, r, act, N); err != nil {
-		return err
-	}
-	m.drop.Forward(m.rng, r, a.mask, r, train)
-	ResidualForward(r, r, x)
-	f.ln.Forward(p, a.out, a.mean, a.rstd, r, N)
-	return nil
-}
-
-// backward accumulates d loss/d x into dx from dout = d loss/d out.
-func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, train bool) error {
-	p, s := m.params, &m.s
-	C, H := m.cfg.NEmbd, m.tp.part(m.cfg.NHidden)
-	dr := s.dr[:N*C]
-	clear(dr)
-	f.ln.Backward(p, dr, dout, a.r, a.mean, a.rstd, N)
-	addTo(dx, dr) // residual
-	m.dropInPlace(dr, a.mask, train)
-	dact, dpre := s.dact[:N*H], s.dpre[:N*H]
-	clear(dact)
-	m.tp.rowBackward(p, &f.fc2, dact, dr, a.act, N, 1)
-	clear(dpre)
-	ActBackward(m.cfg.Activation, dpre, dact, a.pre[:N*H])
-	dcol := dr // d loss/d x through fc1, summed over the tensor-parallel group (f)
-	clear(dcol)
-	f.fc1.Backward(p, dcol, dpre, x, N)
-	if err := m.tp.reduce(dcol); err != nil {
-		return err
-	}
-	addTo(dx, dcol)
-	return nil
 }
 
 // dropInPlace multiplies d by a dropout mask saved by Forward (nothing when
@@ -618,84 +474,4 @@ func (m *EncDec) embedBackward(emb *Embedding, dout, mask []float32, ids []int32
 		dout[i] *= sc
 	}
 	emb.Backward(m.params, dout, ids)
-}
-
-// GreedyDecode generates up to maxLen tokens per source row, starting every
-// row from bos and always taking the most likely next token; a row stops at
-// its first eos (which is emitted). src is (B,S) with srcValid (B,S) (nil: all
-// real). out (B,maxLen) receives the generated tokens; positions after a
-// row's eos are set to IgnoreIndex. The source is encoded once; each step
-// re-runs the decoder over the whole prefix (no key/value cache). The model's
-// activation buffers are reused, so a Backward after GreedyDecode panics until
-// the next Forward.
-func (m *EncDec) GreedyDecode(src []int32, B, S int, srcValid []uint8, bos, eos int32, maxLen int, out []int32) error {
-	s := &m.s
-	s.ready = false
-	V := m.cfg.VocabSize
-	switch {
-	case B < 1 || S < 1 || S > m.cfg.BlockSize:
-		return fmt.Errorf("encdec: GreedyDecode needs B ≥ 1 and S in [1,%d] (block_size), got B=%d S=%d", m.cfg.BlockSize, B, S)
-	case maxLen < 1 || maxLen > m.cfg.BlockSize:
-		return fmt.Errorf("encdec: GreedyDecode maxLen %d out of range [1,%d] (block_size: the decoder sees up to maxLen positions)", maxLen, m.cfg.BlockSize)
-	case bos < 0 || int(bos) >= V || eos < 0 || int(eos) >= V:
-		return fmt.Errorf("encdec: GreedyDecode bos %d / eos %d outside the vocabulary [0,%d)", bos, eos, V)
-	case len(out) != B*maxLen:
-		return fmt.Errorf("encdec: GreedyDecode out has %d entries, want B·maxLen = %d", len(out), B*maxLen)
-	}
-	if err := ValidateIDs("Src", src, B, S, V, false); err != nil {
-		return err
-	}
-	if err := ValidateMask("SrcValid", srcValid, B, S); err != nil {
-		return err
-	}
-	s.reserve(m.cfg, &m.tp, B, S, maxLen)
-	s.B, s.S = B, S
-	s.ys, s.done = growI32(s.ys, B*maxLen), growI32(s.done, B)
-	copy(s.src, src)
-	s.srcValid, s.keyValid = srcValid, nil
-	mem, err := m.encode(B, S, false)
-	if err != nil {
-		return fmt.Errorf("encdec: GreedyDecode: %w", err)
-	}
-	for i := range out {
-		out[i] = IgnoreIndex
-	}
-	clear(s.done)
-	for b := 0; b < B; b++ {
-		s.ys[b*maxLen] = bos
-	}
-	for step := 0; step < maxLen; step++ {
-		T := step + 1
-		for b := 0; b < B; b++ { // the prefixes as a (B,T) batch
-			copy(s.tokens[b*T:(b+1)*T], s.ys[b*maxLen:b*maxLen+T])
-		}
-		s.T = T
-		if err := m.decode(mem, B, S, T, false); err != nil {
-			return fmt.Errorf("encdec: GreedyDecode: %w", err)
-		}
-		finished := true
-		for b := 0; b < B; b++ {
-			if s.done[b] != 0 { // keep the finished row's prefix valid; its logits are unused
-				if step+1 < maxLen {
-					s.ys[b*maxLen+step+1] = eos
-				}
-				continue
-			}
-			row := s.logits[((b+1)*T-1)*V : (b+1)*T*V]
-			next := int32(argmax(row))
-			out[b*maxLen+step] = next
-			if step+1 < maxLen {
-				s.ys[b*maxLen+step+1] = next
-			}
-			if next == eos {
-				s.done[b] = 1
-			} else {
-				finished = false
-			}
-		}
-		if finished {
-			break
-		}
-	}
-	return nil
 }

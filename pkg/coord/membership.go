@@ -1,0 +1,164 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// Peer is one member of a statically bootstrapped coordinator group.
+type Peer struct {
+	ID       string
+	RaftAddr string
+	GRPCAddr string
+}
+
+// ParsePeers parses "id=raftaddr=grpcaddr,..." (the --peers flag).
+func ParsePeers(s string) ([]Peer, error) {
+	var out []Peer
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		f := strings.Split(item, "=")
+		if len(f) != 3 || f[0] == "" || f[1] == "" || f[2] == "" {
+			return nil, fmt.Errorf("peer %q: want id=raftaddr=grpcaddr", item)
+		}
+		out = append(out, Peer{ID: f[0], RaftAddr: f[1], GRPCAddr: f[2]})
+	}
+	return out, nil
+}
+
+// Status describes this node and the group as it sees it.
+func (n *Node) Status() *pb.StatusResponse {
+	lid, laddr := n.Leader()
+	out := &pb.StatusResponse{
+		NodeId: n.cfg.ID, RaftState: n.raft.State().String(), LeaderId: lid, LeaderGrpcAddress: laddr,
+		AppliedIndex: n.raft.AppliedIndex(), LastIndex: n.raft.LastIndex(),
+	}
+	out.Term, _ = strconv.ParseUint(n.raft.Stats()["term"], 10, 64)
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			out.Members = append(out.Members, &pb.Member{
+				Id: string(s.ID), RaftAddress: string(s.Address), GrpcAddress: n.grpcAddrOf(string(s.ID)),
+				Suffrage: strings.ToLower(s.Suffrage.String()), Leader: string(s.ID) == lid,
+			})
+		}
+	}
+	return out
+}
+
+// AddMember adds a coordinator: as a non-voter first; with promote (the
+// joiner has caught up) as a voter. Idempotent. Leader only.
+func (n *Node) AddMember(ctx context.Context, req *pb.JoinCoordinatorRequest) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return 0, n.notLeader()
+	}
+	if req.GetId() == "" || req.GetRaftAddress() == "" || req.GetGrpcAddress() == "" {
+		return 0, fmt.Errorf("%w: join needs id, raft address and grpc address", ErrInvalidCommand)
+	}
+	if _, err := n.Apply(ctx, &pb.Command{Cmd: &pb.Command_SetCoordinator{SetCoordinator: &pb.SetCoordinatorCmd{
+		Coordinator: &pb.CoordinatorInfo{Id: req.Id, RaftAddress: req.RaftAddress, GrpcAddress: req.GrpcAddress}}}}); err != nil {
+		return 0, err
+	}
+	var f raft.IndexFuture
+	if req.Promote {
+		f = n.raft.AddVoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddress), 0, 5*time.Second)
+	} else {
+		if cf := n.raft.GetConfiguration(); cf.Error() == nil {
+			for _, s := range cf.Configuration().Servers {
+				if string(s.ID) == req.Id && string(s.Address) == req.RaftAddress {
+					return n.raft.LastIndex(), nil // already a member (voter or not)
+				}
+			}
+		}
+		f = n.raft.AddNonvoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddress), 0, 5*time.Second)
+	}
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return 0, n.notLeader()
+		}
+		return 0, fmt.Errorf("coord: add member %s: %w: %v", req.Id, ErrNoQuorum, err)
+	}
+	n.log.Info("coordinator member added", "id", req.Id, "voter", req.Promote)
+	return n.raft.LastIndex(), nil
+}
+
+// RemoveMember removes a coordinator from the group. Leader only.
+func (n *Node) RemoveMember(ctx context.Context, id string) error {
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	found := false
+	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			found = found || string(s.ID) == id
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: %q", ErrCoordinatorAbsent, id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 5*time.Second).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return n.notLeader()
+		}
+		return fmt.Errorf("coord: remove member %s: %w: %v", id, ErrNoQuorum, err)
+	}
+	_, err := n.Apply(ctx, &pb.Command{Cmd: &pb.Command_RemoveCoordinator{RemoveCoordinator: &pb.RemoveCoordinatorCmd{Id: id}}})
+	if err != nil && !errors.Is(err, ErrCoordinatorAbsent) {
+		return err
+	}
+	return nil
+}
+
+func (n *Node) isVoter() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.cfg.ID {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
+// joinLoop asks the group (through cfg.Join) to add this node, waits to
+// catch up, then asks to be promoted to voter. It retries until done or ctx
+// ends.
+func (n *Node) joinLoop(ctx context.Context) {
+	cl := NewClient([]string{n.cfg.Join})
+	defer cl.Close()
+	req := &pb.JoinCoordinatorRequest{Id: n.cfg.ID, RaftAddress: n.cfg.RaftAddr, GrpcAddress: n.cfg.GRPCAddr}
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		target, err := cl.Join(ctx, req)
+		if err == nil && !req.Promote && n.isVoter() {
+			return // already promoted (a restart)
+		}
+		if err == nil && !req.Promote {
+			// Wait until our log has caught up with the leader's at join time.
+			for ctx.Err() == nil && n.raft.AppliedIndex() < target {
+				waitCtx(ctx, 50*time.Millisecond)
+			}
+			req.Promote = true
+			continue
+		}
+		if err == nil {
+			n.log.Info("joined coordinator group as voter")
+			return
+		}
+		n.log.Warn("join failed; retrying", "via", n.cfg.Join, "err", err)
+		waitCtx(ctx, backoff)
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}

@@ -1,0 +1,157 @@
+package jobspec
+
+import (
+	"errors"
+	"fmt"
+
+	model "github.com/ringmaster-ml/ringmaster/pkg/model/config"
+)
+
+// problems collects what Validate finds, each naming its field.
+type problems []error
+
+func (pr *problems) bad(field, format string, args ...any) {
+	*pr = append(*pr, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+// Validate checks every field and reports all problems at once, section by
+// section (model, data, train, parallel, checkpoint).
+func (s Spec) Validate() error {
+	var pr problems
+	if err := s.Model.Validate(); err != nil {
+		pr = append(pr, err)
+	}
+	s.validateData(&pr)
+	s.validateTrain(&pr)
+	s.validateParallel(&pr)
+	s.validateCheckpoint(&pr)
+	return errors.Join(pr...)
+}
+
+// validateData checks the data section and how it fits the model.
+func (s Spec) validateData(pr *problems) {
+	d := s.Data
+	switch d.Task {
+	case TaskText:
+		if d.Path == "" {
+			pr.bad("data.path", "required for task text; give the path of a UTF-8 text file")
+		}
+		if d.SHA256 != "" && !isHex64(d.SHA256) {
+			pr.bad("data.sha256", "want 64 lowercase hex digits, got %q", d.SHA256)
+		}
+	case TaskSort:
+		if d.Length < 2 {
+			pr.bad("data.length", "sort needs length ≥ 2, got %d", d.Length)
+		}
+		if d.Digits < 2 || d.Digits > 10 {
+			pr.bad("data.digits", "sort needs digits in [2, 10], got %d", d.Digits)
+		}
+	case TaskAdd:
+		if d.Digits < 1 || d.Digits > 9 {
+			pr.bad("data.digits", "add needs digits in [1, 9], got %d", d.Digits)
+		}
+	case TaskReverse:
+	case "":
+		pr.bad("data.task", "missing; want one of text, sort, add, reverse")
+	default:
+		pr.bad("data.task", "unknown task %q; want one of text, sort, add, reverse", d.Task)
+	}
+	if d.Task != TaskText && (d.Path != "" || d.SHA256 != "") {
+		pr.bad("data.path", "only for task text (task is %q)", d.Task)
+	}
+	if (d.Task == TaskReverse) != (s.Model.Arch == model.ArchEncDec) && d.Task != "" && s.Model.Arch != "" {
+		pr.bad("data.task", "task reverse goes with model.arch encdec and only with it (arch %q, task %q)", s.Model.Arch, d.Task)
+	}
+	if d.MaskProb < 0 || d.MaskProb >= 1 || (d.MaskProb > 0 && s.Model.Arch != model.ArchBERT) {
+		pr.bad("data.mask_prob", "only for arch bert, in (0, 1); got %g", d.MaskProb)
+	}
+}
+
+// validateTrain checks the optimizer, schedule and batch.
+func (s Spec) validateTrain(pr *problems) {
+	t := s.Train
+	if t.MaxIters < 1 {
+		pr.bad("train.max_iters", "must be ≥ 1, got %d", t.MaxIters)
+	}
+	if t.BatchSize < 1 {
+		pr.bad("train.batch_size", "must be ≥ 1, got %d", t.BatchSize)
+	}
+	if t.GradAccum < 1 {
+		pr.bad("train.grad_accum_steps", "must be ≥ 1, got %d", t.GradAccum)
+	}
+	if !(t.LearningRate > 0) {
+		pr.bad("train.learning_rate", "must be > 0, got %g", t.LearningRate)
+	}
+	if t.MinLR < 0 || t.MinLR > t.LearningRate {
+		pr.bad("train.min_lr", "must be in [0, learning_rate=%g], got %g", t.LearningRate, t.MinLR)
+	}
+	if t.WarmupIters < 0 {
+		pr.bad("train.warmup_iters", "must be ≥ 0, got %d", t.WarmupIters)
+	}
+	if *t.DecayLR && t.LRDecayIters <= t.WarmupIters {
+		pr.bad("train.lr_decay_iters", "must be > warmup_iters (%d), got %d", t.WarmupIters, t.LRDecayIters)
+	}
+	if t.Beta1 < 0 || t.Beta1 >= 1 {
+		pr.bad("train.beta1", "must be in [0, 1), got %g", t.Beta1)
+	}
+	if t.Beta2 < 0 || t.Beta2 >= 1 {
+		pr.bad("train.beta2", "must be in [0, 1), got %g", t.Beta2)
+	}
+	if !(t.Eps > 0) {
+		pr.bad("train.eps", "must be > 0, got %g", t.Eps)
+	}
+	if t.WeightDecay < 0 {
+		pr.bad("train.weight_decay", "must be ≥ 0, got %g", t.WeightDecay)
+	}
+	if t.GradClip < 0 {
+		pr.bad("train.grad_clip", "must be ≥ 0 (0 disables clipping), got %g", t.GradClip)
+	}
+	if t.EvalInterval < 0 {
+		pr.bad("train.eval_interval", "must be ≥ 0, got %d", t.EvalInterval)
+	}
+	if t.EvalIters < 1 {
+		pr.bad("train.eval_iters", "must be ≥ 1, got %d", t.EvalIters)
+	}
+	if t.LogInterval < 1 {
+		pr.bad("train.log_interval", "must be ≥ 1, got %d", t.LogInterval)
+	}
+	if t.HeldOut < 0 {
+		pr.bad("train.held_out", "must be ≥ 0, got %d", t.HeldOut)
+	}
+}
+
+// validateParallel checks the layout against the model's sizes.
+func (s Spec) validateParallel(pr *problems) {
+	p := s.Parallel
+	if p.TP < 1 {
+		pr.bad("parallel.tp", "must be ≥ 1, got %d", p.TP)
+	} else {
+		if s.Model.NHead > 0 && s.Model.NHead%p.TP != 0 {
+			pr.bad("parallel.tp", "n_head %d is not divisible by tp %d; pick tp dividing n_head", s.Model.NHead, p.TP)
+		}
+		if hidden := s.Model.NHidden; hidden > 0 && hidden%p.TP != 0 {
+			pr.bad("parallel.tp", "MLP width %d is not divisible by tp %d", hidden, p.TP)
+		}
+		if p.MinWorkers < p.TP || p.MinWorkers%p.TP != 0 {
+			pr.bad("parallel.min_workers", "must be a positive multiple of tp (%d), got %d", p.TP, p.MinWorkers)
+		}
+		if p.MaxWorkers != 0 && (p.MaxWorkers < p.MinWorkers || p.MaxWorkers%p.TP != 0) {
+			pr.bad("parallel.max_workers", "must be 0 or a multiple of tp (%d) ≥ min_workers (%d), got %d", p.TP, p.MinWorkers, p.MaxWorkers)
+		}
+	}
+	switch p.ScaleUp {
+	case "checkpoint", "immediate":
+	default:
+		pr.bad("parallel.scale_up", "want checkpoint or immediate, got %q", p.ScaleUp)
+	}
+}
+
+// validateCheckpoint checks the checkpoint section.
+func (s Spec) validateCheckpoint(pr *problems) {
+	if s.Checkpoint.Interval < 0 {
+		pr.bad("checkpoint.interval", "must be ≥ 0, got %d", s.Checkpoint.Interval)
+	}
+	if s.Checkpoint.Keep < 1 {
+		pr.bad("checkpoint.keep", "must be ≥ 1, got %d", s.Checkpoint.Keep)
+	}
+}

@@ -1,0 +1,164 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// runGeneration trains one generation of a job: joins its collective groups,
+// builds the replica, resumes from the generation's checkpoint and steps
+// until the job ends or the context is cancelled by a newer generation.
+func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
+	gen := a.Generation
+	spec, err := jobspec.Parse(a.SpecJson)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", a.JobId, err)
+	}
+	mesh, err := parallel.NewMesh(int(gen.DpSize), int(gen.TpSize))
+	if err != nil {
+		return fmt.Errorf("job %s generation %d: %w", a.JobId, gen.Number, err)
+	}
+	addrs, err := rankAddresses(gen, mesh)
+	if err != nil {
+		return fmt.Errorf("job %s generation %d: %w", a.JobId, gen.Number, err)
+	}
+	if int(a.Rank) < 0 || int(a.Rank) >= len(addrs) {
+		return fmt.Errorf("job %s generation %d: rank %d outside a table of %d ranks", a.JobId, gen.Number, a.Rank, len(addrs))
+	}
+	me := gen.Ranks[a.Rank]
+	layout := Layout{Mesh: mesh, DPRank: int(me.Dp), TPRank: int(me.Tp)}
+	log := w.log.With("job", a.JobId, "generation", gen.Number, "dp", me.Dp, "tp", me.Tp)
+	var comms []*allreduce.Communicator
+	defer func() {
+		for _, c := range comms {
+			_ = c.Close()
+		}
+	}()
+	join := func(name string, index int, peers []string) (*allreduce.Communicator, error) {
+		tr, err := w.cfg.Peer.Join(allreduce.GroupConfig{
+			Job: name, Generation: gen.Number, Rank: index, Peers: peers, PeerTimeout: w.cfg.PeerTimeout,
+		})
+		if err != nil {
+			return nil, err
+		}
+		c := allreduce.New(tr, allreduce.Options{Logger: log})
+		comms = append(comms, c)
+		return c, nil
+	}
+	if mesh.DP > 1 {
+		peers := peerAddresses(addrs, mesh.DPGroup(int(me.Tp)))
+		if layout.DP, err = join(fmt.Sprintf("%s/dp/tp%d", a.JobId, me.Tp), int(me.Dp), peers); err != nil {
+			return err
+		}
+	}
+	if mesh.TP > 1 {
+		peers := peerAddresses(addrs, mesh.TPGroup(int(me.Dp)))
+		if layout.TP, err = join(fmt.Sprintf("%s/tp/dp%d", a.JobId, me.Dp), int(me.Tp), peers); err != nil {
+			return err
+		}
+	}
+	tr, err := NewReplica(spec, layout)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", a.JobId, err)
+	}
+	if gen.ResumeStep > 0 {
+		if err := w.resume(ctx, a.JobId, tr, int(gen.ResumeStep)); err != nil {
+			return err
+		}
+	}
+	w.generation.Store(gen.Number)
+	log.Info("training", "from_step", tr.Iter(), "dp_size", mesh.DP, "tp_size", mesh.TP, "reason", gen.Reason)
+
+	t := spec.Train
+	var window []time.Duration
+	var prof stepProfile
+	for tr.Iter() < t.MaxIters {
+		start := time.Now()
+		st, err := tr.Step(ctx)
+		if err != nil {
+			return err
+		}
+		prof.add(time.Since(start), st)
+		window = append(window, time.Since(start))
+		if len(window) > 20 {
+			window = window[1:]
+		}
+		w.step.Store(int64(tr.Iter()))
+		w.loss.Store(math.Float64bits(st.Loss))
+		w.tokensPS.Store(math.Float64bits(float64(st.Tokens*mesh.DP) / median(window).Seconds()))
+		if st.Iter%t.LogInterval == 0 {
+			log.Info("step", "iter", st.Iter, "loss", st.Loss, "lr", st.LR)
+		}
+		if iv := spec.Checkpoint.Interval; iv > 0 && tr.Iter()%iv == 0 && tr.Iter() < t.MaxIters {
+			w.checkpoint(ctx, a, tr, false)
+		}
+	}
+	if err := w.finish(ctx, a, tr); err != nil {
+		return err
+	}
+	w.checkpoint(ctx, a, tr, true)
+	log.Info("finished", append([]any{"iters", tr.Iter(), "optimizer_bytes", tr.OptimizerBytes()}, prof.summary()...)...)
+	<-ctx.Done() // wait for the coordinator to move this worker on
+	return nil
+}
+
+// rankAddresses checks a generation's rank table against the mesh the
+// worker builds from it (rank r listed r-th, at mesh.Coords(r), computing
+// rows mesh.Rows(dp, global batch)) and returns the address of every rank,
+// by rank: the DP and TP groups are the mesh's, not rebuilt from the table.
+func rankAddresses(gen *pb.Generation, mesh parallel.Mesh) ([]string, error) {
+	if len(gen.Ranks) != mesh.World() {
+		return nil, fmt.Errorf("rank table has %d ranks, mesh dp=%d × tp=%d needs %d", len(gen.Ranks), mesh.DP, mesh.TP, mesh.World())
+	}
+	addrs := make([]string, len(gen.Ranks))
+	for i, r := range gen.Ranks {
+		d, t := mesh.Coords(i)
+		if int(r.Rank) != i || int(r.Dp) != d || int(r.Tp) != t {
+			return nil, fmt.Errorf("rank table entry %d is rank %d at (dp %d, tp %d), the mesh puts rank %d at (dp %d, tp %d)", i, r.Rank, r.Dp, r.Tp, i, d, t)
+		}
+		if lo, hi := mesh.Rows(d, int(gen.GlobalBatch)); gen.GlobalBatch > 0 && (int(r.BatchOffset) != lo || int(r.BatchRows) != hi-lo) {
+			return nil, fmt.Errorf("rank %d: table says rows [%d,+%d), this worker computes [%d,+%d) of batch %d", i, r.BatchOffset, r.BatchRows, lo, hi-lo, gen.GlobalBatch)
+		}
+		addrs[i] = r.Address
+	}
+	return addrs, nil
+}
+
+// peerAddresses lists the addresses of a group's ranks, in group order.
+func peerAddresses(addrs []string, group []int) []string {
+	peers := make([]string, len(group))
+	for i, r := range group {
+		peers[i] = addrs[r]
+	}
+	return peers
+}
+
+// stepProfile collects per-step timings for the end-of-job summary (what the
+// benchmarks read): median step time and the communication share.
+type stepProfile struct {
+	step, tp, window, exposed []time.Duration
+	tokens                    int
+}
+
+func (p *stepProfile) add(d time.Duration, st StepStats) {
+	p.step = append(p.step, d)
+	p.tp = append(p.tp, st.TPComm)
+	p.window = append(p.window, st.DPWindow)
+	p.exposed = append(p.exposed, st.DPExposed)
+	p.tokens = st.Tokens
+}
+
+func (p *stepProfile) summary() []any {
+	ms := func(ds []time.Duration) float64 { return float64(median(ds).Microseconds()) / 1e3 }
+	return []any{
+		"median_step_ms", ms(p.step), "tokens_per_step", p.tokens,
+		"tp_comm_ms", ms(p.tp), "dp_comm_window_ms", ms(p.window), "dp_comm_exposed_ms", ms(p.exposed),
+	}
+}

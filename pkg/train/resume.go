@@ -1,0 +1,132 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// checkpoint writes this worker's shard of the state at the current step
+// to its store (fsynced) and reports it in the background: a slow or
+// leaderless coordinator must not stall training. A failed write is logged
+// and not reported, so the coordinator never commits a step this worker
+// does not hold.
+func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, final bool) {
+	p, opt := tr.Model.Params(), tr.opt
+	shard := &ckpt.Shard{
+		Job: a.JobId, Step: tr.Iter(), Generation: a.Generation.Number,
+		TP: tr.layout.TPRank, TPSize: tr.layout.Mesh.TP, Spec: a.SpecJson,
+		Manifest: ckpt.Manifest(p.Views), Data: p.Data,
+		Optim: ckpt.Optim{Lo: opt.Lo, Hi: opt.Hi, M: opt.M, V: opt.V, Steps: opt.Steps},
+		Iter:  tr.Iter(),
+	}
+	store := w.cfg.Checkpoints
+	if err := store.Put(shard); err != nil {
+		w.log.Error("checkpoint not written", "job", a.JobId, "step", shard.Step, "err", err)
+		return
+	}
+	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
+	if _, err := store.Retain(a.JobId, keep); err != nil {
+		w.log.Warn("checkpoint retention", "job", a.JobId, "err", err)
+	}
+	req := &pb.ReportCheckpointRequest{
+		WorkerId: w.cfg.ID, JobId: a.JobId, Generation: a.Generation.Number,
+		Step: int64(shard.Step), Tp: int32(shard.TP), Final: final,
+	}
+	go func() {
+		_ = retry(ctx, w.log, "report checkpoint", func() error {
+			_, err := w.cfg.Coord.ReportCheckpoint(ctx, req)
+			return err
+		})
+	}()
+}
+
+// resume positions the replica at the generation's resume step. A rank
+// that holds that checkpoint loads it from its store; in a data-parallel
+// group, the lowest rank holding it broadcasts it to the others (a worker
+// that just joined holds nothing yet), so every replica starts identical.
+func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int) error {
+	state, held := w.load(job, tr, step)
+	if tr.layout.Mesh.DP > 1 {
+		// Which DP ranks hold it? One slot per rank, summed.
+		holders := make([]float32, tr.layout.Mesh.DP)
+		if held == nil {
+			holders[tr.layout.DPRank] = 1
+		}
+		if err := tr.layout.DP.AllReduce(ctx, holders, allreduce.Sum); err != nil {
+			return fmt.Errorf("job %s: resume from step %d: find holders: %w", job, step, err)
+		}
+		root := slices.Index(holders, 1)
+		if root < 0 {
+			return fmt.Errorf("job %s: resume from step %d: no replica of tp shard %d holds it: %w", job, step, tr.layout.TPRank, held)
+		}
+		n := len(tr.Model.Params().Data)
+		buf := make([]float32, 3*n+1)
+		if tr.layout.DPRank == root {
+			copy(buf, state.Params)
+			copy(buf[n:], state.M)
+			copy(buf[2*n:], state.V)
+			buf[3*n] = float32(state.Steps)
+		}
+		if err := tr.layout.DP.Broadcast(ctx, buf, root); err != nil {
+			return fmt.Errorf("job %s: resume from step %d: broadcast from dp rank %d: %w", job, step, root, err)
+		}
+		state, held = State{Params: buf[:n], M: buf[n : 2*n], V: buf[2*n : 3*n], Steps: int(buf[3*n])}, nil
+	}
+	if held != nil {
+		return held
+	}
+	if err := tr.ImportState(state); err != nil {
+		return fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
+	}
+	tr.SetIter(step)
+	return nil
+}
+
+// load reads the resume step from this worker's checkpoint store, checking
+// that the stored shard has this replica's exact layout.
+func (w *Worker) load(job string, tr *Trainer, step int) (State, error) {
+	sh, err := w.cfg.Checkpoints.Get(job, step, tr.layout.TPRank)
+	if err != nil {
+		return State{}, fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
+	}
+	n := len(tr.Model.Params().Data)
+	switch {
+	case sh.TPSize != tr.layout.Mesh.TP:
+		return State{}, fmt.Errorf("job %s: resume from step %d: stored shard is tp %d of %d, this generation needs tp %d of %d",
+			job, step, sh.TP, sh.TPSize, tr.layout.TPRank, tr.layout.Mesh.TP)
+	case !reflect.DeepEqual(sh.Manifest, ckpt.Manifest(tr.Model.Params().Views)):
+		return State{}, fmt.Errorf("job %s: resume from step %d: stored tensors do not match this model's layout", job, step)
+	case sh.Optim.Lo != 0 || sh.Optim.Hi != n:
+		return State{}, fmt.Errorf("job %s: resume from step %d: stored optimizer state covers [%d,%d), want all %d parameters",
+			job, step, sh.Optim.Lo, sh.Optim.Hi, n)
+	}
+	return State{Params: sh.Data, M: sh.Optim.M, V: sh.Optim.V, Steps: sh.Optim.Steps}, nil
+}
+
+// finish saves the final model on the rank that holds it whole after a
+// tensor-parallel gather: DP rank 0 gathers its TP group's shards.
+func (w *Worker) finish(ctx context.Context, a *pb.Assignment, tr *Trainer) error {
+	if tr.layout.DPRank != 0 || w.cfg.OutDir == "" {
+		return nil
+	}
+	full, err := tr.gatherFull(ctx)
+	if err != nil {
+		return fmt.Errorf("job %s: gather final model: %w", a.JobId, err)
+	}
+	if tr.layout.TPRank != 0 {
+		return nil
+	}
+	dir := filepath.Join(w.cfg.OutDir, a.JobId)
+	if err := SaveFull(dir, tr, full); err != nil {
+		return err
+	}
+	w.log.Info("saved final model", "dir", dir)
+	return nil
+}
