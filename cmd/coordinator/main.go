@@ -26,6 +26,7 @@ import (
 
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 )
 
 func main() {
@@ -91,6 +92,7 @@ func run(args []string) error {
 		return err
 	}
 	defer node.Close()
+	reg.MustRegister(metrics.NewControlPlane(node.MetricsSnapshot))
 
 	gs := grpc.NewServer()
 	coord.NewService(node).Register(gs)

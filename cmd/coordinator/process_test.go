@@ -184,8 +184,14 @@ func checkHTTP(t *testing.T, addr string) {
 	if code, body := get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
-	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "ringmaster_coord_is_leader") {
+	code, body := get("/metrics")
+	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
+	}
+	for _, series := range []string{"ringmaster_coord_is_leader", "ringmaster_raft_has_leader 1", "ringmaster_raft_term ", `ringmaster_raft_state{state="Leader"}`} {
+		if !strings.Contains(body, series) {
+			t.Errorf("/metrics has no %q", series)
+		}
 	}
 }
 

@@ -5,14 +5,16 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	names "github.com/ringmaster-ml/ringmaster/pkg/metrics"
 )
 
-// Metric names, in one place.
+// Metric names live with all the others in pkg/metrics.
 const (
-	metricBytesSent     = "ringmaster_allreduce_bytes_sent_total"
-	metricBytesReceived = "ringmaster_allreduce_bytes_received_total"
-	metricDuration      = "ringmaster_allreduce_collective_duration_seconds"
-	metricPeerErrors    = "ringmaster_allreduce_peer_errors_total"
+	metricBytesSent     = names.CommBytesSent
+	metricBytesReceived = names.CommBytesReceived
+	metricDuration      = names.CommCollectiveSecs
+	metricPeerErrors    = names.CommPeerErrorsTotal
 )
 
 type metrics struct {

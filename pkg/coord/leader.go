@@ -20,6 +20,7 @@ type leaderState struct {
 	ckpt        *CheckpointTracker
 	unreachable map[string]string // worker → who reported it
 	progress    map[string]*pb.WorkerMessage
+	heard       map[string]time.Time // last heartbeat of each worker (heartbeat age metrics)
 	kick        chan struct{}
 }
 
@@ -68,6 +69,7 @@ func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 				ckpt:        NewCheckpointTracker(),
 				unreachable: map[string]string{},
 				progress:    map[string]*pb.WorkerMessage{},
+				heard:       map[string]time.Time{},
 				kick:        make(chan struct{}, 1),
 			}
 			lctx, cancel := context.WithCancel(ctx)
@@ -163,6 +165,7 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 			l.det.Watch(now, id)
 		} else {
 			l.det.Forget(id)
+			delete(l.heard, id)
 		}
 	}
 	type loss struct{ id, reason string }
@@ -248,8 +251,10 @@ func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
 		n.cfg.Metrics.heartbeats.Inc()
 	}
 	l.mu.Lock()
-	l.det.Heartbeat(n.cfg.Now(), m.WorkerId)
+	now := n.cfg.Now()
+	l.det.Heartbeat(now, m.WorkerId)
 	l.progress[m.WorkerId] = m
+	l.heard[m.WorkerId] = now
 	for _, p := range m.UnreachablePeers {
 		l.unreachable[p] = m.WorkerId
 	}

@@ -1,6 +1,10 @@
 package coord
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
+)
 
 // Metrics are the coordinator's Prometheus collectors, registered on the
 // registerer passed to NewMetrics (never the global default).
@@ -16,19 +20,19 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringmaster_coord_commands_total", Help: "Raft commands applied by this node as leader.",
+			Name: metrics.CoordCommandsTotal, Help: "Raft commands applied by this node as leader.",
 		}, []string{"command", "ok"}),
 		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ringmaster_coord_is_leader", Help: "1 while this node is the raft leader.",
+			Name: metrics.CoordIsLeader, Help: "1 while this node is the raft leader.",
 		}),
 		workersLost: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ringmaster_coord_workers_lost_total", Help: "Workers this node declared lost as leader.",
+			Name: metrics.CoordWorkersLost, Help: "Workers this node declared lost as leader.",
 		}),
 		generations: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ringmaster_coord_generations_total", Help: "Generations this node committed as leader.",
+			Name: metrics.CoordGenerations, Help: "Generations this node committed as leader.",
 		}),
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ringmaster_coord_heartbeats_total", Help: "Worker heartbeats received.",
+			Name: metrics.CoordHeartbeatsTotal, Help: "Worker heartbeats received.",
 		}),
 	}
 	if reg != nil {

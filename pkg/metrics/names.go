@@ -1,0 +1,86 @@
+package metrics
+
+// Metric names, in one place. Units follow Prometheus conventions:
+// _seconds, _bytes, _total for counters, _ratio for fractions.
+const (
+	// Training (worker), labels job_id and rank.
+	TrainLoss            = "ringmaster_train_loss"
+	TrainValLoss         = "ringmaster_train_val_loss"
+	TrainStep            = "ringmaster_train_step"
+	TrainStepSeconds     = "ringmaster_train_step_seconds" // histogram
+	TrainTokensTotal     = "ringmaster_train_tokens_total"
+	TrainTokensPerSecond = "ringmaster_train_tokens_per_second"
+	TrainMFU             = "ringmaster_train_mfu_ratio"
+	TrainFLOPsPerToken   = "ringmaster_train_flops_per_token"
+	TrainPeakFLOPS       = "ringmaster_train_peak_flops" // per worker, set by flag or measured once
+	TrainGradNorm        = "ringmaster_train_grad_norm"
+	TrainLearningRate    = "ringmaster_train_learning_rate"
+	// TrainPhaseSeconds splits step time by phase (label phase: one of the
+	// Phase* values); communication is split into exposed and hidden.
+	TrainPhaseSeconds   = "ringmaster_train_phase_seconds_total"
+	TrainNonFiniteTotal = "ringmaster_train_nonfinite_steps_total"
+	TrainGeneration     = "ringmaster_train_generation"
+	// ProcessResidentBytes is the process collector's resident memory
+	// (collectors.NewProcessCollector, registered by every binary).
+	ProcessResidentBytes = "process_resident_memory_bytes"
+
+	// Communication (worker), defined by pkg/allreduce on these names.
+	CommBytesSent       = "ringmaster_allreduce_bytes_sent_total"
+	CommBytesReceived   = "ringmaster_allreduce_bytes_received_total"
+	CommCollectiveSecs  = "ringmaster_allreduce_collective_duration_seconds" // label op
+	CommPeerErrorsTotal = "ringmaster_allreduce_peer_errors_total"           // label peer (a rank)
+
+	// Checkpoints (worker).
+	CkptSaveSeconds           = "ringmaster_ckpt_save_seconds" // histogram
+	CkptLoadSeconds           = "ringmaster_ckpt_load_seconds" // histogram
+	CkptSaveBytesTotal        = "ringmaster_ckpt_save_bytes_total"
+	CkptLoadBytesTotal        = "ringmaster_ckpt_load_bytes_total"
+	CkptStallSeconds          = "ringmaster_ckpt_stall_seconds" // histogram: training blocked by a save
+	CkptChecksumFailuresTotal = "ringmaster_ckpt_checksum_failures_total"
+	CkptReplicaTransfersTotal = "ringmaster_ckpt_replica_transfers_total"
+	RecoverySeconds           = "ringmaster_recovery_seconds"        // histogram: worker lost → first step of the new generation
+	RecoveryStepsReplayed     = "ringmaster_recovery_steps_replayed" // histogram
+
+	// Control plane (coordinator).
+	RaftState            = "ringmaster_raft_state" // label state, 1 for the current one
+	RaftTerm             = "ringmaster_raft_term"
+	RaftCommitIndex      = "ringmaster_raft_commit_index"
+	RaftAppliedIndex     = "ringmaster_raft_applied_index"
+	RaftLastContactSecs  = "ringmaster_raft_last_contact_seconds" // followers: since the leader was heard; leader: 0
+	RaftPeers            = "ringmaster_raft_peers"                // voters in the configuration
+	RaftHasLeader        = "ringmaster_raft_has_leader"
+	ClusterWorkers       = "ringmaster_cluster_workers" // label state
+	ClusterJobs          = "ringmaster_cluster_jobs"    // label state
+	JobGeneration        = "ringmaster_job_generation"
+	JobCommittedStep     = "ringmaster_job_committed_step"
+	JobMaxSteps          = "ringmaster_job_max_steps"
+	JobRanks             = "ringmaster_job_ranks"
+	WorkerHeartbeatAge   = "ringmaster_worker_heartbeat_age_seconds" // leader only, label worker
+	RankStep             = "ringmaster_rank_step"                    // leader only, labels job_id, rank, worker
+	RankLoss             = "ringmaster_rank_loss"                    // leader only
+	RankTokensPerSecond  = "ringmaster_rank_tokens_per_second"       // leader only
+	RankStragglerScore   = "ringmaster_rank_straggler_score"         // leader only
+	CoordIsLeader        = "ringmaster_coord_is_leader"
+	CoordCommandsTotal   = "ringmaster_coord_commands_total"
+	CoordWorkersLost     = "ringmaster_coord_workers_lost_total"
+	CoordGenerations     = "ringmaster_coord_generations_total"
+	CoordHeartbeatsTotal = "ringmaster_coord_heartbeats_total"
+)
+
+// Values of TrainPhaseSeconds' phase label.
+const (
+	PhaseForwardBackward = "forward_backward"
+	PhaseOptimizer       = "optimizer"
+	PhaseCommTP          = "comm_tp"         // tensor-parallel all-reduces (blocking)
+	PhaseCommDPExposed   = "comm_dp_exposed" // gradient all-reduce after backward finished
+	PhaseCommDPHidden    = "comm_dp_hidden"  // gradient all-reduce overlapped with backward
+)
+
+// Label names.
+const (
+	LabelJob    = "job_id"
+	LabelRank   = "rank"
+	LabelWorker = "worker"
+	LabelState  = "state"
+	LabelPhase  = "phase"
+)

@@ -1,0 +1,173 @@
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Training is a worker's training series. A worker creates one and asks
+// it for a JobTraining handle per (job, rank) it trains; the handle's
+// methods are what the training loop calls on every step.
+type Training struct {
+	loss, valLoss, step, tokensPS, mfu, fpt, gradNorm, lr, gen *prometheus.GaugeVec
+	tokens, nonFinite                                          *prometheus.CounterVec
+	phase                                                      *prometheus.CounterVec
+	stepSecs                                                   *prometheus.HistogramVec
+	peak                                                       prometheus.Gauge
+	peakFLOPS                                                  float64
+
+	current []string // label values of the live handle, deleted when it is replaced
+}
+
+// NewTraining creates the training collectors and registers them on reg.
+// peakFLOPS is this worker's peak (FLOP/s), the MFU denominator; 0 leaves
+// MFU unexported.
+func NewTraining(reg prometheus.Registerer, peakFLOPS float64) *Training {
+	jr := []string{LabelJob, LabelRank}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, jr)
+	}
+	t := &Training{
+		loss:     gauge(TrainLoss, "Training loss of the latest step (global batch)."),
+		valLoss:  gauge(TrainValLoss, "Validation loss of the latest evaluation."),
+		step:     gauge(TrainStep, "Steps completed (the next step's iteration)."),
+		tokensPS: gauge(TrainTokensPerSecond, "Tokens per second of the whole job, over the recent steps."),
+		mfu:      gauge(TrainMFU, "Model FLOPs utilisation: tokens/s × FLOPs per token over the job's peak (world × worker peak)."),
+		fpt:      gauge(TrainFLOPsPerToken, "Training FLOPs per token (6·N + 12·L·H·Q·T, as nanoGPT's estimate_mfu)."),
+		gradNorm: gauge(TrainGradNorm, "Global gradient norm before clipping of the latest step."),
+		lr:       gauge(TrainLearningRate, "Learning rate of the latest step."),
+		gen:      gauge(TrainGeneration, "Generation this worker trains."),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: TrainTokensTotal, Help: "Tokens of the global batches this rank stepped through."}, jr),
+		nonFinite: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: TrainNonFiniteTotal, Help: "Steps skipped for a NaN or infinite loss or gradient norm."}, jr),
+		phase: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: TrainPhaseSeconds, Help: "Step time by phase; the gradient all-reduce is split into exposed and hidden (overlapped with backward)."},
+			[]string{LabelJob, LabelRank, LabelPhase}),
+		stepSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: TrainStepSeconds, Help: "Duration of optimizer steps.",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 16)}, jr), // 1 ms … 33 s
+		peak: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: TrainPeakFLOPS, Help: "This worker's peak FLOP/s, the MFU denominator (flag, or measured once at start)."}),
+		peakFLOPS: peakFLOPS,
+	}
+	t.peak.Set(peakFLOPS)
+	if reg != nil {
+		reg.MustRegister(t.loss, t.valLoss, t.step, t.tokensPS, t.mfu, t.fpt, t.gradNorm, t.lr, t.gen,
+			t.tokens, t.nonFinite, t.phase, t.stepSecs, t.peak)
+	}
+	return t
+}
+
+// Job returns the handles for one (job, rank, generation) and removes the
+// series of the previous handle, so a worker exports one rank at a time.
+// flopsPerToken and world size the MFU: the job's tokens/s × flopsPerToken
+// over world × this worker's peak. Not safe for concurrent use with itself.
+func (t *Training) Job(jobID string, rank, world int, generation uint64, flopsPerToken float64) *JobTraining {
+	lv := []string{jobID, strconv.Itoa(rank)}
+	if t.current != nil && (t.current[0] != lv[0] || t.current[1] != lv[1]) {
+		t.forget(t.current)
+	}
+	t.current = lv
+	j := &JobTraining{
+		loss: t.loss.WithLabelValues(lv...), valLoss: t.valLoss.WithLabelValues(lv...),
+		step: t.step.WithLabelValues(lv...), tokensPS: t.tokensPS.WithLabelValues(lv...),
+		gradNorm: t.gradNorm.WithLabelValues(lv...), lr: t.lr.WithLabelValues(lv...),
+		tokens: t.tokens.WithLabelValues(lv...), nonFinite: t.nonFinite.WithLabelValues(lv...),
+		stepSecs: t.stepSecs.WithLabelValues(lv...),
+		fwdBwd:   t.phase.WithLabelValues(lv[0], lv[1], PhaseForwardBackward),
+		opt:      t.phase.WithLabelValues(lv[0], lv[1], PhaseOptimizer),
+		commTP:   t.phase.WithLabelValues(lv[0], lv[1], PhaseCommTP),
+		exposed:  t.phase.WithLabelValues(lv[0], lv[1], PhaseCommDPExposed),
+		hidden:   t.phase.WithLabelValues(lv[0], lv[1], PhaseCommDPHidden),
+	}
+	t.gen.WithLabelValues(lv...).Set(float64(generation))
+	t.fpt.WithLabelValues(lv...).Set(flopsPerToken)
+	if t.peakFLOPS > 0 && world > 0 && flopsPerToken > 0 {
+		j.mfu = t.mfu.WithLabelValues(lv...)
+		j.mfuScale = flopsPerToken / (float64(world) * t.peakFLOPS)
+	}
+	return j
+}
+
+func (t *Training) forget(lv []string) {
+	for _, v := range []*prometheus.GaugeVec{t.loss, t.valLoss, t.step, t.tokensPS, t.mfu, t.fpt, t.gradNorm, t.lr, t.gen} {
+		v.DeleteLabelValues(lv...)
+	}
+	t.tokens.DeleteLabelValues(lv...)
+	t.nonFinite.DeleteLabelValues(lv...)
+	t.stepSecs.DeleteLabelValues(lv...)
+	t.phase.DeletePartialMatch(prometheus.Labels{LabelJob: lv[0], LabelRank: lv[1]})
+}
+
+// Step is what the training loop knows after one optimizer step.
+type Step struct {
+	Next         int // steps completed: the next iteration
+	Loss, LR     float64
+	GradNorm     float64
+	Tokens       int     // tokens of the global batch
+	TokensPerSec float64 // the job's, over recent steps
+	Duration     time.Duration
+	// Phases: ForwardBackward includes TPComm; DPWindow is the whole
+	// gradient all-reduce, DPExposed its part after backward.
+	ForwardBackward, Optimizer, TPComm, DPWindow, DPExposed time.Duration
+}
+
+// JobTraining holds one rank's curried series; its methods do not
+// allocate, so the training loop calls them on every step.
+type JobTraining struct {
+	loss, valLoss, step, tokensPS, gradNorm, lr, mfu prometheus.Gauge
+	tokens, nonFinite                                prometheus.Counter
+	fwdBwd, opt, commTP, exposed, hidden             prometheus.Counter
+	stepSecs                                         prometheus.Observer
+	mfuScale                                         float64
+}
+
+// Observe records one completed step.
+func (j *JobTraining) Observe(s *Step) {
+	j.loss.Set(s.Loss)
+	j.step.Set(float64(s.Next))
+	j.lr.Set(s.LR)
+	j.gradNorm.Set(s.GradNorm)
+	j.tokens.Add(float64(s.Tokens))
+	j.tokensPS.Set(s.TokensPerSec)
+	if j.mfu != nil {
+		j.mfu.Set(s.TokensPerSec * j.mfuScale)
+	}
+	j.stepSecs.Observe(s.Duration.Seconds())
+	if s.ForwardBackward > 0 {
+		j.fwdBwd.Add(s.ForwardBackward.Seconds())
+	}
+	if s.Optimizer > 0 {
+		j.opt.Add(s.Optimizer.Seconds())
+	}
+	if s.TPComm > 0 {
+		j.commTP.Add(s.TPComm.Seconds())
+	}
+	if s.DPExposed > 0 {
+		j.exposed.Add(s.DPExposed.Seconds())
+	}
+	if h := s.DPWindow - s.DPExposed; h > 0 {
+		j.hidden.Add(h.Seconds())
+	}
+}
+
+// NonFinite counts a step skipped for a NaN/Inf loss and exports the loss.
+func (j *JobTraining) NonFinite(loss float64) {
+	j.nonFinite.Inc()
+	j.loss.Set(loss)
+}
+
+// Eval records a validation loss.
+func (j *JobTraining) Eval(valLoss float64) {
+	j.valLoss.Set(valLoss)
+}
+
+// FLOPsPerToken counts training FLOPs per token as nanoGPT's estimate_mfu
+// and bench/babygpt do: 6·N + 12·L·H·Q·T, with N the parameters without the
+// position embedding, L layers, H heads of width Q, T the context length.
+func FLOPsPerToken(nonEmbeddingParams, layers, heads, headDim, seqLen int) float64 {
+	return 6*float64(nonEmbeddingParams) + 12*float64(layers*heads*headDim*seqLen)
+}
