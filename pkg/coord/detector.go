@@ -48,6 +48,17 @@ func (d *Detector) Heartbeat(now time.Time, id string) {
 	}
 }
 
+// Suspect moves id's deadline forward to now+within unless it is already
+// sooner: its session broke without a goodbye, so unless it reconnects
+// (whose heartbeat pushes the deadline back out), it is lost within that
+// window instead of after the full timeout.
+func (d *Detector) Suspect(now time.Time, id string, within time.Duration) {
+	dl := now.Add(within)
+	if old, ok := d.deadline[id]; !ok || dl.Before(old) {
+		d.deadline[id] = dl
+	}
+}
+
 // Forget stops watching id (it was declared lost or left).
 func (d *Detector) Forget(id string) { delete(d.deadline, id) }
 

@@ -19,6 +19,8 @@ type leaderState struct {
 	det         *Detector
 	ckpt        *CheckpointTracker
 	unreachable map[string]string // worker → who reported it
+	sessions    map[string]int    // open session streams per worker
+	suspects    map[string]bool   // workers whose last session broke
 	progress    map[string]*pb.WorkerMessage
 	heard       map[string]time.Time // last heartbeat of each worker (heartbeat age metrics)
 	kick        chan struct{}
@@ -68,6 +70,8 @@ func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 				det:         NewDetector(n.cfg.WorkerTimeout, n.cfg.WorkerGrace),
 				ckpt:        NewCheckpointTracker(),
 				unreachable: map[string]string{},
+				sessions:    map[string]int{},
+				suspects:    map[string]bool{},
 				progress:    map[string]*pb.WorkerMessage{},
 				heard:       map[string]time.Time{},
 				kick:        make(chan struct{}, 1),
@@ -171,7 +175,11 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 	type loss struct{ id, reason string }
 	var lost []loss
 	for _, id := range l.det.Expired(now) {
-		lost = append(lost, loss{id, fmt.Sprintf("no heartbeat for %s", n.cfg.WorkerTimeout)})
+		reason := fmt.Sprintf("no heartbeat for %s", n.cfg.WorkerTimeout)
+		if l.suspects[id] {
+			reason = fmt.Sprintf("session broke and was not reopened within %s", n.brokenSessionGrace())
+		}
+		lost = append(lost, loss{id, reason})
 	}
 	for id, by := range l.unreachable {
 		if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
@@ -206,6 +214,7 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 		}
 		l.mu.Lock()
 		l.det.Forget(x.id)
+		delete(l.suspects, x.id)
 		l.mu.Unlock()
 	}
 	if len(lost) > 0 {
@@ -266,6 +275,51 @@ func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
 		l.poke()
 	}
 	return nil
+}
+
+// brokenSessionGrace is how long a worker whose session stream broke (no
+// goodbye: the process died, its sockets were reset) has to reopen one
+// before it is declared lost. A live worker reopens at once (its first
+// attempt has no backoff); a SIGKILLed one never does, and waiting the full
+// heartbeat timeout for it was most of a recovery (issue 12).
+func (n *Node) brokenSessionGrace() time.Duration {
+	return min(n.cfg.WorkerTimeout, 300*time.Millisecond)
+}
+
+// sessionOpened counts an open session stream of worker id.
+func (n *Node) sessionOpened(id string) {
+	l := n.leader()
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.sessions[id]++
+	delete(l.suspects, id)
+	l.mu.Unlock()
+}
+
+// sessionClosed counts a session stream of worker id gone. When it broke
+// (not a clean end) and it was the worker's last one, the worker becomes a
+// suspect: lost unless it reopens within brokenSessionGrace.
+func (n *Node) sessionClosed(id string, broken bool) {
+	l := n.leader()
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.sessions[id]--
+	if l.sessions[id] <= 0 {
+		delete(l.sessions, id)
+		if broken && l.det.Watching(id) {
+			l.suspects[id] = true
+			l.det.Suspect(n.cfg.Now(), id, n.brokenSessionGrace())
+		}
+	}
+	l.mu.Unlock()
+	if broken {
+		// Wake the leader loop when the window ends, not at its next tick.
+		time.AfterFunc(n.brokenSessionGrace(), l.poke)
+	}
 }
 
 // Progress returns the latest heartbeat of each rank's worker, by rank (nil

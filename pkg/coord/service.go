@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -267,6 +268,18 @@ func (s *Service) WorkerSession(stream pb.Coordinator_WorkerSessionServer) error
 	if err := s.n.Heartbeat(first); err != nil {
 		return failStream(err)
 	}
+	s.n.sessionOpened(id)
+	broken := true // a clean end (EOF, or a goodbye heartbeat) clears it
+	defer func() { s.n.sessionClosed(id, broken) }()
+	if first.Leaving {
+		broken = false
+	}
+	var leaving atomic.Bool
+	defer func() {
+		if leaving.Load() {
+			broken = false
+		}
+	}()
 	recvErr := make(chan error, 1)
 	go func() { // owned by this handler: Recv fails once the handler returns
 		for {
@@ -276,6 +289,9 @@ func (s *Service) WorkerSession(stream pb.Coordinator_WorkerSessionServer) error
 				return
 			}
 			m.WorkerId = id
+			if m.Leaving {
+				leaving.Store(true)
+			}
 			if err := s.n.Heartbeat(m); err != nil {
 				recvErr <- err
 				return
@@ -309,6 +325,7 @@ func (s *Service) WorkerSession(stream pb.Coordinator_WorkerSessionServer) error
 			return ctx.Err()
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
+				broken = false
 				return nil
 			}
 			if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {

@@ -47,7 +47,10 @@ func TestWorkerLostAndBack(t *testing.T) {
 	waitFor(t, "generation without w2", 10*time.Second, func() bool { return members() == "w1,w3" })
 	wl, _ := cl.ListWorkers(ctxT(t, 2*time.Second))
 	for _, w := range wl {
-		if w.Id == "w2" && (w.State != pb.WorkerState_WORKER_STATE_LOST || !strings.Contains(w.Reason, "heartbeat")) {
+		// pause cancels the session stream: the leader sees it break
+		// (TestBrokenSessionLosesWorkerAtOnce) or its heartbeats stop.
+		if w.Id == "w2" && (w.State != pb.WorkerState_WORKER_STATE_LOST ||
+			!(strings.Contains(w.Reason, "heartbeat") || strings.Contains(w.Reason, "session broke"))) {
 			t.Fatalf("w2 = %v", w)
 		}
 	}
@@ -74,6 +77,50 @@ func TestWorkerLostAndBack(t *testing.T) {
 		r, err := cl.GetJob(ctxT(t, 2*time.Second), job.Id)
 		return err == nil && r.Job.State == pb.JobState_JOB_STATE_FAILED && strings.Contains(r.Job.Reason, "NaN loss")
 	})
+}
+
+// TestBrokenSessionLosesWorkerAtOnce: a worker whose session stream breaks
+// without a goodbye (its process died) and does not reopen it is declared
+// lost long before the heartbeat timeout (a minute here), and a generation
+// without it is committed; one that reconnects stays.
+func TestBrokenSessionLosesWorkerAtOnce(t *testing.T) {
+	nodes := newTestNodes(t, 1)
+	nodes[0].workerTimeout = time.Minute
+	nodes[0].start(t, peersOf(nodes), "")
+	addrs := grpcAddrs(nodes)
+	cl := NewClient(addrs)
+	defer cl.Close()
+	job, err := cl.SubmitJob(ctxT(t, 10*time.Second), []byte(specYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []*fakeWorker{startFakeWorker(t, addrs, "w1"), startFakeWorker(t, addrs, "w2"), startFakeWorker(t, addrs, "w3")}
+	members := func() string {
+		r, err := cl.GetJob(ctxT(t, 2*time.Second), job.Id)
+		if err != nil || r.Generation == nil {
+			return ""
+		}
+		var ids []string
+		for _, rk := range r.Generation.Ranks {
+			ids = append(ids, rk.WorkerId)
+		}
+		return strings.Join(ids, ",")
+	}
+	waitFor(t, "all three in the generation", 10*time.Second, func() bool { return members() == "w1,w2,w3" })
+	// A worker that breaks its stream and reopens at once is not lost.
+	ws[2].pause()
+	ws[2].resume(t)
+	ws[1].pause()
+	waitFor(t, "generation without w2, well before the 1 min heartbeat timeout", 20*time.Second, func() bool { return members() == "w1,w3" })
+	wl, _ := cl.ListWorkers(ctxT(t, 2*time.Second))
+	for _, w := range wl {
+		switch {
+		case w.Id == "w2" && (w.State != pb.WorkerState_WORKER_STATE_LOST || !strings.Contains(w.Reason, "session broke")):
+			t.Errorf("w2 = %v, want lost with reason naming the broken session", w)
+		case w.Id == "w3" && w.State != pb.WorkerState_WORKER_STATE_ALIVE:
+			t.Errorf("w3 reconnected at once but is %v: %s", w.State, w.Reason)
+		}
+	}
 }
 
 // TestRestartFromSnapshot: state survives a restart from a snapshot plus
