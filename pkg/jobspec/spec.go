@@ -44,6 +44,12 @@ type DataSpec struct {
 	MaskProb float64 `json:"mask_prob,omitempty"` // bert: fraction of positions chosen for the MLM loss (default 0.15)
 }
 
+// Values of TrainSpec.Precision.
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionBF16 = "bf16"
+)
+
 // TrainSpec holds the optimizer, schedule and batch settings (nanoGPT train.py names).
 type TrainSpec struct {
 	MaxIters     int     `json:"max_iters"`
@@ -65,6 +71,10 @@ type TrainSpec struct {
 	LogInterval  int     `json:"log_interval"`
 	EvalSeed     int64   `json:"eval_seed,omitempty"` // held-out sets and eval batches (default 4242)
 	HeldOut      int     `json:"held_out,omitempty"`  // synthetic tasks: held-out problems scored at the end
+	// Precision is "fp32" (default) or "bf16": mixed precision, the linear
+	// layers' products on bf16-rounded inputs with fp32 accumulation, fp32
+	// master weights, gradients and optimizer (model.Params.BF16).
+	Precision string `json:"precision,omitempty"`
 }
 
 // ParallelSpec is the layout a cluster run asks for (ignored by a single process).
@@ -213,6 +223,9 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if t.LogInterval == 0 {
 		t.LogInterval = 10
+	}
+	if t.Precision == "" {
+		t.Precision = PrecisionFP32
 	}
 	if t.LRDecayIters == 0 {
 		t.LRDecayIters = max(t.MaxIters, t.WarmupIters+1)

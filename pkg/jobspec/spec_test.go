@@ -205,3 +205,24 @@ func TestModelHash(t *testing.T) {
 		t.Fatal("hash does not track the config")
 	}
 }
+
+// train.precision defaults to fp32, takes bf16, and rejects anything else
+// naming the field.
+func TestPrecisionField(t *testing.T) {
+	s, err := Preset("sort")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.WithDefaults().Train.Precision != PrecisionFP32 {
+		t.Fatalf("default precision %q, want fp32", s.WithDefaults().Train.Precision)
+	}
+	if _, err := Override(s, []string{"train.precision=bf16"}); err != nil {
+		t.Fatalf("bf16: %v", err)
+	}
+	bad := s
+	bad.Train.Precision = "fp16"
+	err = bad.WithDefaults().Validate()
+	if err == nil || !strings.Contains(err.Error(), "train.precision") {
+		t.Fatalf("precision fp16: error %v, want one naming train.precision", err)
+	}
+}

@@ -107,4 +107,16 @@
 // expected shape. testdata/gen_gpt_fixture.py produces the PyTorch reference
 // that gpt_fixture_test.go replays (loss, logits, gradients, one AdamW step,
 // greedy decoding).
+// # Mixed precision
+//
+// With Params.BF16 (train.precision: bf16) the products of every Linear —
+// the forward product, the input gradient dout·W and the weight gradient
+// doutᵀ·x, in GPT, BERT and the encoder–decoder, the tied LM head
+// included — take their two inputs rounded to bfloat16 (round to nearest
+// even) and accumulate in fp32 (kernels.Impl.GemmBF16; without the kernels
+// installed, rounded copies through the fp32 Sgemm). Everything else is
+// fp32: the parameters (master weights), gradients (the weight-gradient
+// product accumulates into the fp32 gradient), AdamW's moments, LayerNorm
+// statistics, softmax, attention's QKᵀ and PV (not yet bf16), GELU,
+// cross-entropy and the loss, and every stored activation.
 package model

@@ -27,7 +27,7 @@ func (l *Linear) Forward(p *Params, out, inp []float32, n int) {
 		}
 		beta = 1
 	}
-	sgemm(false, true, n, l.Out, l.In, 1, inp, l.In, w, l.In, beta, out, l.Out)
+	gemmP(p, false, true, n, l.Out, l.In, 1, inp, l.In, w, l.In, beta, out, l.Out)
 }
 
 // Backward accumulates dinp (N,In) += dout·W, dW += doutᵀ·inp, db += Σ dout.
@@ -40,9 +40,9 @@ func (l *Linear) Backward(p *Params, dinp, dout, inp []float32, n int) {
 // overwritten, so callers need not clear it first).
 func (l *Linear) backward(p *Params, dinp, dout, inp []float32, n int, beta float32) {
 	if dinp != nil {
-		sgemm(false, false, n, l.In, l.Out, 1, dout, l.Out, p.Value(l.W), l.In, beta, dinp, l.In)
+		gemmP(p, false, false, n, l.In, l.Out, 1, dout, l.Out, p.Value(l.W), l.In, beta, dinp, l.In)
 	}
-	sgemm(true, false, l.Out, l.In, n, 1, dout, l.Out, inp, l.In, 1, p.Gradient(l.W), l.In)
+	gemmP(p, true, false, l.Out, l.In, n, 1, dout, l.Out, inp, l.In, 1, p.Gradient(l.W), l.In)
 	if l.B.Present() {
 		db := p.Gradient(l.B)
 		for i := 0; i < n; i++ {

@@ -49,6 +49,14 @@ type Params struct {
 	// (tied weights): "lm_head.weight" → "transformer.wte.weight" for GPT.
 	Aliases map[string]string
 
+	// BF16 is mixed-precision training (train.precision: bf16): every
+	// Linear's products — forward, input gradient and weight gradient, LM
+	// head included — round their two inputs to bfloat16 and accumulate in
+	// fp32 (kernels.GemmBF16). Data (the master weights), Grad (accumulated
+	// in fp32, C of the weight-gradient product), activations, LayerNorm,
+	// softmax, attention, the loss and the optimizer stay fp32.
+	BF16 bool
+
 	index map[string]int
 }
 

@@ -138,6 +138,9 @@ func TestParallelRunsEqualSingleProcess(t *testing.T) {
 		"gpt":    tiny(t, "sort", "model.n_head=4", "model.n_embd=16", "train.batch_size=16"),
 		"bert":   tiny(t, "bert-mlm", "model.n_head=4", "model.n_embd=16", "model.block_size=16", "data.path="+text),
 		"encdec": tiny(t, "seq2seq-reverse", "model.n_head=4", "model.n_embd=16", "model.block_size=17"),
+		// mixed precision: the bf16 rounding is elementwise, so the
+		// splits change only the fp32 summation order, as in fp32.
+		"gpt-bf16": tiny(t, "sort", "model.n_head=4", "model.n_embd=16", "train.batch_size=16", "train.precision=bf16"),
 	}
 	meshes := []parallel.Mesh{{DP: 2, TP: 1}, {DP: 1, TP: 2}, {DP: 2, TP: 2}}
 	for name, spec := range specs {

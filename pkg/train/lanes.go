@@ -65,6 +65,7 @@ func (tr *Trainer) SetLanes(n int) error {
 			return fmt.Errorf("lane %d: %d parameters, the model has %d", i+1, len(p.Data), len(p0.Data))
 		}
 		p.Data = p0.Data // shared, read-only during a step; the optimizer writes it between steps
+		p.BF16 = p0.BF16
 		if st, ok := m.(singleThreaded); ok {
 			st.SetThreads(1)
 		}

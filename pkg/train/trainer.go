@@ -89,6 +89,7 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 		return nil, err
 	}
 	tr.Model = m
+	m.Params().BF16 = spec.Train.Precision == jobspec.PrecisionBF16
 	t := spec.Train
 	lo, hi := 0, len(m.Params().Data)
 	if spec.Parallel.ZeRO1 && layout.Mesh.DP > 1 {
