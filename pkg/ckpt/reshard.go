@@ -46,7 +46,7 @@ func LocalManifest(m []Tensor, rank, size int) ([]Tensor, error) {
 			if s.Full[s.Dim]%(s.Parts*size) != 0 {
 				return nil, fmt.Errorf("ckpt: local manifest: tensor %q: dim %d of %v does not split into %d parts × %d ranks", t.Name, s.Dim, s.Full, s.Parts, size)
 			}
-			n.Shape[s.Dim] /= size
+			n.Shape = n.Split.Shape()
 		}
 		out[i] = n
 		off += n.Size()

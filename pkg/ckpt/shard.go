@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/shard"
 )
 
 // Shard is one tensor-parallel rank's checkpoint at one step of one job.
@@ -52,16 +53,10 @@ type Tensor struct {
 	Split  *Split `json:"split,omitempty"`
 }
 
-// Split mirrors model.Shard: dimension Dim of the whole shape Full is Parts
-// equal blocks, each cut into Size pieces; the tensor holds piece Rank of
-// every block.
-type Split struct {
-	Full  []int `json:"full"`
-	Dim   int   `json:"dim"`
-	Parts int   `json:"parts"`
-	Rank  int   `json:"rank"`
-	Size  int   `json:"size"`
-}
+// Split is the piece of the whole tensor a TP rank's tensor holds
+// (shard.Piece, the type model.View.Shard has too: one description, not a
+// mirror).
+type Split = shard.Piece
 
 // Info describes a stored shard without its data.
 type Info struct {
@@ -80,7 +75,7 @@ func Manifest(views []model.View) []Tensor {
 	for i, v := range views {
 		t := Tensor{Name: v.Name, Offset: v.Offset, Shape: slices.Clone(v.Shape), Decay: v.Decay}
 		if s := v.Shard; s != nil {
-			t.Split = &Split{Full: slices.Clone(s.Full), Dim: s.Dim, Parts: s.Parts, Rank: s.Rank, Size: s.Size}
+			t.Split = s.Clone()
 		}
 		m[i] = t
 	}
@@ -91,7 +86,7 @@ func Manifest(views []model.View) []Tensor {
 func (t Tensor) View() model.View {
 	v := model.View{Name: t.Name, Offset: t.Offset, Shape: slices.Clone(t.Shape), Decay: t.Decay}
 	if s := t.Split; s != nil {
-		v.Shard = &model.Shard{Full: slices.Clone(s.Full), Dim: s.Dim, Parts: s.Parts, Rank: s.Rank, Size: s.Size}
+		v.Shard = s.Clone()
 	}
 	return v
 }
@@ -201,9 +196,7 @@ func (t Tensor) checkSplit() error {
 	case s.Full[s.Dim]%(s.Parts*s.Size) != 0:
 		return fmt.Errorf("manifest: tensor %q: dim %d of %v is not %d parts × %d pieces", t.Name, s.Dim, s.Full, s.Parts, s.Size)
 	}
-	want := slices.Clone(s.Full)
-	want[s.Dim] /= s.Size
-	if !slices.Equal(want, t.Shape) {
+	if !slices.Equal(s.Shape(), t.Shape) {
 		return fmt.Errorf("manifest: tensor %q: shape %v is not a 1/%d piece of %v along dim %d", t.Name, t.Shape, s.Size, s.Full, s.Dim)
 	}
 	return nil

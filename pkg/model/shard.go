@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/shard"
 )
 
 // TensorParallel places a model on one rank of a Megatron tensor-parallel
@@ -208,17 +210,11 @@ func (t *tpGroup) rowBackward(p *Params, l *Linear, dinp, dout, inp []float32, n
 // parallelism that means it is replicated on every rank. Names are those of
 // the whole model, so a checkpoint can gather pieces by name (CopyToFull)
 // and reshard them (CopyFromFull).
-type Shard struct {
-	Full       []int
-	Dim, Parts int
-	Rank, Size int
-}
+type Shard = shard.Piece
 
 // addShard appends this rank's piece of a sharded tensor and returns its view.
 func (b *Builder) addShard(name string, s *Shard) View {
-	shape := slices.Clone(s.Full)
-	shape[s.Dim] /= s.Size
-	v := b.Add(name, shape...)
+	v := b.Add(name, s.Shape()...)
 	v.Shard = s
 	b.views[len(b.views)-1].Shard = s
 	return v
@@ -247,28 +243,11 @@ func (v View) CopyToFull(full, local []float32) {
 // walk calls f(localOffset, fullOffset, n) for each contiguous run of v's
 // piece, in local order.
 func (v View) walk(f func(lo, fo, n int)) {
-	s := v.Shard
-	if s == nil {
+	if v.Shard == nil {
 		f(0, 0, v.Size())
 		return
 	}
-	outer, inner := 1, 1
-	for _, d := range s.Full[:s.Dim] {
-		outer *= d
-	}
-	for _, d := range s.Full[s.Dim+1:] {
-		inner *= d
-	}
-	block := s.Full[s.Dim] / s.Parts // rows of one block in the whole tensor
-	piece := block / s.Size          // rows of one block on this rank
-	lo := 0
-	for o := 0; o < outer; o++ {
-		for part := 0; part < s.Parts; part++ {
-			fo := (o*s.Full[s.Dim] + part*block + s.Rank*piece) * inner
-			f(lo, fo, piece*inner)
-			lo += piece * inner
-		}
-	}
+	v.Shard.Walk(f)
 }
 
 // copyShards sets every view of local to its piece of the same-named tensor
