@@ -162,11 +162,7 @@ func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	}
 	m.params = params
 	if tp.active() {
-		full, err := NewBERT(cfg, seed)
-		if err != nil {
-			return nil, err
-		}
-		return m, copyShards(params, full.params)
+		return m, initFromWhole(params, NewBERT, cfg, seed)
 	}
 
 	// Initialisation (biases are already 0 from Build).

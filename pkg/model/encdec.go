@@ -157,11 +157,7 @@ func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	}
 	m.params = params
 	if tp.active() {
-		full, err := NewEncDec(cfg, seed)
-		if err != nil {
-			return nil, err
-		}
-		return m, copyShards(params, full.params)
+		return m, initFromWhole(params, NewEncDec, cfg, seed)
 	}
 
 	// Initialisation (biases are already 0 from Build).

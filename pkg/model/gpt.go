@@ -124,11 +124,7 @@ func NewGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 	}
 	g.params = p
 	if tp.active() {
-		full, err := NewGPT(cfg, seed)
-		if err != nil {
-			return nil, err
-		}
-		return g, copyShards(p, full.params)
+		return g, initFromWhole(p, NewGPT, cfg, seed)
 	}
 	g.init(newRNG(seed, 0))
 	return g, nil

@@ -250,6 +250,17 @@ func (v View) walk(f func(lo, fo, n int)) {
 	v.Shard.Walk(f)
 }
 
+// initFromWhole is how every architecture starts a TP rank: build the whole
+// model from the same seed (build without options: no tensor parallelism)
+// and copy this rank's slices of it into local.
+func initFromWhole[M interface{ Params() *Params }](local *Params, build func(Config, int64, ...Option) (M, error), cfg Config, seed int64) error {
+	full, err := build(cfg, seed)
+	if err != nil {
+		return err
+	}
+	return copyShards(local, full.Params())
+}
+
 // copyShards sets every view of local to its piece of the same-named tensor
 // of full (the whole model): how a TP rank is initialised.
 func copyShards(local, full *Params) error {
