@@ -12,5 +12,6 @@
 // (model/kernels) all call it. This package imports nothing of the
 // project, so every room, down to the kernels, can use it without a cycle;
 // parallel logic that needs the model or a Communicator belongs in
-// subpackages of it.
+// subpackages of it: ddp (the DP gradient buckets and their overlap with
+// backward).
 package parallel

@@ -11,6 +11,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel/ddp"
 	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
@@ -26,15 +27,13 @@ type Trainer struct {
 	opt   *model.AdamW
 	sched model.Schedule
 
-	layout      Layout
-	zero1       bool                // optimizer state sharded over the DP group (ZeRO stage 1)
-	ctx         context.Context     // the running step's context, for the TP all-reduces inside the model
-	sharded     [][2]int            // ranges of the flat buffer split across TP ranks (the rest is replicated)
-	bucketing   bool                // the hook launches gradient all-reduces (last micro-step only)
-	buckets     []*allreduce.Handle // gradient buckets in flight during backward
-	scalar      [3]float32          // loss / norm / counts reduced across ranks
-	tpComm      time.Duration       // accumulated by the TP all-reduce hook during a step
-	firstBucket time.Time           // launch time of the step's first gradient bucket
+	layout  Layout
+	zero1   bool            // optimizer state sharded over the DP group (ZeRO stage 1)
+	ctx     context.Context // the running step's context, for the TP all-reduces inside the model
+	sharded [][2]int        // ranges of the flat buffer split across TP ranks (the rest is replicated)
+	grads   *ddp.Buckets    // DP gradient all-reduces launched during backward (nil when DP is 1)
+	scalar  [3]float32      // loss / norm / counts reduced across ranks
+	tpComm  time.Duration   // accumulated by the TP all-reduce hook during a step
 
 	batch  model.Batch // reused by every micro-step
 	iter   int         // optimizer steps taken
@@ -107,14 +106,8 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 	if layout.Mesh.DP > 1 {
 		// Reduce each range of gradients as soon as backward has finished it
 		// (DDP-style overlap); the ranges come in the same order on every rank.
-		m.SetGradHook(func(lo, hi int) {
-			if tr.bucketing {
-				if len(tr.buckets) == 0 {
-					tr.firstBucket = time.Now()
-				}
-				tr.buckets = append(tr.buckets, layout.DP.AllReduceAsync(tr.ctx, m.Params().Grad[lo:hi], allreduce.Sum))
-			}
-		})
+		tr.grads = ddp.New(layout.DP)
+		m.SetGradHook(func(lo, hi int) { tr.grads.Launch(tr.ctx, m.Params().Grad[lo:hi]) })
 	}
 	return tr, nil
 }
@@ -177,7 +170,7 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	for micro := 0; micro < t.GradAccum; micro++ {
 		lo := micro * t.BatchSize
 		if micro == t.GradAccum-1 && tr.layout.Mesh.DP > 1 {
-			tr.bucketing = true // the last backward launches the gradient buckets
+			tr.grads.Arm() // the last backward launches the gradient buckets
 		}
 		if len(tr.lanes) > 0 {
 			loss, tokens, err := tr.microStepLanes(int64(it), global, lo+rowLo, lo+rowHi, denom)
@@ -266,25 +259,18 @@ func (tr *Trainer) tokensIn(b *model.Batch) int {
 // gradient norm: sharded tensors summed over the TP group, replicated ones
 // counted once.
 func (tr *Trainer) reduceGradients(ctx context.Context, st *StepStats) error {
-	var err error
 	backwardDone := time.Now()
 	defer func() {
 		if tr.layout.Mesh.DP > 1 {
 			end := time.Now()
 			st.DPExposed = end.Sub(backwardDone)
-			if !tr.firstBucket.IsZero() {
-				st.DPWindow = end.Sub(tr.firstBucket)
+			if first := tr.grads.First(); !first.IsZero() {
+				st.DPWindow = end.Sub(first)
 			}
 		}
 	}()
-	for _, h := range tr.buckets {
-		if werr := h.Wait(); werr != nil && err == nil {
-			err = fmt.Errorf("gradient all-reduce: %w", werr)
-		}
-	}
-	tr.bucketing, tr.buckets = false, tr.buckets[:0]
-	if err != nil {
-		return err
+	if err := tr.grads.Wait(); err != nil {
+		return fmt.Errorf("gradient all-reduce: %w", err)
 	}
 	grad := tr.Model.Params().Grad
 	var shardSq, total float64
@@ -317,10 +303,7 @@ func (tr *Trainer) reduceGradients(ctx context.Context, st *StepStats) error {
 // abandon drops a failed step: waits for buckets in flight (so no
 // collective writes into the gradients later) and zeroes the gradients.
 func (tr *Trainer) abandon() {
-	for _, h := range tr.buckets {
-		_ = h.Wait()
-	}
-	tr.bucketing, tr.buckets = false, tr.buckets[:0]
+	_ = tr.grads.Wait()
 	tr.Model.Params().ZeroGrad()
 	tr.zeroLaneGrads()
 }
