@@ -139,6 +139,10 @@ func runLocal(ctx context.Context, out io.Writer, f localFlags) error {
 	if f.keep {
 		fmt.Fprintf(out, "cluster still running (client commands find it; or RINGMASTER_COORDINATORS=%s) — Ctrl-C or `ringctl local stop` to stop\n",
 			strings.Join(cl.CoordAddrs, ","))
+		disc.Idle = true
+		if err := localcluster.Publish(disc); err != nil {
+			return err
+		}
 		<-ctx.Done() // the job is done: stopping now is the normal end, exit 0
 	}
 	return nil

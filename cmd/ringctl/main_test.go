@@ -114,27 +114,36 @@ func readDiscovery(ts *testscript.TestScript, dir string) localcluster.Discovery
 	return d
 }
 
-// waitcluster DIR: wait until the cluster in DIR is up (its discovery file exists).
+// waitcluster DIR [idle]: wait until the cluster in DIR is up (its
+// discovery file exists), or with idle until its -keep job has ended.
 func cmdWaitCluster(ts *testscript.TestScript, neg bool, args []string) {
 	path := filepath.Join(ts.MkAbs(args[0]), localcluster.DiscoveryFile)
-	poll(ts, path, func() bool { _, err := os.Stat(path); return err == nil })
-}
-
-// waitjob DIR JOB STATE: wait until the cluster in DIR reports JOB in STATE.
-func cmdWaitJob(ts *testscript.TestScript, neg bool, args []string) {
-	d := readDiscovery(ts, ts.MkAbs(args[0]))
-	cl := coord.NewClient(d.Coordinators)
-	defer cl.Close()
-	var last string
-	poll(ts, args[1]+" "+args[2]+" (last: "+last+")", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		r, err := cl.GetJob(ctx, args[1])
+	idle := len(args) > 1 && args[1] == "idle"
+	poll(ts, path, func() bool {
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return false
 		}
-		last = r.Job.State.String()
-		return r.Job.State == pb.JobState(pb.JobState_value["JOB_STATE_"+strings.ToUpper(args[2])])
+		var d localcluster.Discovery
+		return json.Unmarshal(b, &d) == nil && (!idle || d.Idle)
+	})
+}
+
+// waitjob DIR JOB STATE: wait until the cluster in DIR reports JOB in
+// STATE (running, completed, ...).
+func cmdWaitJob(ts *testscript.TestScript, neg bool, args []string) {
+	waitJob(ts, ts.MkAbs(args[0]), args[1], pb.JobState(pb.JobState_value["JOB_STATE_"+strings.ToUpper(args[2])]))
+}
+
+func waitJob(ts *testscript.TestScript, dir, job string, want pb.JobState) {
+	d := readDiscovery(ts, dir)
+	cl := coord.NewClient(d.Coordinators)
+	defer cl.Close()
+	poll(ts, fmt.Sprintf("%s %v", job, want), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, err := cl.GetJob(ctx, job)
+		return err == nil && r.Job.State == want
 	})
 }
 
@@ -184,6 +193,7 @@ func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 	defer func() { _ = cmd.Process.Kill() }()
 	discovery := filepath.Join(dir, localcluster.DiscoveryFile)
 	poll(ts, discovery, func() bool { _, err := os.Stat(discovery); return err == nil })
+	waitJob(ts, dir, "job-1", pb.JobState_JOB_STATE_RUNNING)
 	ts.Check(cmd.Process.Signal(os.Interrupt))
 	err = cmd.Wait()
 	ts.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())

@@ -53,12 +53,17 @@ func run(args []string) error {
 	outDir := fs.String("out-dir", "ringmaster-data/models", "where finished jobs' models are saved")
 	dataDir := fs.String("data-dir", "", "where this worker keeps its checkpoints (default ringmaster-data/worker-<id>)")
 	httpAddr := fs.String("http-addr", "", "HTTP address for /metrics, /healthz (empty: off)")
-	cores := fs.Int("cores", runtime.NumCPU(), "cores advertised to the scheduler")
+	cores := fs.Int("cores", runtime.NumCPU(), "cores advertised to the scheduler (default: --threads when set, else all)")
 	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
 	peerTimeout := fs.Duration("peer-timeout", 10*time.Second, "fail a collective when a peer makes no progress for this long")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	coresSet := false
+	fs.Visit(func(f *flag.Flag) { coresSet = coresSet || f.Name == "cores" })
+	if !coresSet && *threads > 0 {
+		*cores = *threads // what `ringctl workers` shows is what this worker trains on
 	}
 	if err := flagenv.Apply(fs); err != nil {
 		return err

@@ -53,7 +53,10 @@ type Node struct {
 	fsm   *FSM
 	trans *raft.NetworkTransport
 	store *raftboltdb.BoltStore
-	peers map[string]Peer
+	// raftLog is raft's logger, silenced while the node closes: raft
+	// reports its own transport closing under it as errors.
+	raftLog hclog.Logger
+	peers   map[string]Peer
 
 	mu   sync.Mutex
 	lead *leaderState // non-nil while this node leads
@@ -101,6 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hl
+	n.raftLog = hl
 	if cfg.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	}
@@ -229,6 +233,7 @@ func (n *Node) Close() error {
 	var err error
 	n.closed.Do(func() {
 		n.cancel()
+		n.raftLog.SetLevel(hclog.Off)
 		if e := n.raft.Shutdown().Error(); e != nil {
 			err = fmt.Errorf("coord: raft shutdown: %w", e)
 		}

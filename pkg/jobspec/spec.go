@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -102,7 +103,11 @@ func Parse(doc []byte) (Spec, error) {
 	if generic == nil {
 		return Spec{}, errors.New("job spec is empty; see `ringctl train --print-spec` for an example")
 	}
-	asJSON, err := json.Marshal(normalize(generic))
+	generic = normalize(generic)
+	if err := unknownField(generic, reflect.TypeFor[Spec](), ""); err != nil {
+		return Spec{}, err
+	}
+	asJSON, err := json.Marshal(generic)
 	if err != nil {
 		return Spec{}, fmt.Errorf("job spec: %w", err)
 	}

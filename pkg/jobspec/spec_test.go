@@ -62,8 +62,8 @@ func TestParseRejectsBadInput(t *testing.T) {
 	}{
 		{"empty", ``, []string{"empty"}},
 		{"not yaml", `{model: [`, []string{"not valid YAML"}},
-		{"unknown top-level field", `{"modle": {}}`, []string{`unknown field "modle"`}},
-		{"unknown nested field", base(`, "n_layers": 3`), []string{`unknown field "n_layers"`}},
+		{"unknown top-level field", `{"modle": {}}`, []string{`modle: unknown field, did you mean model?`}},
+		{"unknown nested field", base(`, "n_layers": 3`), []string{`model.n_layers: unknown field, did you mean model.n_layer?`}},
 		{"wrong type", base(`, "dropout": "high"`), []string{"model.dropout", "string", "float64"}},
 		{"unknown model", strings.Replace(base(""), `"gpt"`, `"lstm"`, 1), []string{"model.arch", `"lstm"`, "gpt, bert, encdec"}},
 		{"heads do not divide width", strings.Replace(base(""), `"n_embd": 8`, `"n_embd": 9`, 1), []string{"model.n_embd", "not divisible by n_head 2"}},
@@ -119,7 +119,7 @@ func TestOverride(t *testing.T) {
 		t.Errorf("explicit min_workers lost: %v %+v", err, s.Parallel)
 	}
 	for _, tc := range []struct{ set, want string }{
-		{"train.max_iter=7", `unknown field "max_iter"`},
+		{"train.max_iter=7", `train.max_iter: unknown field, did you mean train.max_iters?`},
 		{"model.n_layer=many", "model.n_layer"},
 		{"train", "want key=value"},
 		{"name.x=1", "name is not a section"},
@@ -224,5 +224,25 @@ func TestPrecisionField(t *testing.T) {
 	err = bad.WithDefaults().Validate()
 	if err == nil || !strings.Contains(err.Error(), "train.precision") {
 		t.Fatalf("precision fp16: error %v, want one naming train.precision", err)
+	}
+}
+
+func TestUnknownFieldNamedWithPathAndSuggestion(t *testing.T) {
+	for doc, want := range map[string]string{
+		"name: x\nmodel: {arch: gpt, n_embdd: 64}\n": "job spec: model.n_embdd: unknown field, did you mean model.n_embd?",
+		"nmae: x\n":              "job spec: nmae: unknown field, did you mean name?",
+		"train: {zzzzzzzz: 1}\n": "job spec: train.zzzzzzzz: unknown field; check its spelling against `ringctl train --print-spec`",
+	} {
+		_, err := Parse([]byte(doc))
+		if err == nil || err.Error() != want {
+			t.Errorf("%q:\n got %v\nwant %s", doc, err, want)
+		}
+	}
+	s, err := Preset("sort")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Override(s, []string{"model.n_embdd=64"}); err == nil || !strings.Contains(err.Error(), "model.n_embdd: unknown field, did you mean model.n_embd?") {
+		t.Errorf("override: %v", err)
 	}
 }

@@ -18,13 +18,16 @@ const DiscoveryFile = "cluster.json"
 
 // Discovery is what a running local cluster publishes about itself.
 type Discovery struct {
-	PID          int       `json:"pid"`          // the `ringctl local` process (holds the lock)
-	Dir          string    `json:"dir"`          // absolute cluster directory
-	Coordinators []string  `json:"coordinators"` // gRPC addresses
-	Workers      []int     `json:"worker_pids"`
-	CoordPIDs    []int     `json:"coordinator_pids"`
-	Keep         bool      `json:"keep"` // stays up after its job (`ringctl local -keep`)
-	Started      time.Time `json:"started"`
+	PID          int      `json:"pid"`          // the `ringctl local` process (holds the lock)
+	Dir          string   `json:"dir"`          // absolute cluster directory
+	Coordinators []string `json:"coordinators"` // gRPC addresses
+	Workers      []int    `json:"worker_pids"`
+	CoordPIDs    []int    `json:"coordinator_pids"`
+	Keep         bool     `json:"keep"` // stays up after its job (`ringctl local -keep`)
+	// Idle is set (and the file rewritten) when a -keep cluster's job has
+	// ended and it only serves client commands until it is stopped.
+	Idle    bool      `json:"idle"`
+	Started time.Time `json:"started"`
 }
 
 // RuntimeDir is where the pointer to the latest local cluster lives:
