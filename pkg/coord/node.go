@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -62,6 +63,9 @@ type Node struct {
 	lead *leaderState // non-nil while this node leads
 
 	peerClient *Client // asks the leader how far it has applied (catchUp)
+	// readTerm is the term in which this node, as leader, last applied every
+	// entry of earlier terms (a Barrier): until then its FSM may lag the log.
+	readTerm atomic.Uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -200,7 +204,7 @@ func (n *Node) closeIO() {
 // status read during an outage is better than none).
 func (n *Node) CatchUp(ctx context.Context) error {
 	if n.IsLeader() {
-		return nil
+		return n.leaderCatchUp(ctx)
 	}
 	_, addr := n.Leader()
 	if addr == "" || addr == n.cfg.GRPCAddr {
@@ -225,6 +229,29 @@ func (n *Node) CatchUp(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+	return nil
+}
+
+// leaderCatchUp makes a leader apply the entries of earlier terms before its
+// first read in a term. A node that has just won an election may not have
+// applied entries the old leader committed: without this, a job submitted just
+// before a failover reads as "not found" on the new leader. One Barrier per
+// term; a leader that has lost its quorum answers from its replica as it is.
+func (n *Node) leaderCatchUp(ctx context.Context) error {
+	term := n.raft.CurrentTerm()
+	if n.readTerm.Load() == term {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := n.Barrier(ctx); err != nil {
+		var nl *NotLeaderError
+		if errors.As(err, &nl) {
+			return err
+		}
+		return nil
+	}
+	n.readTerm.Store(term)
 	return nil
 }
 
