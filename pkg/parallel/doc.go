@@ -13,5 +13,5 @@
 // project, so every room, down to the kernels, can use it without a cycle;
 // parallel logic that needs the model or a Communicator belongs in
 // subpackages of it: ddp (the DP gradient buckets and their overlap with
-// backward).
+// backward, ZeRO-1).
 package parallel

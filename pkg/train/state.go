@@ -3,8 +3,6 @@ package train
 import (
 	"context"
 	"fmt"
-
-	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 )
 
 // State is a replica's whole training state in checkpoint form: its
@@ -22,17 +20,12 @@ type State struct {
 func (tr *Trainer) ExportState(ctx context.Context) (State, error) {
 	p, opt := tr.Model.Params().Data, tr.opt
 	st := State{Params: p, M: opt.M, V: opt.V, Steps: opt.Steps}
-	if !tr.zero1 {
+	if tr.zero1 == nil {
 		return st, nil
 	}
-	n := len(p)
-	st.M, st.V = make([]float32, n), make([]float32, n)
-	copy(st.M[opt.Lo:opt.Hi], opt.M)
-	copy(st.V[opt.Lo:opt.Hi], opt.V)
-	for _, buf := range [][]float32{st.M, st.V} {
-		if err := tr.layout.DP.AllGather(ctx, buf); err != nil {
-			return State{}, fmt.Errorf("gather optimizer state: %w", err)
-		}
+	var err error
+	if st.M, st.V, err = tr.zero1.GatherMoments(ctx, len(p), opt.M, opt.V); err != nil {
+		return State{}, err
 	}
 	return st, nil
 }
@@ -54,7 +47,3 @@ func (tr *Trainer) ImportState(st State) error {
 
 // OptimizerBytes is the memory this replica's optimizer state takes.
 func (tr *Trainer) OptimizerBytes() int { return 4 * (len(tr.opt.M) + len(tr.opt.V)) }
-
-// zeroRange is the slice of the flat buffer a ZeRO-1 rank updates: the
-// all-gather layout of pkg/allreduce.
-func zeroRange(n, dpSize, dpRank int) (lo, hi int) { return allreduce.Part(n, dpSize, dpRank) }

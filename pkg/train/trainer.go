@@ -28,7 +28,7 @@ type Trainer struct {
 	sched model.Schedule
 
 	layout  Layout
-	zero1   bool            // optimizer state sharded over the DP group (ZeRO stage 1)
+	zero1   *ddp.ZeRO1      // optimizer state sharded over the DP group (ZeRO stage 1); nil without
 	ctx     context.Context // the running step's context, for the TP all-reduces inside the model
 	sharded [][2]int        // ranges of the flat buffer split across TP ranks (the rest is replicated)
 	grads   *ddp.Buckets    // DP gradient all-reduces launched during backward (nil when DP is 1)
@@ -92,8 +92,8 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 	t := spec.Train
 	lo, hi := 0, len(m.Params().Data)
 	if spec.Parallel.ZeRO1 && layout.Mesh.DP > 1 {
-		tr.zero1 = true
-		lo, hi = zeroRange(hi, layout.Mesh.DP, layout.DPRank)
+		tr.zero1 = ddp.NewZeRO1(layout.DP, hi, layout.Mesh.DP, layout.DPRank)
+		lo, hi = tr.zero1.Lo, tr.zero1.Hi
 	}
 	if tr.opt, err = model.NewAdamWRange(m.Params(), lo, hi, t.Beta1, t.Beta2, t.Eps, t.WeightDecay); err != nil {
 		return nil, fmt.Errorf("optimizer: %w", err)
@@ -223,11 +223,11 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	} else {
 		tr.opt.StepOn(p, st.LR, tr.Lanes(), tr.crew.run)
 	}
-	if tr.zero1 {
+	if tr.zero1 != nil {
 		// Each rank updated its part; everyone takes everyone's.
-		if err := tr.layout.DP.AllGather(ctx, p.Data); err != nil {
+		if err := tr.zero1.GatherParams(ctx, p.Data); err != nil {
 			p.ZeroGrad()
-			return st, fmt.Errorf("iter %d: parameter all-gather: %w", it, err)
+			return st, fmt.Errorf("iter %d: %w", it, err)
 		}
 	}
 	if len(tr.lanes) == 0 {
