@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,8 +26,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
+	"github.com/ringmaster-ml/ringmaster/internal/tlsflags"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 )
 
 func main() {
@@ -48,6 +51,9 @@ func run(args []string) error {
 	workerTimeout := fs.Duration("worker-timeout", 3*time.Second, "declare a worker lost after this long without heartbeats")
 	raftTimeout := fs.Duration("raft-timeout", time.Second, "raft heartbeat and election timeout")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	tlsFlags := tlsflags.Register(fs)
+	tokenFile := fs.String("auth-token-file", "", "file holding a bearer token that is accepted in place of the operator role (submit, cancel, remove member)")
+	openReads := fs.Bool("open-reads", false, "with TLS: let callers without a certificate make read-only calls (jobs, workers, status)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +84,31 @@ func run(args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tlsSrc, err := tlsFlags.Load(ctx, *id, log)
+	if err != nil {
+		return err
+	}
+	var serverOpts []grpc.ServerOption
+	var dialOpts []grpc.DialOption
+	var raftTLS *tls.Config
+	if tlsSrc != nil {
+		if tlsSrc.Identity().Role != tlsauth.RoleCoordinator {
+			return fmt.Errorf("--tls-dir: certificate names %s, a coordinator needs role coordinator", tlsSrc.Identity())
+		}
+		rej := tlsauth.NewRejections(reg, log)
+		a := &tlsauth.Authorizer{Source: tlsSrc, Policy: coord.Policy(), Component: "coordinator", OpenReads: *openReads, Rejections: rej}
+		if *tokenFile != "" {
+			if a.Token, err = tlsauth.ReadTokenFile(*tokenFile); err != nil {
+				return err
+			}
+		}
+		serverOpts = a.ServerOptions()
+		coordOnly := tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}}
+		dialOpts = []grpc.DialOption{tlsSrc.DialOption(coordOnly)}
+		raftTLS = tlsSrc.MutualConfig(coordOnly, func(remote string, err error) {
+			rej.Record("raft", remote, tlsauth.Identity{}, "raft handshake", err)
+		})
+	}
 	lis, err := net.Listen("tcp", *grpcAddr)
 	if err != nil {
 		return fmt.Errorf("grpc listen: %w", err)
@@ -85,7 +116,7 @@ func run(args []string) error {
 	node, err := coord.Open(ctx, coord.Config{
 		ID: *id, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, DataDir: *dataDir, Peers: ps, Join: *join,
 		WorkerTimeout: *workerTimeout, HeartbeatTimeout: *raftTimeout, ElectionTimeout: *raftTimeout,
-		Logger: log, Metrics: coord.NewMetrics(reg),
+		Logger: log, Metrics: coord.NewMetrics(reg), RaftTLS: raftTLS, DialOptions: dialOpts,
 	})
 	if err != nil {
 		_ = lis.Close()
@@ -94,7 +125,7 @@ func run(args []string) error {
 	defer node.Close()
 	reg.MustRegister(metrics.NewControlPlane(node.MetricsSnapshot))
 
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(serverOpts...)
 	coord.NewService(node).Register(gs)
 
 	g, ctx := errgroup.WithContext(ctx)

@@ -27,10 +27,12 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
+	"github.com/ringmaster-ml/ringmaster/internal/tlsflags"
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
@@ -57,6 +59,7 @@ func run(args []string) error {
 	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
 	peerTimeout := fs.Duration("peer-timeout", 10*time.Second, "fail a collective when a peer makes no progress for this long")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	tlsFlags := tlsflags.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,13 +76,36 @@ func run(args []string) error {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// With TLS the worker is who its certificate names (--tls-name, or
+	// --id, defaults to the other).
+	certName := *tlsFlags.Name
+	if certName == "" {
+		certName = *id
+	}
+	tlsSrc, err := tlsFlags.Load(ctx, certName, log)
+	if err != nil {
+		return err
+	}
+	var coordDial []grpc.DialOption
+	if tlsSrc != nil {
+		me := tlsSrc.Identity()
+		switch {
+		case me.Role != tlsauth.RoleWorker:
+			return fmt.Errorf("--tls-dir: certificate names %s, a worker needs role worker", me)
+		case *id == "":
+			*id = me.Name
+		case *id != me.Name:
+			return fmt.Errorf("--id %q but the certificate names worker %q: a worker can act only as its certificate's id", *id, me.Name)
+		}
+		coordDial = []grpc.DialOption{tlsSrc.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}})}
+	}
 	if *id == "" {
 		host, _ := os.Hostname()
 		*id = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	path, err := kernels.ParsePath(os.Getenv("RINGMASTER_GEMM"))
 	if err != nil {
@@ -129,7 +155,7 @@ func run(args []string) error {
 	}
 	defer store.Close()
 
-	client := coord.NewClient(strings.Split(*coords, ","))
+	client := coord.NewClient(strings.Split(*coords, ","), coordDial...)
 	defer client.Close()
 	w, err := train.NewWorker(train.WorkerConfig{
 		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,

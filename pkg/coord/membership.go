@@ -136,7 +136,7 @@ func (n *Node) isVoter() bool {
 // catch up, then asks to be promoted to voter. It retries until done or ctx
 // ends.
 func (n *Node) joinLoop(ctx context.Context) {
-	cl := NewClient([]string{n.cfg.Join})
+	cl := NewClient([]string{n.cfg.Join}, n.cfg.DialOptions...)
 	defer cl.Close()
 	req := &pb.JoinCoordinatorRequest{Id: n.cfg.ID, RaftAddress: n.cfg.RaftAddr, GrpcAddress: n.cfg.GRPCAddr}
 	backoff := 200 * time.Millisecond

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
 )
 
 // Config configures one coordinator node.
@@ -38,11 +39,14 @@ type Config struct {
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 
-	RaftTLS *tls.Config  // nil: plain TCP (the mTLS seam)
-	Logger  *slog.Logger // nil: slog.Default()
-	RaftLog io.Writer    // raft's own log (warnings and errors); nil: stderr
-	Now     func() time.Time
-	Metrics *Metrics // nil: none
+	RaftTLS *tls.Config // nil: plain TCP; tlsauth.Source.MutualConfig for mTLS between coordinators
+	// DialOptions are used when this node calls another coordinator
+	// (catch-up reads, joining); none: plaintext.
+	DialOptions []grpc.DialOption
+	Logger      *slog.Logger // nil: slog.Default()
+	RaftLog     io.Writer    // raft's own log (warnings and errors); nil: stderr
+	Now         func() time.Time
+	Metrics     *Metrics // nil: none
 }
 
 // Node is one running coordinator: raft, the FSM and (while leader) the
@@ -99,7 +103,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("coord: data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: NewFSM(), peers: map[string]Peer{}, peerClient: NewClient(nil)}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: NewFSM(), peers: map[string]Peer{}, peerClient: NewClient(nil, cfg.DialOptions...)}
 	for _, p := range cfg.Peers {
 		n.peers[p.ID] = p
 	}
