@@ -113,7 +113,7 @@ func TestLoadRefusesInconsistentFiles(t *testing.T) {
 
 // handshake runs a TLS server with cfg on loopback and dials it with cli;
 // it returns the client's error and what the server saw.
-func handshake(t *testing.T, srv, cli *tls.Config) (clientErr error, serverGot []byte) {
+func handshake(t *testing.T, srv, cli *tls.Config) (serverGot []byte, clientErr error) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv)
 	if err != nil {
@@ -144,7 +144,7 @@ func handshake(t *testing.T, srv, cli *tls.Config) (clientErr error, serverGot [
 		}
 		c.Close()
 	}
-	return err, <-got
+	return <-got, err
 }
 
 func TestMutualConfigRejectsBadPeersBeforeReading(t *testing.T) {
@@ -179,7 +179,7 @@ func TestMutualConfigRejectsBadPeersBeforeReading(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rejected = nil
-			err, got := handshake(t, srv, clientWith(tc.leaf))
+			got, err := handshake(t, srv, clientWith(tc.leaf))
 			if tc.reason == "" {
 				if err != nil || string(got) != "hello" {
 					t.Fatalf("accepted peer: err %v, server read %q", err, got)
@@ -203,13 +203,13 @@ func TestClientRefusesServerOfWrongRoleOrName(t *testing.T) {
 	p := newPKI(t)
 	srv := p.source(t, tlsauth.RoleWorker, "w1").MutualConfig(tlsauth.Expect{}, nil)
 	cli := p.source(t, tlsauth.RoleWorker, "w2")
-	if err, _ := handshake(t, srv, cli.ClientConfig(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}})); err == nil {
+	if _, err := handshake(t, srv, cli.ClientConfig(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}})); err == nil {
 		t.Error("client accepted a worker posing as coordinator")
 	}
-	if err, _ := handshake(t, srv, cli.ClientConfig(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: "w9"})); err == nil {
+	if _, err := handshake(t, srv, cli.ClientConfig(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: "w9"})); err == nil {
 		t.Error("client accepted worker w1 where it expected w9")
 	}
-	if err, _ := handshake(t, srv, cli.ClientConfig(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: "w1"})); err != nil {
+	if _, err := handshake(t, srv, cli.ClientConfig(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: "w1"})); err != nil {
 		t.Errorf("expected peer refused: %v", err)
 	}
 }
@@ -220,7 +220,7 @@ func TestReloadRotatesCA(t *testing.T) {
 	cliSrc := p.source(t, tlsauth.RoleCoordinator, "c2")
 	e := tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}}
 	srv := srvSrc.MutualConfig(e, nil)
-	if err, _ := handshake(t, srv, cliSrc.ClientConfig(e)); err != nil {
+	if _, err := handshake(t, srv, cliSrc.ClientConfig(e)); err != nil {
 		t.Fatalf("before rotation: %v", err)
 	}
 	oldCert := cliSrc.ClientConfig(e)
@@ -239,13 +239,13 @@ func TestReloadRotatesCA(t *testing.T) {
 	}
 	// The client has not reloaded: it still holds the old CA's certificate
 	// and trusts only the old CA.
-	if err, _ := handshake(t, srv, oldCert); err == nil {
+	if _, err := handshake(t, srv, oldCert); err == nil {
 		t.Fatal("certificate of the replaced CA still accepted after reload")
 	}
 	if err := cliSrc.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if err, _ := handshake(t, srv, cliSrc.ClientConfig(e)); err != nil {
+	if _, err := handshake(t, srv, cliSrc.ClientConfig(e)); err != nil {
 		t.Fatalf("after both reloaded: %v", err)
 	}
 }
