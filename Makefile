@@ -6,9 +6,10 @@ MODULE        := github.com/ringmaster-ml/ringmaster
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 STATICCHECK        := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# Packages with goroutines and shared state: always tested under the race
+# Packages with goroutines and shared state (the model and kernels own worker
+# pools): always tested under the race
 # detector (-short: the long numerical runs already ran without it).
-RACE_PKGS     := ./pkg/allreduce/... ./pkg/coord/... ./pkg/train/... ./pkg/parallel/...
+RACE_PKGS     := ./pkg/allreduce/... ./pkg/coord/... ./pkg/train/... ./pkg/parallel/... ./pkg/model ./pkg/model/kernels/...
 
 .PHONY: all build test test-openblas bench lint proto clean images compose-test
 

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -8,14 +9,15 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// countingBLAS counts Sgemm calls and delegates to gonum.
+// countingBLAS counts Sgemm calls (attention calls it from the layer pool's
+// goroutines, hence atomic) and delegates to gonum.
 type countingBLAS struct {
 	gonum.Implementation
-	calls int
+	calls atomic.Int64
 }
 
 func (c *countingBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
-	c.calls++
+	c.calls.Add(1)
 	c.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
 
@@ -34,7 +36,7 @@ func TestUsesInstalledBLAS(t *testing.T) {
 	// the Linears and 4 per (b,head); plus lm_head.
 	L, B, NH := 2, 2, 2
 	want := L*(4+2*B*NH) + 1 + L*(8+4*B*NH) + 2
-	if counter.calls != want {
-		t.Fatalf("%d Sgemm calls through the installed BLAS, want %d", counter.calls, want)
+	if got := counter.calls.Load(); got != int64(want) {
+		t.Fatalf("%d Sgemm calls through the installed BLAS, want %d", got, want)
 	}
 }

@@ -3,8 +3,10 @@ package train
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 
+	"go.uber.org/goleak"
 	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
@@ -21,5 +23,16 @@ func TestMain(m *testing.M) {
 	blas32.Use(impl)
 	code := m.Run()
 	impl.Close()
+	// Sessions, heartbeats, buckets and the GEMM's pool all have owners that
+	// must stop them: a goroutine still running here is a leak. A model's
+	// layer pool stops on Close or when the model is collected (model.GPT),
+	// so collect first; what survives that is still referenced or leaked.
+	if code == 0 {
+		runtime.GC()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }

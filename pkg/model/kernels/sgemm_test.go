@@ -414,7 +414,10 @@ func TestNewPaths(t *testing.T) {
 		t.Errorf("Auto resolved to %v", auto.Path())
 	}
 	for _, p := range []Path{AVX512, AVX2, OpenBLAS} {
-		_, err := New(Options{Path: p})
+		im, err := New(Options{Path: p})
+		if err == nil {
+			im.Close()
+		}
 		if Supported(p) != (err == nil) {
 			t.Errorf("New(%v) error %v, Supported %v", p, err, Supported(p))
 		}
