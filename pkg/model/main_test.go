@@ -1,14 +1,25 @@
 package model
 
 import (
+	"fmt"
+	"os"
+	"runtime"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package if a test leaves a goroutine behind: a model's
-// worker pool (exec) and a kernels.Implementation's pool must stop when
-// their owner closes them.
+// TestMain fails the package if a test leaves a goroutine behind. A GPT's
+// layer pool stops on Close or when the GPT is collected (SetThreads), so
+// collect first: a pool still running after that is referenced or leaked.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if code == 0 {
+		runtime.GC()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
