@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
-	"strings"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
@@ -43,38 +39,4 @@ func sizeString(b int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
 	}
 	return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
-}
-
-// availableMemory is the memory this process may still use: MemAvailable
-// from /proc/meminfo, capped by the cgroup v2 limit minus current use.
-// ok is false where neither can be read (the check is then skipped).
-func availableMemory() (int64, bool) {
-	avail, ok := int64(-1), false
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if rest, found := strings.CutPrefix(sc.Text(), "MemAvailable:"); found {
-				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-				if err == nil {
-					avail, ok = kb<<10, true
-				}
-			}
-		}
-		f.Close()
-	}
-	readInt := func(path string) (int64, bool) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		return n, err == nil
-	}
-	if limit, okL := readInt("/sys/fs/cgroup/memory.max"); okL {
-		used, _ := readInt("/sys/fs/cgroup/memory.current")
-		if free := limit - used; !ok || free < avail {
-			avail, ok = free, true
-		}
-	}
-	return avail, ok
 }

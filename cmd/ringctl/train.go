@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
@@ -127,7 +128,7 @@ func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
 	if err != nil {
 		return err
 	}
-	if avail, ok := availableMemory(); known && ok {
+	if avail, ok := sysmem.Available(); known && ok {
 		if err := est.Fits(avail); err != nil {
 			return err
 		}

@@ -58,6 +58,7 @@ func run(args []string) error {
 	cores := fs.Int("cores", runtime.NumCPU(), "cores advertised to the scheduler (default: --threads when set, else all)")
 	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
 	peerTimeout := fs.Duration("peer-timeout", 10*time.Second, "fail a collective when a peer makes no progress for this long")
+	memoryMiB := fs.Int64("memory-mib", 0, "MiB a job may use on this worker; a generation that would not fit fails its job before allocating (0: what the machine or cgroup has free)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	tlsFlags := tlsflags.Register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +71,9 @@ func run(args []string) error {
 	}
 	if err := flagenv.Apply(fs); err != nil {
 		return err
+	}
+	if *memoryMiB < 0 {
+		return fmt.Errorf("--memory-mib %d: want ≥ 0 (0: what the machine has free)", *memoryMiB)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -159,7 +163,7 @@ func run(args []string) error {
 	defer client.Close()
 	w, err := train.NewWorker(train.WorkerConfig{
 		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,
-		OutDir: *outDir, PeerTimeout: *peerTimeout, Logger: log,
+		OutDir: *outDir, PeerTimeout: *peerTimeout, Memory: *memoryMiB << 20, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,8 @@ func (s Spec) Validate() error {
 	var pr problems
 	if err := s.Model.Validate(); err != nil {
 		pr = append(pr, err)
+	} else {
+		s.validateSize(&pr)
 	}
 	s.validateData(&pr)
 	s.validateTrain(&pr)
@@ -156,5 +158,47 @@ func (s Spec) validateCheckpoint(pr *problems) {
 	}
 	if s.Checkpoint.Keep < 1 {
 		pr.bad("checkpoint.keep", "must be ≥ 1, got %d", s.Checkpoint.Keep)
+	}
+}
+
+// Limits on a model's size that no worker can exceed: past them the
+// parameter buffer cannot be allocated at all (Go panics in makeslice, or
+// the kernel's OOM killer ends the worker), so such a spec is refused at
+// submit instead of crashing every worker it is handed to.
+const (
+	maxDim    = 1 << 20 // n_embd, n_hidden, block_size, vocab_size
+	maxLayers = 1 << 12 // n_layer, n_dec_layer
+	// MaxParams is the largest model a spec may describe: 2^40 parameters
+	// (4 TiB of float32 weights, before gradients and AdamW's moments).
+	MaxParams = int64(1) << 40
+)
+
+// validateSize refuses dimensions and parameter counts no machine can hold.
+// The dimension limits come first so that the parameter count below cannot
+// overflow int64.
+func (s Spec) validateSize(pr *problems) {
+	c := s.Model.WithDefaults()
+	dims := []struct {
+		field  string
+		v, max int
+	}{
+		{"model.n_embd", c.NEmbd, maxDim}, {"model.n_hidden", c.NHidden, maxDim},
+		{"model.block_size", c.BlockSize, maxDim}, {"model.vocab_size", c.VocabSize, maxDim},
+		{"model.n_layer", c.NLayer, maxLayers}, {"model.n_dec_layer", c.NDecLayer, maxLayers},
+	}
+	ok := true
+	for _, d := range dims {
+		if d.v > d.max {
+			pr.bad(d.field, "%d is larger than any model a worker can hold (at most %d)", d.v, d.max)
+			ok = false
+		}
+	}
+	if !ok {
+		return
+	}
+	c.VocabSize = max(c.VocabSize, 1) // 0: from the tokenizer, unknown here
+	if n := paramCounts(c, 1); n > MaxParams {
+		pr.bad("model", "%.3g parameters is more than the %.3g (2^40) a job may have; lower model.n_embd or model.n_layer",
+			float64(n), float64(MaxParams))
 	}
 }

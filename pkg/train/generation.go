@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
@@ -64,6 +65,9 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 			return err
 		}
 	}
+	if err := w.checkMemory(spec, mesh); err != nil {
+		return fmt.Errorf("job %s generation %d on worker %s: %w", a.JobId, gen.Number, w.cfg.ID, err)
+	}
 	tr, err := NewReplica(spec, layout)
 	if err != nil {
 		return fmt.Errorf("job %s: %w", a.JobId, err)
@@ -107,6 +111,25 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	log.Info("finished", append([]any{"iters", tr.Iter(), "optimizer_bytes", tr.OptimizerBytes()}, prof.summary()...)...)
 	<-ctx.Done() // wait for the coordinator to move this worker on
 	return nil
+}
+
+// checkMemory refuses a generation whose replica (one lane, this rank's TP
+// slice and, under ZeRO-1, its optimizer slice) would not fit in the memory
+// the worker may use. A vocabulary the spec leaves to the tokenizer is
+// counted as 1, so the estimate only errs low: a refusal is certain.
+func (w *Worker) checkMemory(spec jobspec.Spec, mesh parallel.Mesh) error {
+	est, err := jobspec.EstimateMemory(spec, jobspec.Layout{DP: mesh.DP, TP: mesh.TP, Lanes: 1, VocabSize: 1})
+	if err != nil {
+		return err
+	}
+	avail, ok := w.cfg.Memory, w.cfg.Memory > 0
+	if !ok {
+		avail, ok = sysmem.Available()
+	}
+	if !ok {
+		return nil
+	}
+	return est.Fits(avail)
 }
 
 // rankAddresses checks a generation's rank table against the mesh the

@@ -3,7 +3,9 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +54,12 @@ type WorkerConfig struct {
 	Heartbeat time.Duration
 	// PeerTimeout bounds every wait on a peer in a collective (default 10 s).
 	PeerTimeout time.Duration
-	Logger      *slog.Logger
+	// Memory is the bytes a job's replica may use on this worker (0: what
+	// the machine or its cgroup has free when a generation starts). A
+	// generation whose estimate does not fit fails the job before anything
+	// is allocated, instead of the OOM killer ending the worker.
+	Memory int64
+	Logger *slog.Logger
 }
 
 // Worker is one training process of the cluster: it registers, keeps a
@@ -141,7 +148,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			done = make(chan struct{})
 			go func() {
 				defer close(done)
-				err := w.runGeneration(gctx, a)
+				err := w.runContained(gctx, a)
 				switch {
 				case err == nil || gctx.Err() != nil:
 				case isCollectiveFailure(err):
@@ -158,6 +165,22 @@ func (w *Worker) Run(ctx context.Context) error {
 			}()
 		}
 	}
+}
+
+// runContained runs a generation and turns a panic in it (a bug, or a spec
+// the model builder cannot handle) into an error that fails the job: the
+// worker survives to take the next job, and the job is not handed out again
+// to crash the next worker. Panics in the layers' helper goroutines are not
+// caught here; those end the process.
+func (w *Worker) runContained(ctx context.Context, a *pb.Assignment) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("generation panicked; failing the job", "job", a.GetJobId(),
+				"generation", a.GetGeneration().GetNumber(), "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("job %s generation %d: worker %s panicked: %v", a.GetJobId(), a.GetGeneration().GetNumber(), w.cfg.ID, r)
+		}
+	}()
+	return w.runGeneration(ctx, a)
 }
 
 func isCollectiveFailure(err error) bool {
