@@ -28,6 +28,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
 	"github.com/ringmaster-ml/ringmaster/internal/tlsflags"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/dashboard"
 	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 )
@@ -44,7 +45,7 @@ func run(args []string) error {
 	id := fs.String("id", "", "node id (unique in the group)")
 	raftAddr := fs.String("raft-addr", "127.0.0.1:7000", "raft listen/advertise address")
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:7100", "gRPC API listen/advertise address")
-	httpAddr := fs.String("http-addr", "", "HTTP address for /metrics, /healthz, /readyz (empty: off)")
+	httpAddr := fs.String("http-addr", "", "HTTP address for the dashboard (/), its JSON API (/api/v1/), /metrics, /healthz, /readyz (empty: off)")
 	dataDir := fs.String("data-dir", "", "directory for the raft log, stable store and snapshots")
 	peers := fs.String("peers", "", "bootstrap a new group: id=raftaddr=grpcaddr,... (must include this node)")
 	join := fs.String("join", "", "join an existing group through this coordinator gRPC address")
@@ -137,7 +138,10 @@ func run(args []string) error {
 	})
 	var hs *http.Server
 	if *httpAddr != "" {
+		rec := dashboard.NewRecorder(dashboard.Config{Node: node, DialOptions: dialOpts, Logger: log})
+		g.Go(func() error { rec.Run(ctx); return nil })
 		mux := http.NewServeMux()
+		mux.Handle("/", dashboard.Handler(rec))
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -114,6 +114,7 @@ func runLocal(ctx context.Context, out io.Writer, f localFlags) error {
 	client := cl.Client()
 	defer client.Close()
 	fmt.Fprintf(out, "coordinators: %s\n", strings.Join(cl.CoordAddrs, ","))
+	fmt.Fprintf(out, "dashboard: %s\n", cl.DashboardURL())
 
 	job, err := client.SubmitJob(ctx, spec.Marshal())
 	if err != nil {

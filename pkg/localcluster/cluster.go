@@ -47,6 +47,7 @@ type Cluster struct {
 	Coordinators []*Proc
 	Workers      []*Proc
 	CoordAddrs   []string // gRPC addresses
+	HTTPAddrs    []string // the coordinators' dashboard, /api/v1/ and /metrics
 
 	spawnMu sync.Mutex
 	spawn   chan spawnRequest // nil once stopped
@@ -91,7 +92,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, spawn: make(chan spawnRequest)}
 	go spawner(c.spawn)
-	ports, err := freePorts(2 * cfg.Coordinators)
+	ports, err := freePorts(3 * cfg.Coordinators)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		raft, grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[2*i]), fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
 		peers = append(peers, fmt.Sprintf("c%d=%s=%s", i+1, raft, grpcAddr))
 		c.CoordAddrs = append(c.CoordAddrs, grpcAddr)
+		c.HTTPAddrs = append(c.HTTPAddrs, fmt.Sprintf("127.0.0.1:%d", ports[2*cfg.Coordinators+i]))
 	}
 	for i := range cfg.Coordinators {
 		name := fmt.Sprintf("c%d", i+1)
@@ -107,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Coordinators = append(c.Coordinators, &Proc{Name: name, Args: []string{
 			filepath.Join(cfg.BinDir, "coordinator"), "--id", name, "--raft-addr", raft, "--grpc-addr", c.CoordAddrs[i],
 			"--data-dir", filepath.Join(cfg.Dir, name), "--peers", strings.Join(peers, ","),
-			"--worker-timeout", cfg.WorkerTimeout.String(),
+			"--worker-timeout", cfg.WorkerTimeout.String(), "--http-addr", c.HTTPAddrs[i],
 		}})
 	}
 	for i := range cfg.Workers {
@@ -133,6 +135,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 
 // Client returns a coordinator client for the cluster.
 func (c *Cluster) Client() *coord.Client { return coord.NewClient(c.CoordAddrs) }
+
+// DashboardURL is the first coordinator's dashboard (every coordinator
+// serves one showing the leader's view).
+func (c *Cluster) DashboardURL() string { return "http://" + c.HTTPAddrs[0] + "/" }
 
 // ModelDir is where a finished job's model is saved.
 func (c *Cluster) ModelDir(job string) string { return filepath.Join(c.cfg.Dir, "models", job) }
