@@ -230,6 +230,29 @@ func AssignmentFor(st *pb.ClusterState, id string) *pb.Assignment {
 	return a
 }
 
+// reviveIfLost marks a worker alive again when it heartbeats on a session
+// the leader had given up on: a process paused (SIGSTOP, a long GC or swap
+// storm) past the heartbeat timeout keeps its stream open, and its
+// heartbeats after it resumes used to be accepted and ignored, leaving it
+// idle and "lost" until it restarted. Alive, it is a spare for the next
+// generation; its old generation has already been replaced.
+func (s *Service) reviveIfLost(ctx context.Context, id string) {
+	lost := false
+	s.n.fsm.Read(func(st *pb.ClusterState) {
+		w := st.Workers[id]
+		lost = w != nil && w.State == pb.WorkerState_WORKER_STATE_LOST
+	})
+	if !lost {
+		return
+	}
+	if _, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_SetWorkerState{SetWorkerState: &pb.SetWorkerStateCmd{
+		WorkerId: id, State: pb.WorkerState_WORKER_STATE_ALIVE, Reason: "heartbeat again after being lost (paused?)"}}}); err != nil {
+		s.log.Warn("revive worker", "worker", id, "err", err)
+		return
+	}
+	s.log.Info("worker back after being lost", "worker", id)
+}
+
 // WorkerSession receives heartbeats and pushes assignments. It runs on the
 // leader only; elsewhere it fails with a redirect.
 func (s *Service) WorkerSession(stream pb.Coordinator_WorkerSessionServer) error {
@@ -295,6 +318,9 @@ func (s *Service) WorkerSession(stream pb.Coordinator_WorkerSessionServer) error
 			if err := s.n.Heartbeat(m); err != nil {
 				recvErr <- err
 				return
+			}
+			if !m.Leaving {
+				s.reviveIfLost(ctx, id)
 			}
 			if m.FatalError != "" {
 				a := AssignmentFor(s.stateView(), id)
