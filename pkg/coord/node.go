@@ -15,7 +15,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 )
 
@@ -57,7 +56,7 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *FSM
 	trans *raft.NetworkTransport
-	store *raftboltdb.BoltStore
+	store *checkedStore
 	// raftLog is raft's logger, silenced while the node closes: raft
 	// reports its own transport closing under it as errors.
 	raftLog hclog.Logger
@@ -127,9 +126,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
-	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
+	store, err := openLogStore(filepath.Join(cfg.DataDir, "raft.db"))
 	if err != nil {
-		return nil, fmt.Errorf("coord: open raft store: %w", err)
+		return nil, fmt.Errorf("coord: raft store: %w", err)
 	}
 	n.store = store
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
