@@ -26,6 +26,8 @@ import (
 // is a thin wrapper over coord.Client, which follows leader redirects.
 func clusterCommands() []*cobra.Command {
 	var cmds []*cobra.Command
+	var watchAPI string
+	var watchInterval time.Duration
 	add := func(use, short string, args cobra.PositionalArgs, run func(ctx context.Context, cf *clusterFlags, args []string) error) *cobra.Command {
 		cf := &clusterFlags{}
 		c := &cobra.Command{
@@ -57,6 +59,13 @@ func clusterCommands() []*cobra.Command {
 			return runCancel(ctx, cf, args[0], reason)
 		})
 	cancel.Flags().StringVar(&reason, "reason", "", "why (recorded on the job)")
+
+	watch := add("watch JOB", "follow a job live (progress bar, loss sparkline; plain lines when not a terminal) through the dashboard API", exactArgs(1),
+		func(ctx context.Context, cf *clusterFlags, args []string) error {
+			return runWatch(ctx, cf, args[0], watchAPI, watchInterval)
+		})
+	watch.Flags().StringVar(&watchAPI, "api", "", "a coordinator's HTTP address or URL (default: $RINGMASTER_API, else the running `ringctl local` cluster's)")
+	watch.Flags().DurationVar(&watchInterval, "interval", time.Second, "how often to poll")
 
 	var remove string
 	coords := add("coordinators", "list coordinator members and their raft state; --remove ID drops a dead one", noArgs,

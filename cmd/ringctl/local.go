@@ -95,7 +95,7 @@ func runLocal(ctx context.Context, out io.Writer, f localFlags) error {
 		}
 		return err
 	}
-	disc := localcluster.Discovery{PID: os.Getpid(), Dir: dir, Coordinators: cl.CoordAddrs, Keep: f.keep, Started: time.Now()}
+	disc := localcluster.Discovery{PID: os.Getpid(), Dir: dir, Coordinators: cl.CoordAddrs, Dashboards: cl.HTTPAddrs, Keep: f.keep, Started: time.Now()}
 	for _, p := range cl.Coordinators {
 		disc.CoordPIDs = append(disc.CoordPIDs, p.PID())
 	}

@@ -21,6 +21,7 @@ type Discovery struct {
 	PID          int      `json:"pid"`          // the `ringctl local` process (holds the lock)
 	Dir          string   `json:"dir"`          // absolute cluster directory
 	Coordinators []string `json:"coordinators"` // gRPC addresses
+	Dashboards   []string `json:"dashboards"`   // the coordinators' HTTP addresses (/, /api/v1/)
 	Workers      []int    `json:"worker_pids"`
 	CoordPIDs    []int    `json:"coordinator_pids"`
 	Keep         bool     `json:"keep"` // stays up after its job (`ringctl local -keep`)

@@ -50,3 +50,20 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestSparklineScalesBetweenMinAndMax(t *testing.T) {
+	for _, c := range []struct {
+		vals  []float64
+		width int
+		want  string
+	}{
+		{nil, 10, ""},
+		{[]float64{3, 2, 1}, 10, "█▄▁"},
+		{[]float64{1, 1}, 10, "▁▁"},
+		{[]float64{9, 0, 7, 14}, 3, "▁▄█"}, // only the last 3: 0, 7, 14
+	} {
+		if got := Sparkline(c.vals, c.width); got != c.want {
+			t.Errorf("Sparkline(%v, %d) = %q, want %q", c.vals, c.width, got, c.want)
+		}
+	}
+}
