@@ -32,6 +32,18 @@ OPENBLAS_CORETYPE ?= $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo 
 test-openblas:
 	OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE) $(GO) test -count=1 -tags openblas ./pkg/model/kernels/...
 
+# Each fuzz target for FUZZTIME (CI: a few seconds each; seeds also run in
+# `make test`). A finding is written under the package's testdata/fuzz.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzParse:./pkg/jobspec FuzzParseHeader:./pkg/allreduce FuzzFSMApply:./pkg/coord \
+	FuzzDecodeHeader:./pkg/ckpt FuzzDecode:./pkg/model/safetensors FuzzParseVocab:./pkg/data
+.PHONY: fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
+	done
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/...
 
