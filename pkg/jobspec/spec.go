@@ -51,6 +51,17 @@ const (
 	PrecisionBF16 = "bf16"
 )
 
+// Values of TrainSpec.OnNonFinite.
+const (
+	NonFiniteStop = "stop" // fail the job with the step, loss and gradient norm
+	NonFiniteSkip = "skip" // drop the step's update, count it and go on
+)
+
+// MaxNonFiniteSkips is how many steps in a row on_nonfinite: skip drops
+// before the job stops anyway: a run that only produces NaNs is not
+// recovering.
+const MaxNonFiniteSkips = 20
+
 // TrainSpec holds the optimizer, schedule and batch settings (nanoGPT train.py names).
 type TrainSpec struct {
 	MaxIters     int     `json:"max_iters"`
@@ -76,6 +87,11 @@ type TrainSpec struct {
 	// layers' products on bf16-rounded inputs with fp32 accumulation, fp32
 	// master weights, gradients and optimizer (model.Params.BF16).
 	Precision string `json:"precision,omitempty"`
+	// OnNonFinite is what a step whose loss or global gradient norm is NaN or
+	// infinite does: "stop" (default) fails the job; "skip" drops that
+	// step's update on every rank (the norm is all-reduced, so all ranks
+	// agree), counts it and goes on, up to MaxNonFiniteSkips in a row.
+	OnNonFinite string `json:"on_nonfinite,omitempty"`
 }
 
 // ParallelSpec is the layout a cluster run asks for (ignored by a single process).
@@ -231,6 +247,9 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if t.Precision == "" {
 		t.Precision = PrecisionFP32
+	}
+	if t.OnNonFinite == "" {
+		t.OnNonFinite = NonFiniteStop
 	}
 	if t.LRDecayIters == 0 {
 		t.LRDecayIters = max(t.MaxIters, t.WarmupIters+1)

@@ -89,6 +89,10 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 		if err != nil {
 			return err
 		}
+		if st.Skipped {
+			log.Warn("step skipped: non-finite gradient norm (train.on_nonfinite: skip)",
+				"iter", st.Iter, "loss", st.Loss, "grad_norm", st.GradNorm, "skipped_total", tr.Skipped())
+		}
 		prof.add(time.Since(start), st)
 		window = append(window, time.Since(start))
 		if len(window) > 20 {

@@ -104,6 +104,10 @@ func Run(ctx context.Context, spec jobspec.Spec, opts Options) (*Result, error) 
 		dt := time.Since(start)
 		stepTimes = append(stepTimes, dt)
 		tokensPerStep = st.Tokens
+		if st.Skipped {
+			fmt.Fprintf(out, "iter %d: skipped (gradient norm %v; train.on_nonfinite: skip, %d skipped so far)\n", st.Iter, st.GradNorm, tr.Skipped())
+			continue
+		}
 		res.FinalLoss = st.Loss
 		if st.Iter%t.LogInterval == 0 || tr.iter == t.MaxIters {
 			fmt.Fprintf(out, "iter %d: loss %.4f, lr %.3e, grad norm %.3f, %.1f ms/iter, %.0f tokens/s\n",

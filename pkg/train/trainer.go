@@ -35,10 +35,13 @@ type Trainer struct {
 	scalar  [3]float32      // loss / norm / counts reduced across ranks
 	tpComm  time.Duration   // accumulated by the TP all-reduce hook during a step
 
-	batch  model.Batch // reused by every micro-step
-	iter   int         // optimizer steps taken
-	lanes  []*lane     // extra in-process replicas a micro-batch is split across (SetLanes)
-	laneSq float64     // squared gradient norm, computed while summing the lanes
+	batch model.Batch // reused by every micro-step
+	iter  int         // optimizer steps taken
+	// skipped counts steps dropped for a non-finite gradient norm
+	// (train.on_nonfinite: skip), skipsInRow the current run of them.
+	skipped, skipsInRow int
+	lanes               []*lane // extra in-process replicas a micro-batch is split across (SetLanes)
+	laneSq              float64 // squared gradient norm, computed while summing the lanes
 	// laneSqParts are laneSq's per-slice parts.
 	laneSqParts []float64
 	lane0       lane  // lane 0 of a lanes run: Model, with a batch of its own
@@ -127,6 +130,10 @@ func Schedule(t jobspec.TrainSpec) model.Schedule {
 // Iter is the number of optimizer steps taken so far.
 func (tr *Trainer) Iter() int { return tr.iter }
 
+// Skipped is the number of steps whose update was dropped for a non-finite
+// gradient norm (train.on_nonfinite: skip).
+func (tr *Trainer) Skipped() int { return tr.skipped }
+
 // SetIter makes the next Step use iteration it (its batch and learning rate),
 // as when resuming from a checkpoint taken after it steps.
 func (tr *Trainer) SetIter(it int) { tr.iter = it }
@@ -138,6 +145,9 @@ type StepStats struct {
 	LR       float64
 	GradNorm float64 // global gradient norm before clipping
 	Tokens   int     // tokens the step consumed (targets for encdec, inputs otherwise)
+	// Skipped: the gradient norm was not finite and train.on_nonfinite is
+	// skip, so the step's update was dropped (the iteration still advances).
+	Skipped bool
 
 	// Communication, for the benchmarks: TPComm is the time spent in the
 	// model's tensor-parallel all-reduces (blocking); DPWindow spans from
@@ -213,11 +223,28 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 			}
 		}
 	}
+	// The skip decision rests on the gradient norm alone: it is all-reduced
+	// over DP and TP, so every rank decides the same and none diverges. A
+	// local NaN loss without a NaN gradient cannot be skipped consistently,
+	// so it stops the job as before.
+	if t.OnNonFinite == jobspec.NonFiniteSkip && !isFinite(st.GradNorm) && tr.skipsInRow < jobspec.MaxNonFiniteSkips {
+		p.ZeroGrad()
+		tr.skipsInRow++
+		tr.skipped++
+		st.Skipped = true
+		tr.iter++
+		return st, nil
+	}
 	if !isFinite(st.Loss) || !isFinite(st.GradNorm) {
 		p.ZeroGrad()
-		return st, fmt.Errorf("iter %d: loss %v, gradient norm %v: %w; the step was not applied — lower train.learning_rate or set train.grad_clip",
-			it, st.Loss, st.GradNorm, ErrNonFiniteLoss)
+		hint := "lower train.learning_rate, set train.grad_clip, or set train.on_nonfinite: skip"
+		if tr.skipsInRow > 0 {
+			hint = fmt.Sprintf("after %d skipped steps in a row (train.on_nonfinite: skip); lower train.learning_rate or set train.grad_clip", tr.skipsInRow)
+		}
+		return st, fmt.Errorf("iter %d: loss %v, gradient norm %v: %w; the step was not applied — %s",
+			it, st.Loss, st.GradNorm, ErrNonFiniteLoss, hint)
 	}
+	tr.skipsInRow = 0
 	if len(tr.lanes) == 0 {
 		tr.opt.Step(p, st.LR)
 	} else {
