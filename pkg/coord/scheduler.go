@@ -60,6 +60,17 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 				avail = nil
 			}
 			n := usable(len(live)+len(avail), spec)
+			restarts := j.Restarts
+			if lost {
+				restarts = restartsAfterLoss(j, g, ck)
+				if limit := spec.Train.MaxRestarts; int(restarts) > limit {
+					out = append(out, &pb.Command{Cmd: &pb.Command_SetJobState{SetJobState: &pb.SetJobStateCmd{
+						JobId: j.Id, State: pb.JobState_JOB_STATE_FAILED, Reason: fmt.Sprintf(
+							"workers were lost in %d generations in a row without a checkpoint past step %d: the job may be crashing them (see their logs); raise train.max_restarts (%d) if the losses are the machines'",
+							restarts, g.ResumeStep, limit)}}})
+					continue
+				}
+			}
 			switch {
 			case lost && n < p.MinWorkers:
 				// The reason matches the waiting branch below, so the next
@@ -68,7 +79,9 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 				if blocked {
 					reason = fmt.Sprintf("lost workers; free workers are held for %s ahead in the queue", blocker)
 				}
-				out = append(out, waitCmd(j.Id, reason))
+				wc := waitCmd(j.Id, reason)
+				wc.GetSetJobState().Restarts = &restarts
+				out = append(out, wc)
 				if !blocked {
 					blocked, blocker = true, j.Id
 				}
@@ -87,7 +100,9 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 				if lost {
 					reason = fmt.Sprintf("lost or restarted %d worker(s)", len(g.Ranks)-len(live))
 				}
-				out = append(out, genCmd(st, j.Id, spec, take, reason))
+				gc := genCmd(st, j.Id, spec, take, reason)
+				gc.GetCommitGeneration().Generation.Restarts = restarts
+				out = append(out, gc)
 			}
 			continue
 		}
@@ -109,9 +124,22 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 		if LatestCheckpoint(st, j.Id) != nil {
 			reason = "resume"
 		}
-		out = append(out, genCmd(st, j.Id, spec, take, reason))
+		gc := genCmd(st, j.Id, spec, take, reason)
+		gc.GetCommitGeneration().Generation.Restarts = j.Restarts
+		out = append(out, gc)
 	}
 	return out
+}
+
+// restartsAfterLoss is a job's restart count once its generation g lost
+// workers: one more than before, or 1 when g made progress (a checkpoint
+// past the step it resumed from was committed), so that only losses that
+// keep the job from moving count towards train.max_restarts.
+func restartsAfterLoss(j *pb.Job, g *pb.Generation, ck *pb.Checkpoint) uint32 {
+	if ck != nil && ck.Step > g.ResumeStep {
+		return 1
+	}
+	return j.Restarts + 1
 }
 
 // usable is how many of n workers a job can use: whole TP groups, at most

@@ -187,6 +187,9 @@ func (s *Store) setJobStateCmd(c *pb.SetJobStateCmd, now int64) (proto.Message, 
 		return nil, fmt.Errorf("%w: cannot set job state %v directly", ErrInvalidCommand, c.GetState())
 	}
 	s.setJobState(j, c.GetState(), c.GetReason(), now)
+	if c.Restarts != nil {
+		j.Restarts = c.GetRestarts()
+	}
 	return j, nil
 }
 
@@ -262,6 +265,7 @@ func (s *Store) commitGeneration(g *pb.Generation, now int64) (proto.Message, er
 	}
 	s.st.Generations[j.Id] = ng
 	j.State, j.Reason, j.Generation, j.UpdatedUnixMs = pb.JobState_JOB_STATE_RUNNING, ng.Reason, ng.Number, now
+	j.Restarts = ng.Restarts
 	return ng, nil
 }
 

@@ -92,6 +92,11 @@ type TrainSpec struct {
 	// step's update on every rank (the norm is all-reduced, so all ranks
 	// agree), counts it and goes on, up to MaxNonFiniteSkips in a row.
 	OnNonFinite string `json:"on_nonfinite,omitempty"`
+	// MaxRestarts is how many generations in a row may end by losing
+	// workers before the job commits a checkpoint past their resume step;
+	// one more fails the job (default 3): a spec that crashes every worker
+	// it is given is failed instead of handed out forever.
+	MaxRestarts int `json:"max_restarts,omitempty"`
 }
 
 // ParallelSpec is the layout a cluster run asks for (ignored by a single process).
@@ -250,6 +255,9 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if t.OnNonFinite == "" {
 		t.OnNonFinite = NonFiniteStop
+	}
+	if t.MaxRestarts == 0 {
+		t.MaxRestarts = 3
 	}
 	if t.LRDecayIters == 0 {
 		t.LRDecayIters = max(t.MaxIters, t.WarmupIters+1)

@@ -108,6 +108,9 @@ func (s Spec) validateTrain(pr *problems) {
 	if t.GradClip < 0 {
 		pr.bad("train.grad_clip", "must be ≥ 0 (0 disables clipping), got %g", t.GradClip)
 	}
+	if t.MaxRestarts < 0 {
+		pr.bad("train.max_restarts", "must be ≥ 0 (0: the default, 3), got %d", t.MaxRestarts)
+	}
 	if t.OnNonFinite != "" && t.OnNonFinite != NonFiniteStop && t.OnNonFinite != NonFiniteSkip {
 		pr.bad("train.on_nonfinite", "must be %q or %q, got %q", NonFiniteStop, NonFiniteSkip, t.OnNonFinite)
 	}

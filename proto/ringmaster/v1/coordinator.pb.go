@@ -147,8 +147,12 @@ type Job struct {
 	SubmittedUnixMs int64                  `protobuf:"varint,8,opt,name=submitted_unix_ms,json=submittedUnixMs,proto3" json:"submitted_unix_ms,omitempty"`
 	UpdatedUnixMs   int64                  `protobuf:"varint,9,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
 	ModelConfigHash string                 `protobuf:"bytes,10,opt,name=model_config_hash,json=modelConfigHash,proto3" json:"model_config_hash,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Generations in a row that ended by losing workers before the job
+	// committed a checkpoint past their resume step; past train.max_restarts
+	// the job fails (its workers may be crashing on it).
+	Restarts      uint32 `protobuf:"varint,11,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -249,6 +253,13 @@ func (x *Job) GetModelConfigHash() string {
 		return x.ModelConfigHash
 	}
 	return ""
+}
+
+func (x *Job) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
 }
 
 type Worker struct {
@@ -516,7 +527,8 @@ type Generation struct {
 	Ring          []int32                `protobuf:"varint,7,rep,packed,name=ring,proto3" json:"ring,omitempty"`                        // ring order of ranks
 	ResumeStep    int64                  `protobuf:"varint,8,opt,name=resume_step,json=resumeStep,proto3" json:"resume_step,omitempty"` // 0: fresh init
 	ResumeFrom    []*ShardHolders        `protobuf:"bytes,9,rep,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
-	Reason        string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"` // why this generation was made
+	Reason        string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`      // why this generation was made
+	Restarts      uint32                 `protobuf:"varint,11,opt,name=restarts,proto3" json:"restarts,omitempty"` // the job's restarts count when it was made (Job.restarts)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -619,6 +631,13 @@ func (x *Generation) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Generation) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
 }
 
 type Checkpoint struct {
@@ -1213,6 +1232,7 @@ type SetJobStateCmd struct {
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	State         JobState               `protobuf:"varint,2,opt,name=state,proto3,enum=ringmaster.v1.JobState" json:"state,omitempty"`
 	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Restarts      *uint32                `protobuf:"varint,4,opt,name=restarts,proto3,oneof" json:"restarts,omitempty"` // set: the job's new Job.restarts
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1266,6 +1286,13 @@ func (x *SetJobStateCmd) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *SetJobStateCmd) GetRestarts() uint32 {
+	if x != nil && x.Restarts != nil {
+		return *x.Restarts
+	}
+	return 0
 }
 
 type RegisterWorkerCmd struct {
@@ -2856,7 +2883,7 @@ var File_ringmaster_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1fringmaster/v1/coordinator.proto\x12\rringmaster.v1\"\xd2\x02\n" +
+	"\x1fringmaster/v1/coordinator.proto\x12\rringmaster.v1\"\xee\x02\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tspec_json\x18\x02 \x01(\fR\bspecJson\x12-\n" +
@@ -2870,7 +2897,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11submitted_unix_ms\x18\b \x01(\x03R\x0fsubmittedUnixMs\x12&\n" +
 	"\x0fupdated_unix_ms\x18\t \x01(\x03R\rupdatedUnixMs\x12*\n" +
 	"\x11model_config_hash\x18\n" +
-	" \x01(\tR\x0fmodelConfigHash\"\xf8\x02\n" +
+	" \x01(\tR\x0fmodelConfigHash\x12\x1a\n" +
+	"\brestarts\x18\v \x01(\rR\brestarts\"\xf8\x02\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -2896,7 +2924,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\fShardHolders\x12\x0e\n" +
 	"\x02tp\x18\x01 \x01(\x05R\x02tp\x12\x1d\n" +
 	"\n" +
-	"worker_ids\x18\x02 \x03(\tR\tworkerIds\"\xc6\x02\n" +
+	"worker_ids\x18\x02 \x03(\tR\tworkerIds\"\xe2\x02\n" +
 	"\n" +
 	"Generation\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
@@ -2911,7 +2939,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\vresume_from\x18\t \x03(\v2\x1b.ringmaster.v1.ShardHoldersR\n" +
 	"resumeFrom\x12\x16\n" +
 	"\x06reason\x18\n" +
-	" \x01(\tR\x06reason\"\xa2\x01\n" +
+	" \x01(\tR\x06reason\x12\x1a\n" +
+	"\brestarts\x18\v \x01(\rR\brestarts\"\xa2\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
@@ -2972,11 +3001,13 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11model_config_hash\x18\x03 \x01(\tR\x0fmodelConfigHash\"=\n" +
 	"\fCancelJobCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"n\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9c\x01\n" +
 	"\x0eSetJobStateCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.ringmaster.v1.JobStateR\x05state\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"B\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1f\n" +
+	"\brestarts\x18\x04 \x01(\rH\x00R\brestarts\x88\x01\x01B\v\n" +
+	"\t_restarts\"B\n" +
 	"\x11RegisterWorkerCmd\x12-\n" +
 	"\x06worker\x18\x01 \x01(\v2\x15.ringmaster.v1.WorkerR\x06worker\"z\n" +
 	"\x11SetWorkerStateCmd\x12\x1b\n" +
@@ -3274,6 +3305,7 @@ func file_ringmaster_v1_coordinator_proto_init() {
 		(*Command_SetCoordinator)(nil),
 		(*Command_RemoveCoordinator)(nil),
 	}
+	file_ringmaster_v1_coordinator_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
