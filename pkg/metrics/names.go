@@ -42,29 +42,37 @@ const (
 	RecoveryStepsReplayed     = "ringmaster_recovery_steps_replayed" // histogram
 
 	// Control plane (coordinator).
-	RaftState            = "ringmaster_raft_state" // label state, 1 for the current one
-	RaftTerm             = "ringmaster_raft_term"
-	RaftCommitIndex      = "ringmaster_raft_commit_index"
-	RaftAppliedIndex     = "ringmaster_raft_applied_index"
-	RaftLastContactSecs  = "ringmaster_raft_last_contact_seconds" // followers: since the leader was heard; leader: 0
-	RaftPeers            = "ringmaster_raft_peers"                // voters in the configuration
-	RaftHasLeader        = "ringmaster_raft_has_leader"
-	ClusterWorkers       = "ringmaster_cluster_workers" // label state
-	ClusterJobs          = "ringmaster_cluster_jobs"    // label state
-	JobGeneration        = "ringmaster_job_generation"
-	JobCommittedStep     = "ringmaster_job_committed_step"
-	JobMaxSteps          = "ringmaster_job_max_steps"
-	JobRanks             = "ringmaster_job_ranks"
-	WorkerHeartbeatAge   = "ringmaster_worker_heartbeat_age_seconds" // leader only, label worker
-	RankStep             = "ringmaster_rank_step"                    // leader only, labels job_id, rank, worker
-	RankLoss             = "ringmaster_rank_loss"                    // leader only
-	RankTokensPerSecond  = "ringmaster_rank_tokens_per_second"       // leader only
-	RankStragglerScore   = "ringmaster_rank_straggler_score"         // leader only
-	CoordIsLeader        = "ringmaster_coord_is_leader"
-	CoordCommandsTotal   = "ringmaster_coord_commands_total"
-	CoordWorkersLost     = "ringmaster_coord_workers_lost_total"
-	CoordGenerations     = "ringmaster_coord_generations_total"
-	CoordHeartbeatsTotal = "ringmaster_coord_heartbeats_total"
+	RaftState           = "ringmaster_raft_state" // label state, 1 for the current one
+	RaftTerm            = "ringmaster_raft_term"
+	RaftCommitIndex     = "ringmaster_raft_commit_index"
+	RaftAppliedIndex    = "ringmaster_raft_applied_index"
+	RaftLastContactSecs = "ringmaster_raft_last_contact_seconds" // followers: since the leader was heard; leader: 0
+	RaftPeers           = "ringmaster_raft_peers"                // voters in the configuration
+	RaftHasLeader       = "ringmaster_raft_has_leader"
+	ClusterWorkers      = "ringmaster_cluster_workers" // label state
+	ClusterJobs         = "ringmaster_cluster_jobs"    // label state
+	JobGeneration       = "ringmaster_job_generation"
+	JobCommittedStep    = "ringmaster_job_committed_step"
+	JobMaxSteps         = "ringmaster_job_max_steps"
+	JobRanks            = "ringmaster_job_ranks"
+	// JobCheckpointAge is the seconds since the job's newest committed
+	// checkpoint was committed (since it started running when it has none),
+	// as this coordinator saw it; JobCheckpointInterval is
+	// checkpoint.interval in steps, so an alert can compare the age with
+	// interval × step seconds.
+	JobCheckpointAge      = "ringmaster_job_checkpoint_age_seconds"
+	JobCheckpointInterval = "ringmaster_job_checkpoint_interval_steps"
+	WorkerHeartbeatAge    = "ringmaster_worker_heartbeat_age_seconds" // leader only, label worker
+	RankStep              = "ringmaster_rank_step"                    // leader only, labels job_id, rank, worker
+	RankLoss              = "ringmaster_rank_loss"                    // leader only
+	RankTokensPerSecond   = "ringmaster_rank_tokens_per_second"       // leader only
+	RankStepSeconds       = "ringmaster_rank_step_seconds"            // leader only: the rank's recent median step time
+	RankStragglerScore    = "ringmaster_rank_straggler_score"         // leader only: step seconds over the median of the rank's DP group
+	CoordIsLeader         = "ringmaster_coord_is_leader"
+	CoordCommandsTotal    = "ringmaster_coord_commands_total"
+	CoordWorkersLost      = "ringmaster_coord_workers_lost_total"
+	CoordGenerations      = "ringmaster_coord_generations_total"
+	CoordHeartbeatsTotal  = "ringmaster_coord_heartbeats_total"
 )
 
 // Values of TrainPhaseSeconds' phase label.
