@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,17 @@ func clusterCommands() []*cobra.Command {
 		})
 	watch.Flags().StringVar(&watchAPI, "api", "", "a coordinator's HTTP address or URL (default: $RINGMASTER_API, else the running `ringctl local` cluster's)")
 	watch.Flags().DurationVar(&watchInterval, "interval", time.Second, "how often to poll")
+
+	var po plotOptions
+	plotCmd := add("plot JOB [-o FILE.png|.svg|.pdf]", "draw a job's loss and tokens/s curves into an image, through the dashboard API", exactArgs(1),
+		func(ctx context.Context, cf *clusterFlags, args []string) error {
+			return runPlot(ctx, cf, args[0], po)
+		})
+	plotCmd.Flags().StringVarP(&po.output, "output", "o", "", "the image to write; its extension picks the type: .png, .svg or .pdf (default JOB.png)")
+	plotCmd.Flags().IntVar(&po.width, "width", 1200, "image width in pixels (96 per inch for .svg and .pdf)")
+	plotCmd.Flags().IntVar(&po.height, "height", 900, "image height in pixels")
+	plotCmd.Flags().Lookup("json").Usage = "print what was written (job, name, output, format, size, points, generations) as one JSON object"
+	plotCmd.Flags().StringVar(&po.api, "api", "", "a coordinator's HTTP address or URL (default: $RINGMASTER_API, else the running `ringctl local` cluster's)")
 
 	var remove string
 	coords := add("coordinators", "list coordinator members and their raft state; --remove ID drops a dead one", noArgs,
@@ -147,24 +159,33 @@ func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Cont
 	return coord.NewClient(addrs), ctx, cancel, nil
 }
 
-// printJSON writes protobuf messages as one JSON document (a list when
-// there are several).
-func (cf *clusterFlags) printJSON(msgs ...proto.Message) error {
-	opts := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}
-	var parts []string
+// printJSON writes one protobuf message as a JSON document.
+func (cf *clusterFlags) printJSON(m proto.Message) error {
+	b, err := jsonOpts().Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(cf.out, string(b))
+	return err
+}
+
+// printJSONList writes protobuf messages as one JSON list, whatever their
+// number (a list of one stays a list, none is []).
+func (cf *clusterFlags) printJSONList(msgs []proto.Message) error {
+	parts := make([]string, 0, len(msgs))
 	for _, m := range msgs {
-		b, err := opts.Marshal(m)
+		b, err := jsonOpts().Marshal(m)
 		if err != nil {
 			return err
 		}
 		parts = append(parts, string(b))
 	}
-	doc := strings.Join(parts, ",\n")
-	if len(msgs) != 1 {
-		doc = "[" + doc + "]"
-	}
-	_, err := fmt.Fprintln(cf.out, doc)
+	_, err := fmt.Fprintln(cf.out, "["+strings.Join(parts, ",\n")+"]")
 	return err
+}
+
+func jsonOpts() protojson.MarshalOptions {
+	return protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}
 }
 
 func runSubmit(ctx context.Context, cf *clusterFlags, preset string, args []string) error {
@@ -276,7 +297,7 @@ func runJobs(ctx context.Context, cf *clusterFlags, _ []string) error {
 		return err
 	}
 	if cf.json {
-		return cf.printJSON(asMessages(jobs)...)
+		return cf.printJSONList(asMessages(jobs))
 	}
 	tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSTATE\tGENERATION\tSTEP\tREASON")
@@ -298,7 +319,7 @@ func runWorkers(ctx context.Context, cf *clusterFlags, _ []string) error {
 		return err
 	}
 	if cf.json {
-		return cf.printJSON(asMessages(ws)...)
+		return cf.printJSONList(asMessages(ws))
 	}
 	tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKER\tSTATE\tADDRESS\tCORES\tJOB\tREASON")
@@ -339,6 +360,14 @@ func runCoordinators(ctx context.Context, cf *clusterFlags, remove string) error
 	defer cl.Close()
 	if remove != "" {
 		if err := cl.RemoveCoordinator(ctx, remove); err != nil {
+			return err
+		}
+		if cf.json {
+			b, err := json.Marshal(map[string]string{"removed": remove})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cf.out, "%s\n", b)
 			return err
 		}
 		fmt.Fprintf(cf.out, "removed %s\n", remove)

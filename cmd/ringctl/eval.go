@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -14,23 +15,45 @@ func newEvalCmd() *cobra.Command {
 		dir     string
 		sets    []string
 		threads int
+		asJSON  bool
 	)
 	c := &cobra.Command{
 		Use:   "eval [--model DIR] [--set key=value ...]",
 		Short: "evaluate a model saved by train (loss, accuracy, held-out score)",
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runEval(c.OutOrStdout(), dir, sets, threads)
+			return runEval(c.OutOrStdout(), dir, sets, threads, asJSON)
 		},
 	}
 	c.Flags().StringVar(&dir, "model", "out/sort-gpt", "directory written by `ringctl train`")
 	c.Flags().StringArrayVar(&sets, "set", nil, "override a train/data field, e.g. --set train.eval_iters=200 (repeatable)")
 	c.Flags().IntVar(&threads, "threads", 0, "cores for matrix products (0: all)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	_ = c.MarkFlagDirname("model")
 	return c
 }
 
-func runEval(stdout io.Writer, dir string, sets []string, threads int) error {
+// evalResult is eval's --json document; held_out is null for a task
+// without a held-out score.
+type evalResult struct {
+	Model         string      `json:"model"`
+	Iter          int         `json:"iter"`
+	EvalBatches   int         `json:"eval_batches"`
+	BatchSize     int         `json:"batch_size"`
+	TrainLoss     float64     `json:"train_loss"`
+	TrainAccuracy float64     `json:"train_accuracy"`
+	ValLoss       float64     `json:"val_loss"`
+	ValAccuracy   float64     `json:"val_accuracy"`
+	HeldOut       *heldOutDoc `json:"held_out"`
+}
+
+type heldOutDoc struct {
+	Correct  int     `json:"correct"`
+	N        int     `json:"n"`
+	Accuracy float64 `json:"accuracy"`
+}
+
+func runEval(stdout io.Writer, dir string, sets []string, threads int, asJSON bool) error {
 	if threads < 0 {
 		return usagef("--threads %d: want ≥ 0 (0: all cores)", threads)
 	}
@@ -47,11 +70,26 @@ func runEval(stdout io.Writer, dir string, sets []string, threads int) error {
 	if err != nil {
 		return err
 	}
+	sc, err := tr.ScoreHeldOut()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		r := evalResult{Model: dir, Iter: tr.Iter(), EvalBatches: tr.Spec.Train.EvalIters, BatchSize: tr.Spec.Train.BatchSize,
+			TrainLoss: ev.TrainLoss, TrainAccuracy: ev.TrainAccuracy, ValLoss: ev.ValLoss, ValAccuracy: ev.ValAccuracy}
+		if sc != nil {
+			r.HeldOut = &heldOutDoc{Correct: sc.Correct, N: sc.N, Accuracy: sc.Accuracy()}
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
 	fmt.Fprintf(stdout, "%s at iter %d, %d eval batches of %d rows: train loss %.4f (accuracy %.4f), val loss %.4f (accuracy %.4f)\n",
 		dir, tr.Iter(), tr.Spec.Train.EvalIters, tr.Spec.Train.BatchSize, ev.TrainLoss, ev.TrainAccuracy, ev.ValLoss, ev.ValAccuracy)
-	if sc, err := tr.ScoreHeldOut(); err != nil {
-		return err
-	} else if sc != nil {
+	if sc != nil {
 		fmt.Fprintf(stdout, "held-out exact match: %d/%d (%.2f%%)\n", sc.Correct, sc.N, 100*sc.Accuracy())
 	}
 	return nil

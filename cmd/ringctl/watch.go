@@ -20,26 +20,35 @@ import (
 // apiBase resolves the dashboard API's base URL: --api, $RINGMASTER_API,
 // else the running `ringctl local` cluster's first coordinator.
 func apiBase(flag string) (string, error) {
+	base, _, err := resolveAPI(flag)
+	return base, err
+}
+
+// resolveAPI is apiBase that also returns the local cluster's coordinator
+// gRPC addresses when the API is that cluster's (nil otherwise), so a
+// command may ask the same group for what the API lacks.
+func resolveAPI(flag string) (string, []string, error) {
 	s := flag
 	if s == "" {
 		s = os.Getenv("RINGMASTER_API")
 	}
+	var coords []string
 	if s == "" {
 		if d, err := localcluster.Find(localcluster.RuntimeDir()); err == nil && len(d.Dashboards) > 0 {
-			s = d.Dashboards[0]
+			s, coords = d.Dashboards[0], d.Coordinators
 		}
 	}
 	if s == "" {
-		return "", usagef("no dashboard API to talk to: give --api HOST:PORT (a coordinator's --http-addr) or set RINGMASTER_API")
+		return "", nil, usagef("no dashboard API to talk to: give --api HOST:PORT (a coordinator's --http-addr) or set RINGMASTER_API")
 	}
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
-		return "", usagef("--api %q: want HOST:PORT or http://HOST:PORT", s)
+		return "", nil, usagef("--api %q: want HOST:PORT or http://HOST:PORT", s)
 	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return strings.TrimRight(u.String(), "/"), coords, nil
 }
 
 // watchRecord is one --json line of `ringctl watch`.
@@ -52,7 +61,7 @@ type watchRecord struct {
 	MaxSteps      int      `json:"max_steps"`
 	CommittedStep int64    `json:"committed_step"`
 	Loss          *float64 `json:"loss"`
-	ValLoss       *float64 `json:"val_loss"` // not reported by workers yet: always null
+	ValLoss       *float64 `json:"val_loss"` // the latest reported; null until one is
 	TokensPerSec  *float64 `json:"tokens_per_sec"`
 	ETASec        *float64 `json:"eta_seconds"`
 }
@@ -88,7 +97,7 @@ func runWatch(ctx context.Context, cf *clusterFlags, id string, api string, inte
 			case <-tick.C:
 			}
 		}
-		d, err := fetchJob(ctx, hc, base, id)
+		d, val, err := fetchJob(ctx, hc, base, id)
 		if errors.Is(err, errNoJob) {
 			return fmt.Errorf("job %q: not found at %s", id, base)
 		}
@@ -104,7 +113,7 @@ func runWatch(ctx context.Context, cf *clusterFlags, id string, api string, inte
 			continue
 		}
 		failing = time.Time{}
-		rec := record(d)
+		rec := record(d, val)
 		if !cf.json && d.Generation != lastGen && d.Generation != 0 {
 			lastGen = d.Generation
 			if tty {
@@ -120,9 +129,9 @@ func runWatch(ctx context.Context, cf *clusterFlags, id string, api string, inte
 				fmt.Fprintf(out, "%s\n", b)
 			}
 		case tty:
-			fmt.Fprint(out, "\r\033[K"+watchLine(d))
+			fmt.Fprint(out, "\r\033[K"+watchLine(d, val))
 		case changed:
-			fmt.Fprintln(out, watchLine(d))
+			fmt.Fprintln(out, watchLine(d, val))
 		}
 		last = rec
 		if terminalState(d.State) {
@@ -149,34 +158,62 @@ func prefixed(p, s string) string {
 
 var errNoJob = errors.New("no such job")
 
-func fetchJob(ctx context.Context, hc *http.Client, base, id string) (dashboard.JobDetail, error) {
+// fetchJob reads GET /api/v1/jobs/{id}, also into extra (the latest val
+// loss, which dashboard.Point may not carry yet).
+func fetchJob(ctx context.Context, hc *http.Client, base, id string) (dashboard.JobDetail, *float64, error) {
 	var d dashboard.JobDetail
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/jobs/"+url.PathEscape(id), nil)
+	var extra struct {
+		Points []struct {
+			ValLoss *float64 `json:"val_loss"`
+		} `json:"points"`
+	}
+	err := getJSON(ctx, hc, jobURL(base, id), &d, &extra)
+	var val *float64
+	for _, p := range extra.Points {
+		if p.ValLoss != nil {
+			val = p.ValLoss
+		}
+	}
+	return d, val, err
+}
+
+func jobURL(base, id string) string { return base + "/api/v1/jobs/" + url.PathEscape(id) }
+
+// getJSON decodes the JSON document at u into each of vs; a 404 is errNoJob.
+func getJSON(ctx context.Context, hc *http.Client, u string, vs ...any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return d, err
+		return err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return d, err
+		return err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return d, errNoJob
+		return errNoJob
 	default:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return d, fmt.Errorf("%s: %s %s", req.URL, resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("%s: %s %s", req.URL, resp.Status, strings.TrimSpace(string(b)))
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
-		return d, fmt.Errorf("%s: decode: %w", req.URL, err)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s: read: %w", req.URL, err)
 	}
-	return d, nil
+	for _, v := range vs {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("%s: decode: %w", req.URL, err)
+		}
+	}
+	return nil
 }
 
-func record(d dashboard.JobDetail) watchRecord {
+// record is watch's --json line for d; val is the latest val loss, if any.
+func record(d dashboard.JobDetail, val *float64) watchRecord {
 	r := watchRecord{Job: d.ID, State: d.State, Reason: d.Reason, Generation: d.Generation, Step: d.Step,
-		MaxSteps: d.MaxSteps, CommittedStep: d.CommittedStep, ETASec: d.ETASec}
+		MaxSteps: d.MaxSteps, CommittedStep: d.CommittedStep, ValLoss: val, ETASec: d.ETASec}
 	if n := len(d.Points); n > 0 {
 		p := d.Points[n-1]
 		r.Loss, r.TokensPerSec = &p.Loss, &p.TokensPerSec
@@ -185,8 +222,9 @@ func record(d dashboard.JobDetail) watchRecord {
 }
 
 // watchLine is one progress line: state, bar, step/max, loss, val loss,
-// tokens/s, ETA, checkpoint and a sparkline of the recent losses.
-func watchLine(d dashboard.JobDetail) string {
+// tokens/s, ETA, checkpoint and a sparkline of the recent losses; val is
+// the latest val loss, if any.
+func watchLine(d dashboard.JobDetail, val *float64) string {
 	const width = 24
 	filled := 0
 	if d.MaxSteps > 0 {
@@ -207,6 +245,10 @@ func watchLine(d dashboard.JobDetail) string {
 	for _, q := range d.Points {
 		losses = append(losses, q.Loss)
 	}
-	return s + fmt.Sprintf("  loss %.4f  val loss -  %.0f tokens/s  ETA %s  checkpoint %d  %s",
-		p.Loss, p.TokensPerSec, eta, d.CommittedStep, progress.Sparkline(losses, 32))
+	vl := "-"
+	if val != nil {
+		vl = fmt.Sprintf("%.4f", *val)
+	}
+	return s + fmt.Sprintf("  loss %.4f  val loss %s  %.0f tokens/s  ETA %s  checkpoint %d  %s",
+		p.Loss, vl, p.TokensPerSec, eta, d.CommittedStep, progress.Sparkline(losses, 32))
 }
