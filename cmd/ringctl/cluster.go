@@ -362,16 +362,7 @@ func runCoordinators(ctx context.Context, cf *clusterFlags, remove string) error
 		if err := cl.RemoveCoordinator(ctx, remove); err != nil {
 			return err
 		}
-		if cf.json {
-			b, err := json.Marshal(map[string]string{"removed": remove})
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cf.out, "%s\n", b)
-			return err
-		}
-		fmt.Fprintf(cf.out, "removed %s\n", remove)
-		return nil
+		return cf.printRemoved(remove)
 	}
 	st, err := cl.Status(ctx)
 	if err != nil {
@@ -394,6 +385,20 @@ func runCoordinators(ctx context.Context, cf *clusterFlags, remove string) error
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Id, m.Suffrage, state, m.RaftAddress, orNone(m.GrpcAddress), applied)
 	}
 	return tw.Flush()
+}
+
+// printRemoved reports a removed coordinator member: {"removed": ID} with --json.
+func (cf *clusterFlags) printRemoved(id string) error {
+	if !cf.json {
+		_, err := fmt.Fprintf(cf.out, "removed %s\n", id)
+		return err
+	}
+	b, err := json.Marshal(map[string]string{"removed": id})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(cf.out, "%s\n", b)
+	return err
 }
 
 func orNone(s string) string {
