@@ -3,6 +3,7 @@ package coord
 import (
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -58,8 +59,11 @@ func (n *Node) MetricsSnapshot() metrics.ControlSnapshot {
 			js := metrics.JobSnapshot{ID: j.Id, Generation: j.Generation, CommittedStep: j.CommittedStep}
 			if spec, err := JobSpec(j); err == nil {
 				js.MaxSteps = spec.Train.MaxIters
+				js.CheckpointInterval = spec.Checkpoint.Interval
 			}
-			if g := st.Generations[j.Id]; g != nil {
+			g := st.Generations[j.Id]
+			js.CheckpointAge = checkpointAge(now, j, g, st.Checkpoints[j.Id])
+			if g != nil {
 				js.Ranks = len(g.Ranks)
 				ranks = append(ranks, g) // generations are replaced, never mutated
 			}
@@ -79,15 +83,79 @@ func (n *Node) MetricsSnapshot() metrics.ControlSnapshot {
 	}
 	sort.Slice(s.Heartbeats, func(a, b int) bool { return s.Heartbeats[a].Worker < s.Heartbeats[b].Worker })
 	for _, g := range ranks {
-		for _, r := range g.Ranks {
-			m := l.progress[r.WorkerId]
-			if m == nil || m.Generation != g.Number {
-				continue // not heard in this generation yet
+		heard := make([]*pb.WorkerMessage, len(g.Ranks))
+		for i, r := range g.Ranks {
+			if m := l.progress[r.WorkerId]; m != nil && m.Generation == g.Number {
+				heard[i] = m // nil: not heard in this generation yet
+			}
+		}
+		scores := StragglerScores(g, heard)
+		for i, r := range g.Ranks {
+			m := heard[i]
+			if m == nil {
+				continue
 			}
 			s.Ranks = append(s.Ranks, metrics.RankSnapshot{
 				Job: g.JobId, Rank: int(r.Rank), Worker: r.WorkerId, Step: m.Step, Loss: m.Loss, TokensPerSec: m.TokensPerSec,
+				StepSeconds: m.StepSeconds, StragglerScore: scores[i],
 			})
 		}
 	}
 	return s
+}
+
+// checkpointAge is how long the job has gone without a new committed
+// checkpoint: since the newest one was committed, or, when the current
+// generation started later (a restart, which resumes from it), since then,
+// or since submission when nothing is committed. A restart resets it so an
+// alert measures what this generation has failed to save.
+func checkpointAge(now time.Time, j *pb.Job, g *pb.Generation, list *pb.CheckpointList) time.Duration {
+	since := j.SubmittedUnixMs
+	if g != nil {
+		since = max(since, g.CreatedUnixMs)
+	}
+	if n := len(list.GetItems()); n > 0 {
+		since = max(since, list.Items[n-1].CommittedUnixMs)
+	}
+	if since <= 0 {
+		return 0
+	}
+	return max(now.Sub(time.UnixMilli(since)), 0)
+}
+
+// StragglerScores returns, for each rank of g, its compute seconds over the
+// median compute seconds of its data-parallel group (the ranks with the
+// same tensor-parallel coordinate, which run the same work on different
+// rows), or 0 where the rank or its group has not reported. Compute, not
+// wall step time: in a synchronous job every rank waits for the slowest in
+// its collectives, so wall step times are equal and only compute shows who
+// is slow. heard is indexed by rank; nil entries have not reported.
+func StragglerScores(g *pb.Generation, heard []*pb.WorkerMessage) []float64 {
+	scores := make([]float64, len(g.Ranks))
+	groups := map[int32][]int{} // tp coordinate → ranks
+	for i, r := range g.Ranks {
+		groups[r.Tp] = append(groups[r.Tp], i)
+	}
+	for _, ranks := range groups {
+		var compute []float64
+		for _, i := range ranks {
+			if i < len(heard) && heard[i] != nil && heard[i].ComputeSeconds > 0 {
+				compute = append(compute, heard[i].ComputeSeconds)
+			}
+		}
+		if len(compute) == 0 {
+			continue
+		}
+		sort.Float64s(compute)
+		med := compute[len(compute)/2]
+		if len(compute)%2 == 0 {
+			med = (compute[len(compute)/2-1] + compute[len(compute)/2]) / 2
+		}
+		for _, i := range ranks {
+			if i < len(heard) && heard[i] != nil && heard[i].ComputeSeconds > 0 && med > 0 {
+				scores[i] = heard[i].ComputeSeconds / med
+			}
+		}
+	}
+	return scores
 }

@@ -260,6 +260,7 @@ func (s *Store) commitGeneration(g *pb.Generation, now int64) (proto.Message, er
 	ng := proto.Clone(g).(*pb.Generation)
 	s.st.LastGeneration++
 	ng.Number = s.st.LastGeneration
+	ng.CreatedUnixMs = now
 	for _, r := range ng.Ranks {
 		s.st.Workers[r.WorkerId].JobId = j.Id
 	}
@@ -284,7 +285,9 @@ func (s *Store) commitCheckpoint(c *pb.Checkpoint, now int64) (proto.Message, er
 	if c.Step < 0 {
 		return nil, fmt.Errorf("%w: negative step", ErrInvalidCommand)
 	}
-	list.Items = append(list.Items, proto.Clone(c).(*pb.Checkpoint))
+	nc := proto.Clone(c).(*pb.Checkpoint)
+	nc.CommittedUnixMs = now
+	list.Items = append(list.Items, nc)
 	keep := 3
 	if spec, err := JobSpec(j); err == nil && spec.Checkpoint.Keep > 0 {
 		keep = spec.Checkpoint.Keep

@@ -29,6 +29,10 @@ type JobSnapshot struct {
 	CommittedStep int64
 	MaxSteps      int
 	Ranks         int
+	// CheckpointAge: since the newest committed checkpoint, or the start of
+	// the current generation or the submission if later (see coord).
+	CheckpointAge      time.Duration
+	CheckpointInterval int // checkpoint.interval, steps
 }
 
 // HeartbeatAge is the time since the leader last heard a live worker.
@@ -45,6 +49,10 @@ type RankSnapshot struct {
 	Step         int64
 	Loss         float64
 	TokensPerSec float64
+	StepSeconds  float64 // the rank's recent median step time
+	// StragglerScore is the rank's compute time over its DP group's median
+	// (0: not known yet).
+	StragglerScore float64
 }
 
 // RaftStates are the values of RaftState's state label.
@@ -58,8 +66,8 @@ type ControlPlane struct {
 
 	raftState, term, commit, applied, contact, peers, hasLeader *prometheus.Desc
 	workers, jobs                                               *prometheus.Desc
-	gen, committed, maxSteps, ranks                             *prometheus.Desc
-	hbAge, rankStep, rankLoss, rankTPS                          *prometheus.Desc
+	gen, committed, maxSteps, ranks, ckptAge, ckptInterval      *prometheus.Desc
+	hbAge, rankStep, rankLoss, rankTPS, rankStepSecs, straggler *prometheus.Desc
 }
 
 // NewControlPlane returns the collector; register it on the coordinator's
@@ -83,17 +91,25 @@ func NewControlPlane(snap func() ControlSnapshot) *ControlPlane {
 		committed: d(JobCommittedStep, "Step of the job's newest committed checkpoint.", LabelJob),
 		maxSteps:  d(JobMaxSteps, "The job's train.max_iters.", LabelJob),
 		ranks:     d(JobRanks, "Ranks in the job's current generation (0: none).", LabelJob),
-		hbAge:     d(WorkerHeartbeatAge, "Seconds since the leader last heard a live worker (leader only).", LabelWorker),
-		rankStep:  d(RankStep, "Step of a rank's latest heartbeat (leader only).", LabelJob, LabelRank, LabelWorker),
-		rankLoss:  d(RankLoss, "Training loss of a rank's latest heartbeat (leader only).", LabelJob, LabelRank, LabelWorker),
-		rankTPS:   d(RankTokensPerSecond, "Job tokens/s of a rank's latest heartbeat (leader only).", LabelJob, LabelRank, LabelWorker),
+		ckptAge: d(JobCheckpointAge, "Seconds since the job's newest committed checkpoint (or since its current generation started or it was submitted, if later).",
+			LabelJob),
+		ckptInterval: d(JobCheckpointInterval, "The job's checkpoint.interval in steps (0: no periodic checkpoints).", LabelJob),
+		hbAge:        d(WorkerHeartbeatAge, "Seconds since the leader last heard a live worker (leader only).", LabelWorker),
+		rankStep:     d(RankStep, "Step of a rank's latest heartbeat (leader only).", LabelJob, LabelRank, LabelWorker),
+		rankLoss:     d(RankLoss, "Training loss of a rank's latest heartbeat (leader only).", LabelJob, LabelRank, LabelWorker),
+		rankTPS:      d(RankTokensPerSecond, "Job tokens/s of a rank's latest heartbeat (leader only).", LabelJob, LabelRank, LabelWorker),
+		rankStepSecs: d(RankStepSeconds, "A rank's recent median step time from its heartbeat (leader only).",
+			LabelJob, LabelRank, LabelWorker),
+		straggler: d(RankStragglerScore, "A rank's compute seconds per step over the median of its data-parallel group; 1 is typical, 1.5 is slow (leader only).",
+			LabelJob, LabelRank, LabelWorker),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *ControlPlane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.contact, c.peers, c.hasLeader,
-		c.workers, c.jobs, c.gen, c.committed, c.maxSteps, c.ranks, c.hbAge, c.rankStep, c.rankLoss, c.rankTPS} {
+		c.workers, c.jobs, c.gen, c.committed, c.maxSteps, c.ranks, c.ckptAge, c.ckptInterval,
+		c.hbAge, c.rankStep, c.rankLoss, c.rankTPS, c.rankStepSecs, c.straggler} {
 		ch <- d
 	}
 }
@@ -130,6 +146,8 @@ func (c *ControlPlane) Collect(ch chan<- prometheus.Metric) {
 		g(c.committed, float64(j.CommittedStep), j.ID)
 		g(c.maxSteps, float64(j.MaxSteps), j.ID)
 		g(c.ranks, float64(j.Ranks), j.ID)
+		g(c.ckptAge, j.CheckpointAge.Seconds(), j.ID)
+		g(c.ckptInterval, float64(j.CheckpointInterval), j.ID)
 	}
 	for _, h := range s.Heartbeats {
 		g(c.hbAge, h.Age.Seconds(), h.Worker)
@@ -139,5 +157,11 @@ func (c *ControlPlane) Collect(ch chan<- prometheus.Metric) {
 		g(c.rankStep, float64(r.Step), r.Job, rank, r.Worker)
 		g(c.rankLoss, r.Loss, r.Job, rank, r.Worker)
 		g(c.rankTPS, r.TokensPerSec, r.Job, rank, r.Worker)
+		if r.StepSeconds > 0 {
+			g(c.rankStepSecs, r.StepSeconds, r.Job, rank, r.Worker)
+		}
+		if r.StragglerScore > 0 {
+			g(c.straggler, r.StragglerScore, r.Job, rank, r.Worker)
+		}
 	}
 }

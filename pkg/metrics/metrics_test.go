@@ -138,6 +138,53 @@ func TestTrainingSeriesMoveOnScrape(t *testing.T) {
 	}
 }
 
+func TestCheckpointAndRecoverySeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	tm := NewTraining(reg, 0)
+	url := serve(t, reg)
+	j := tm.Job("job-2", 0, 2, 3, 1e6)
+	lab := []string{LabelJob, "job-2", LabelRank, "0"}
+	j.Saved(40*time.Millisecond, 3*time.Millisecond, 1000)
+	j.Saved(60*time.Millisecond, 5*time.Millisecond, 1000)
+	j.Loaded(20*time.Millisecond, 700, true)
+	j.Loaded(10*time.Millisecond, 700, false)
+	j.ChecksumFailure()
+	j.Recovered(1500*time.Millisecond, 37)
+	fams := scrape(t, url)
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		{CkptSaveSeconds, 2}, {CkptStallSeconds, 2}, {CkptSaveBytesTotal, 2000},
+		{CkptLoadSeconds, 2}, {CkptLoadBytesTotal, 1400}, {CkptReplicaTransfersTotal, 1},
+		{CkptChecksumFailuresTotal, 1}, {RecoverySeconds, 1}, {RecoveryStepsReplayed, 1},
+	} {
+		if got, ok := value(fams, c.name, lab...); !ok || got != c.want {
+			t.Errorf("%s = %v (present %v), want %v", c.name, got, ok, c.want)
+		}
+	}
+	sum := func(name string) float64 {
+		for _, m := range fams[name].GetMetric() {
+			return m.GetHistogram().GetSampleSum()
+		}
+		return -1
+	}
+	if got := sum(CkptSaveSeconds); math.Abs(got-0.1) > 1e-9 {
+		t.Errorf("save seconds sum %v, want 0.1", got)
+	}
+	if got := sum(CkptStallSeconds); math.Abs(got-0.008) > 1e-9 {
+		t.Errorf("stall seconds sum %v, want 0.008", got)
+	}
+	if got := sum(RecoveryStepsReplayed); got != 37 {
+		t.Errorf("steps replayed sum %v, want 37", got)
+	}
+	// Moving to another job forgets these series too.
+	tm.Job("job-3", 0, 1, 4, 1e6)
+	if _, ok := value(scrape(t, url), CkptSaveBytesTotal, lab...); ok {
+		t.Error("job-2's checkpoint bytes still exported after the worker moved on")
+	}
+}
+
 func TestObserveDoesNotAllocate(t *testing.T) {
 	j := NewTraining(prometheus.NewRegistry(), 1e9).Job("j", 0, 1, 1, 1e6)
 	st := Step{Next: 1, Loss: 1, Tokens: 10, TokensPerSec: 10, Duration: time.Millisecond, ForwardBackward: time.Millisecond,
@@ -152,9 +199,11 @@ func TestControlPlaneScrape(t *testing.T) {
 	snap := ControlSnapshot{
 		RaftState: "Leader", Term: 3, CommitIndex: 40, AppliedIndex: 39, HasLeader: true, Peers: 3,
 		WorkersByState: map[string]int{"alive": 2, "lost": 1}, JobsByState: map[string]int{"running": 1, "queued": 0},
-		Jobs:       []JobSnapshot{{ID: "job-1", Generation: 4, CommittedStep: 20, MaxSteps: 100, Ranks: 2}},
+		Jobs: []JobSnapshot{{ID: "job-1", Generation: 4, CommittedStep: 20, MaxSteps: 100, Ranks: 2,
+			CheckpointAge: 90 * time.Second, CheckpointInterval: 50}},
 		Heartbeats: []HeartbeatAge{{Worker: "w1", Age: 1500 * time.Millisecond}},
-		Ranks:      []RankSnapshot{{Job: "job-1", Rank: 1, Worker: "w1", Step: 33, Loss: 2.25, TokensPerSec: 9000}},
+		Ranks: []RankSnapshot{{Job: "job-1", Rank: 1, Worker: "w1", Step: 33, Loss: 2.25, TokensPerSec: 9000,
+			StepSeconds: 0.125, StragglerScore: 1.75}},
 	}
 	reg.MustRegister(NewControlPlane(func() ControlSnapshot { return snap }))
 	url := serve(t, reg)
@@ -184,11 +233,25 @@ func TestControlPlaneScrape(t *testing.T) {
 		if v, _ := value(fams, RankStep, LabelJob, "job-1", LabelRank, "1", LabelWorker, "w1"); v != float64(snap.Ranks[0].Step) {
 			t.Errorf("rank step %v, want %d", v, snap.Ranks[0].Step)
 		}
+		rl := []string{LabelJob, "job-1", LabelRank, "1", LabelWorker, "w1"}
+		for name, want := range map[string]float64{RankStepSeconds: snap.Ranks[0].StepSeconds, RankStragglerScore: snap.Ranks[0].StragglerScore} {
+			if v, ok := value(fams, name, rl...); !ok || v != want {
+				t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+			}
+		}
+		if v, _ := value(fams, JobCheckpointAge, LabelJob, "job-1"); v != snap.Jobs[0].CheckpointAge.Seconds() {
+			t.Errorf("checkpoint age %v, want %v", v, snap.Jobs[0].CheckpointAge.Seconds())
+		}
+		if v, _ := value(fams, JobCheckpointInterval, LabelJob, "job-1"); v != 50 {
+			t.Errorf("checkpoint interval %v, want 50", v)
+		}
 		// The snapshot moves between scrapes; so do the series.
 		snap.Term++
 		snap.Jobs[0].Generation++
 		snap.Ranks[0].Step += 10
 		snap.Heartbeats[0].Age += time.Second
+		snap.Ranks[0].StragglerScore += 0.5
+		snap.Jobs[0].CheckpointAge += time.Minute
 	}
 	snap.Jobs, snap.Ranks = nil, nil
 	if _, ok := value(scrape(t, url), JobGeneration, LabelJob, "job-1"); ok {

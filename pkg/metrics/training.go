@@ -15,8 +15,11 @@ type Training struct {
 	tokens, nonFinite                                          *prometheus.CounterVec
 	phase                                                      *prometheus.CounterVec
 	stepSecs                                                   *prometheus.HistogramVec
-	peak                                                       prometheus.Gauge
-	peakFLOPS                                                  float64
+	// checkpoints and recovery
+	saveSecs, loadSecs, stallSecs, recoverySecs, replayed *prometheus.HistogramVec
+	saveBytes, loadBytes, checksumFails, transfers        *prometheus.CounterVec
+	peak                                                  prometheus.Gauge
+	peakFLOPS                                             float64
 
 	current []string // label values of the live handle, deleted when it is replaced
 }
@@ -49,6 +52,29 @@ func NewTraining(reg prometheus.Registerer, peakFLOPS float64) *Training {
 		stepSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: TrainStepSeconds, Help: "Duration of optimizer steps.",
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 16)}, jr), // 1 ms … 33 s
+		saveSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: CkptSaveSeconds, Help: "Time to write and fsync this rank's checkpoint shard.",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 16)}, jr),
+		loadSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: CkptLoadSeconds, Help: "Time to bring this rank to the resume step (read its shard or receive a replica's).",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 16)}, jr),
+		stallSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: CkptStallSeconds, Help: "Time the training loop was blocked by a checkpoint save.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 2, 18)}, jr),
+		saveBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: CkptSaveBytesTotal, Help: "Checkpoint bytes written (parameters and optimizer state)."}, jr),
+		loadBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: CkptLoadBytesTotal, Help: "Checkpoint bytes loaded at resume, from the local store or a replica."}, jr),
+		checksumFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: CkptChecksumFailuresTotal, Help: "Stored checkpoint shards refused at load because their checksum did not match."}, jr),
+		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: CkptReplicaTransfersTotal, Help: "Resumes where this rank received its state from a data-parallel replica instead of its own store."}, jr),
+		recoverySecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: RecoverySeconds, Help: "From a generation breaking (a peer lost, or this worker moved to a new generation) to the first step of the next one.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}, jr), // 50 ms … 102 s
+		replayed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: RecoveryStepsReplayed, Help: "Steps trained again after a recovery: the step reached before it less the resume step.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}, jr), // 1 … 8192
 		peak: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: TrainPeakFLOPS, Help: "This worker's peak FLOP/s, the MFU denominator (flag, or measured once at start)."}),
 		peakFLOPS: peakFLOPS,
@@ -56,7 +82,9 @@ func NewTraining(reg prometheus.Registerer, peakFLOPS float64) *Training {
 	t.peak.Set(peakFLOPS)
 	if reg != nil {
 		reg.MustRegister(t.loss, t.valLoss, t.step, t.tokensPS, t.mfu, t.fpt, t.gradNorm, t.lr, t.gen,
-			t.tokens, t.nonFinite, t.phase, t.stepSecs, t.peak)
+			t.tokens, t.nonFinite, t.phase, t.stepSecs, t.peak,
+			t.saveSecs, t.loadSecs, t.stallSecs, t.recoverySecs, t.replayed,
+			t.saveBytes, t.loadBytes, t.checksumFails, t.transfers)
 	}
 	return t
 }
@@ -82,6 +110,12 @@ func (t *Training) Job(jobID string, rank, world int, generation uint64, flopsPe
 		commTP:   t.phase.WithLabelValues(lv[0], lv[1], PhaseCommTP),
 		exposed:  t.phase.WithLabelValues(lv[0], lv[1], PhaseCommDPExposed),
 		hidden:   t.phase.WithLabelValues(lv[0], lv[1], PhaseCommDPHidden),
+
+		saveSecs: t.saveSecs.WithLabelValues(lv...), loadSecs: t.loadSecs.WithLabelValues(lv...),
+		stallSecs: t.stallSecs.WithLabelValues(lv...), recoverySecs: t.recoverySecs.WithLabelValues(lv...),
+		replayed: t.replayed.WithLabelValues(lv...), saveBytes: t.saveBytes.WithLabelValues(lv...),
+		loadBytes: t.loadBytes.WithLabelValues(lv...), checksumFails: t.checksumFails.WithLabelValues(lv...),
+		transfers: t.transfers.WithLabelValues(lv...),
 	}
 	t.gen.WithLabelValues(lv...).Set(float64(generation))
 	t.fpt.WithLabelValues(lv...).Set(flopsPerToken)
@@ -96,9 +130,12 @@ func (t *Training) forget(lv []string) {
 	for _, v := range []*prometheus.GaugeVec{t.loss, t.valLoss, t.step, t.tokensPS, t.mfu, t.fpt, t.gradNorm, t.lr, t.gen} {
 		v.DeleteLabelValues(lv...)
 	}
-	t.tokens.DeleteLabelValues(lv...)
-	t.nonFinite.DeleteLabelValues(lv...)
-	t.stepSecs.DeleteLabelValues(lv...)
+	for _, v := range []*prometheus.CounterVec{t.tokens, t.nonFinite, t.saveBytes, t.loadBytes, t.checksumFails, t.transfers} {
+		v.DeleteLabelValues(lv...)
+	}
+	for _, v := range []*prometheus.HistogramVec{t.stepSecs, t.saveSecs, t.loadSecs, t.stallSecs, t.recoverySecs, t.replayed} {
+		v.DeleteLabelValues(lv...)
+	}
 	t.phase.DeletePartialMatch(prometheus.Labels{LabelJob: lv[0], LabelRank: lv[1]})
 }
 
@@ -123,6 +160,9 @@ type JobTraining struct {
 	fwdBwd, opt, commTP, exposed, hidden             prometheus.Counter
 	stepSecs                                         prometheus.Observer
 	mfuScale                                         float64
+
+	saveSecs, loadSecs, stallSecs, recoverySecs, replayed prometheus.Observer
+	saveBytes, loadBytes, checksumFails, transfers        prometheus.Counter
 }
 
 // Observe records one completed step.
@@ -163,6 +203,34 @@ func (j *JobTraining) NonFinite(loss float64) {
 // Eval records a validation loss.
 func (j *JobTraining) Eval(valLoss float64) {
 	j.valLoss.Set(valLoss)
+}
+
+// Saved records a checkpoint save: how long writing took, how long the
+// training loop was blocked by it, and the bytes written.
+func (j *JobTraining) Saved(took, stalled time.Duration, bytes int64) {
+	j.saveSecs.Observe(took.Seconds())
+	j.stallSecs.Observe(stalled.Seconds())
+	j.saveBytes.Add(float64(bytes))
+}
+
+// Loaded records a resume: the time to reach the resume step's state and
+// the bytes read or received; fromReplica counts a replica transfer.
+func (j *JobTraining) Loaded(took time.Duration, bytes int64, fromReplica bool) {
+	j.loadSecs.Observe(took.Seconds())
+	j.loadBytes.Add(float64(bytes))
+	if fromReplica {
+		j.transfers.Inc()
+	}
+}
+
+// ChecksumFailure counts a stored shard refused for a bad checksum.
+func (j *JobTraining) ChecksumFailure() { j.checksumFails.Inc() }
+
+// Recovered records a recovery: from the previous generation breaking to
+// this generation's first step, and the steps that will be trained again.
+func (j *JobTraining) Recovered(took time.Duration, stepsReplayed int) {
+	j.recoverySecs.Observe(took.Seconds())
+	j.replayed.Observe(float64(stepsReplayed))
 }
 
 // FLOPsPerToken counts training FLOPs per token as nanoGPT's estimate_mfu

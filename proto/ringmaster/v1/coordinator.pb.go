@@ -527,8 +527,9 @@ type Generation struct {
 	Ring          []int32                `protobuf:"varint,7,rep,packed,name=ring,proto3" json:"ring,omitempty"`                        // ring order of ranks
 	ResumeStep    int64                  `protobuf:"varint,8,opt,name=resume_step,json=resumeStep,proto3" json:"resume_step,omitempty"` // 0: fresh init
 	ResumeFrom    []*ShardHolders        `protobuf:"bytes,9,rep,name=resume_from,json=resumeFrom,proto3" json:"resume_from,omitempty"`
-	Reason        string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`      // why this generation was made
-	Restarts      uint32                 `protobuf:"varint,11,opt,name=restarts,proto3" json:"restarts,omitempty"` // the job's restarts count when it was made (Job.restarts)
+	Reason        string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`                                       // why this generation was made
+	Restarts      uint32                 `protobuf:"varint,11,opt,name=restarts,proto3" json:"restarts,omitempty"`                                  // the job's restarts count when it was made (Job.restarts)
+	CreatedUnixMs int64                  `protobuf:"varint,12,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"` // when the command that made it was proposed (leader's clock)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -640,15 +641,23 @@ func (x *Generation) GetRestarts() uint32 {
 	return 0
 }
 
+func (x *Generation) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
 type Checkpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
-	Generation    uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
-	Shards        []*ShardHolders        `protobuf:"bytes,4,rep,name=shards,proto3" json:"shards,omitempty"`
-	Final         bool                   `protobuf:"varint,5,opt,name=final,proto3" json:"final,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	JobId           string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Step            int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Generation      uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	Shards          []*ShardHolders        `protobuf:"bytes,4,rep,name=shards,proto3" json:"shards,omitempty"`
+	Final           bool                   `protobuf:"varint,5,opt,name=final,proto3" json:"final,omitempty"`
+	CommittedUnixMs int64                  `protobuf:"varint,6,opt,name=committed_unix_ms,json=committedUnixMs,proto3" json:"committed_unix_ms,omitempty"` // when the committing command was proposed (leader's clock)
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Checkpoint) Reset() {
@@ -714,6 +723,13 @@ func (x *Checkpoint) GetFinal() bool {
 		return x.Final
 	}
 	return false
+}
+
+func (x *Checkpoint) GetCommittedUnixMs() int64 {
+	if x != nil {
+		return x.CommittedUnixMs
+	}
+	return 0
 }
 
 type CoordinatorInfo struct {
@@ -2189,8 +2205,15 @@ type WorkerMessage struct {
 	UnreachablePeers []string               `protobuf:"bytes,6,rep,name=unreachable_peers,json=unreachablePeers,proto3" json:"unreachable_peers,omitempty"` // worker ids this worker could not reach
 	FatalError       string                 `protobuf:"bytes,7,opt,name=fatal_error,json=fatalError,proto3" json:"fatal_error,omitempty"`                   // non-empty: the job cannot continue
 	Leaving          bool                   `protobuf:"varint,8,opt,name=leaving,proto3" json:"leaving,omitempty"`                                          // the worker is shutting down: take it out of its job now
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Recent median step time (wall) and its compute part (step time less
+	// the waits in collectives): the leader's straggler score compares
+	// compute within a DP group, since a synchronous job's wall step time is
+	// the same on every rank.
+	StepSeconds    float64  `protobuf:"fixed64,9,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
+	ComputeSeconds float64  `protobuf:"fixed64,10,opt,name=compute_seconds,json=computeSeconds,proto3" json:"compute_seconds,omitempty"`
+	ValLoss        *float64 `protobuf:"fixed64,11,opt,name=val_loss,json=valLoss,proto3,oneof" json:"val_loss,omitempty"` // the latest evaluation's, once there is one
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WorkerMessage) Reset() {
@@ -2277,6 +2300,27 @@ func (x *WorkerMessage) GetLeaving() bool {
 		return x.Leaving
 	}
 	return false
+}
+
+func (x *WorkerMessage) GetStepSeconds() float64 {
+	if x != nil {
+		return x.StepSeconds
+	}
+	return 0
+}
+
+func (x *WorkerMessage) GetComputeSeconds() float64 {
+	if x != nil {
+		return x.ComputeSeconds
+	}
+	return 0
+}
+
+func (x *WorkerMessage) GetValLoss() float64 {
+	if x != nil && x.ValLoss != nil {
+		return *x.ValLoss
+	}
+	return 0
 }
 
 type Assignment struct {
@@ -2924,7 +2968,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\fShardHolders\x12\x0e\n" +
 	"\x02tp\x18\x01 \x01(\x05R\x02tp\x12\x1d\n" +
 	"\n" +
-	"worker_ids\x18\x02 \x03(\tR\tworkerIds\"\xe2\x02\n" +
+	"worker_ids\x18\x02 \x03(\tR\tworkerIds\"\x8a\x03\n" +
 	"\n" +
 	"Generation\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
@@ -2940,7 +2984,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"resumeFrom\x12\x16\n" +
 	"\x06reason\x18\n" +
 	" \x01(\tR\x06reason\x12\x1a\n" +
-	"\brestarts\x18\v \x01(\rR\brestarts\"\xa2\x01\n" +
+	"\brestarts\x18\v \x01(\rR\brestarts\x12&\n" +
+	"\x0fcreated_unix_ms\x18\f \x01(\x03R\rcreatedUnixMs\"\xce\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
@@ -2949,7 +2994,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"generation\x18\x03 \x01(\x04R\n" +
 	"generation\x123\n" +
 	"\x06shards\x18\x04 \x03(\v2\x1b.ringmaster.v1.ShardHoldersR\x06shards\x12\x14\n" +
-	"\x05final\x18\x05 \x01(\bR\x05final\"g\n" +
+	"\x05final\x18\x05 \x01(\bR\x05final\x12*\n" +
+	"\x11committed_unix_ms\x18\x06 \x01(\x03R\x0fcommittedUnixMs\"g\n" +
 	"\x0fCoordinatorInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
@@ -3063,7 +3109,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
 	"\x16RegisterWorkerResponse\x12-\n" +
 	"\x06worker\x18\x01 \x01(\v2\x15.ringmaster.v1.WorkerR\x06worker\x12)\n" +
-	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\x82\x02\n" +
+	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\xfb\x02\n" +
 	"\rWorkerMessage\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1e\n" +
 	"\n" +
@@ -3075,7 +3121,12 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11unreachable_peers\x18\x06 \x03(\tR\x10unreachablePeers\x12\x1f\n" +
 	"\vfatal_error\x18\a \x01(\tR\n" +
 	"fatalError\x12\x18\n" +
-	"\aleaving\x18\b \x01(\bR\aleaving\"\x8f\x01\n" +
+	"\aleaving\x18\b \x01(\bR\aleaving\x12!\n" +
+	"\fstep_seconds\x18\t \x01(\x01R\vstepSeconds\x12'\n" +
+	"\x0fcompute_seconds\x18\n" +
+	" \x01(\x01R\x0ecomputeSeconds\x12\x1e\n" +
+	"\bval_loss\x18\v \x01(\x01H\x00R\avalLoss\x88\x01\x01B\v\n" +
+	"\t_val_loss\"\x8f\x01\n" +
 	"\n" +
 	"Assignment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
@@ -3306,6 +3357,7 @@ func file_ringmaster_v1_coordinator_proto_init() {
 		(*Command_RemoveCoordinator)(nil),
 	}
 	file_ringmaster_v1_coordinator_proto_msgTypes[12].OneofWrappers = []any{}
+	file_ringmaster_v1_coordinator_proto_msgTypes[31].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
