@@ -1,8 +1,5 @@
-// Command peak measures this machine's fp32 FMA peak: every thread runs
-// independent chains of the widest fused multiply-add the CPU has (12
-// registers, no memory traffic) for the given duration, and the program
-// prints the total GFLOP/s. It is the denominator for MFU figures: the
-// figure a datasheet gives assumes a clock the machine may not sustain.
+// Command peak measures this machine's fp32 FMA peak (internal/peak) and
+// prints the total GFLOP/s: the denominator for MFU figures.
 //
 //	go run ./bench/peak [-threads 2] [-duration 2s]
 package main
@@ -12,41 +9,19 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"time"
+
+	"github.com/ringmaster-ml/ringmaster/internal/peak"
 )
 
 func main() {
 	threads := flag.Int("threads", runtime.NumCPU(), "threads running the FMA loop at once")
 	dur := flag.Duration("duration", 2*time.Second, "how long each thread runs")
 	flag.Parse()
-	loop, flopsPerIter, isa := fmaLoop()
-	if loop == nil {
-		fmt.Fprintln(os.Stderr, "peak: no AVX2/FMA or AVX-512 on this CPU")
+	flops, isa, err := peak.Measure(*threads, *dur)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	runtime.GOMAXPROCS(max(*threads, runtime.GOMAXPROCS(0)))
-	const chunk = 1 << 20 // iterations between clock reads
-	loop(chunk)           // warm up (clocks, frequency licence)
-	var mu sync.Mutex
-	var total float64
-	var wg sync.WaitGroup
-	for range *threads {
-		wg.Go(func() {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			start := time.Now()
-			iters := 0
-			for time.Since(start) < *dur {
-				loop(chunk)
-				iters += chunk
-			}
-			rate := float64(iters) * flopsPerIter / time.Since(start).Seconds()
-			mu.Lock()
-			total += rate
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	fmt.Printf("%.1f GFLOP/s fp32 FMA peak, %d threads, %s\n", total/1e9, *threads, isa)
+	fmt.Printf("%.1f GFLOP/s fp32 FMA peak, %d threads, %s\n", flops/1e9, *threads, isa)
 }

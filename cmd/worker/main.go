@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
+	"github.com/ringmaster-ml/ringmaster/internal/peak"
 	"github.com/ringmaster-ml/ringmaster/internal/tlsflags"
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
@@ -54,7 +55,8 @@ func run(args []string) error {
 	localBulk := fs.Bool("local-bulk", true, "also accept bulk streams on a Unix socket, which peers on the same host and network namespace use instead of TCP")
 	outDir := fs.String("out-dir", "ringmaster-data/models", "where finished jobs' models are saved")
 	dataDir := fs.String("data-dir", "", "where this worker keeps its checkpoints (default ringmaster-data/worker-<id>)")
-	httpAddr := fs.String("http-addr", "", "HTTP address for /metrics, /healthz (empty: off)")
+	httpAddr := fs.String("http-addr", "", "HTTP address for /metrics, /healthz, /readyz (empty: off)")
+	peakGFLOPS := fs.Float64("peak-gflops", 0, "this worker's peak GFLOP/s, the MFU denominator (0: measure the fp32 FMA peak for 200 ms at start; < 0: do not export MFU)")
 	cores := fs.Int("cores", runtime.NumCPU(), "cores advertised to the scheduler (default: --threads when set, else all)")
 	threads := fs.Int("threads", 0, "cores for matrix products (0: all)")
 	peerTimeout := fs.Duration("peer-timeout", 10*time.Second, "fail a collective when a peer makes no progress for this long")
@@ -159,17 +161,32 @@ func run(args []string) error {
 	}
 	defer store.Close()
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	peakFLOPS := *peakGFLOPS * 1e9
+	if *peakGFLOPS == 0 {
+		// Measured on the cores matrix products use, before any job runs.
+		n := *threads
+		if n <= 0 {
+			n = runtime.NumCPU()
+		}
+		f, isa, err := peak.Measure(n, 200*time.Millisecond)
+		if err != nil {
+			log.Warn("MFU not exported: no peak to divide by; set --peak-gflops", "err", err)
+		}
+		peakFLOPS = f
+		log.Info("measured peak", "gflops", f/1e9, "threads", n, "isa", isa)
+	}
 	client := coord.NewClient(strings.Split(*coords, ","), coordDial...)
 	defer client.Close()
 	w, err := train.NewWorker(train.WorkerConfig{
 		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,
 		OutDir: *outDir, PeerTimeout: *peerTimeout, Memory: *memoryMiB << 20, Logger: log,
+		Registerer: reg, PeakFLOPS: max(peakFLOPS, 0),
 	})
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -183,6 +200,13 @@ func run(args []string) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+			if !w.Ready() {
+				http.Error(rw, "not ready: no session with the coordinator leader yet", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(rw, "ok")
+		})
 		hs = &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

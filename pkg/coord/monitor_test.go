@@ -86,16 +86,16 @@ func TestControlPlaneMetrics(t *testing.T) {
 		return s[rankKey] == 7
 	})
 	for key, want := range map[string]float64{
-		metrics.RaftState + ",state=Leader":                          1,
-		metrics.RaftState + ",state=Follower":                        0,
-		metrics.RaftHasLeader:                                        1,
-		metrics.RaftPeers:                                            1,
-		metrics.ClusterWorkers + ",state=alive":                      1,
-		metrics.ClusterJobs + ",state=running":                       1,
-		metrics.JobGeneration + ",job_id=" + job.Id:                  float64(gen.Load()),
-		metrics.JobMaxSteps + ",job_id=" + job.Id:                    10,
-		metrics.JobRanks + ",job_id=" + job.Id:                       1,
-		metrics.RankLoss + ",job_id=" + job.Id + ",rank=0,worker=w1": 2.5,
+		metrics.RaftState + ",state=Leader":                                 1,
+		metrics.RaftState + ",state=Follower":                               0,
+		metrics.RaftHasLeader:                                               1,
+		metrics.RaftPeers:                                                   1,
+		metrics.ClusterWorkers + ",state=alive":                             1,
+		metrics.ClusterJobs + ",state=running":                              1,
+		metrics.JobGeneration + ",job_id=" + job.Id:                         float64(gen.Load()),
+		metrics.JobMaxSteps + ",job_id=" + job.Id:                           10,
+		metrics.JobRanks + ",job_id=" + job.Id:                              1,
+		metrics.RankLoss + ",job_id=" + job.Id + ",rank=0,worker=w1":        2.5,
 		metrics.RankStepSeconds + ",job_id=" + job.Id + ",rank=0,worker=w1": 0.25,
 		// alone in its DP group: its own median
 		metrics.RankStragglerScore + ",job_id=" + job.Id + ",rank=0,worker=w1": 1,

@@ -48,6 +48,7 @@ type Cluster struct {
 	Workers      []*Proc
 	CoordAddrs   []string // gRPC addresses
 	HTTPAddrs    []string // the coordinators' dashboard, /api/v1/ and /metrics
+	WorkerHTTP   []string // the workers' /metrics, /healthz and /readyz, by worker
 
 	spawnMu sync.Mutex
 	spawn   chan spawnRequest // nil once stopped
@@ -92,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, spawn: make(chan spawnRequest)}
 	go spawner(c.spawn)
-	ports, err := freePorts(3 * cfg.Coordinators)
+	ports, err := freePorts(3*cfg.Coordinators + cfg.Workers)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +115,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("w%d", i+1)
+		c.WorkerHTTP = append(c.WorkerHTTP, fmt.Sprintf("127.0.0.1:%d", ports[3*cfg.Coordinators+i]))
 		c.Workers = append(c.Workers, &Proc{Name: name, Args: []string{
 			filepath.Join(cfg.BinDir, "worker"), "--id", name, "--coordinators", strings.Join(c.CoordAddrs, ","),
 			"--listen", "127.0.0.1:0", "--threads", fmt.Sprint(cfg.Threads), "--out-dir", filepath.Join(cfg.Dir, "models"),
-			"--data-dir", filepath.Join(cfg.Dir, name),
+			"--data-dir", filepath.Join(cfg.Dir, name), "--http-addr", c.WorkerHTTP[i],
 		}})
 	}
 	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {

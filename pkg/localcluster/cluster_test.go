@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
@@ -195,7 +196,7 @@ func TestClusterSurvivesAWorkerKill(t *testing.T) {
 		"parallel.max_workers=2", "parallel.min_workers=2")
 	want := reference(t, spec)
 	_, job := submit(t, c, spec)
-	var killed string
+	var killed, survivor string
 	var generations []uint64
 	var last *pb.Generation
 	end := waitJob(t, c, job.Id, 4*time.Minute, func(r *pb.GetJobResponse) {
@@ -208,7 +209,7 @@ func TestClusterSurvivesAWorkerKill(t *testing.T) {
 			generations = append(generations, g.Number)
 		}
 		if killed == "" && r.Job.CommittedStep >= 100 {
-			killed = g.Ranks[1].WorkerId
+			killed, survivor = g.Ranks[1].WorkerId, g.Ranks[0].WorkerId
 			c.proc(t, killed).Signal(syscall.SIGKILL)
 		}
 	})
@@ -230,6 +231,25 @@ func TestClusterSurvivesAWorkerKill(t *testing.T) {
 		t.Errorf("last generation's reason %q does not say a worker was lost", last.Reason)
 	}
 	compareModel(t, c.ModelDir(job.Id), want)
+
+	// The survivor measured the recovery (its ring broke when the peer
+	// died; the next generation stepped again) and its checkpoints.
+	fams, err := scrapeMetrics(c.workerHTTP(t, survivor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := []string{metrics.LabelJob, job.Id}
+	for _, name := range []string{metrics.RecoverySeconds, metrics.RecoveryStepsReplayed, metrics.CkptLoadSeconds, metrics.CkptSaveSeconds} {
+		if n, _ := seriesValue(fams, name, lab...); n < 1 {
+			t.Errorf("survivor %s: %s has %v observations, want ≥ 1", survivor, name, n)
+		}
+	}
+	if b, _ := seriesValue(fams, metrics.CkptLoadBytesTotal, lab...); b <= 0 {
+		t.Errorf("survivor %s: %s = %v, want the resumed state's bytes", survivor, metrics.CkptLoadBytesTotal, b)
+	}
+	if s, _ := seriesValue(fams, metrics.TrainStep, lab...); s != float64(spec.Train.MaxIters) {
+		t.Errorf("survivor %s: %s = %v, want %d", survivor, metrics.TrainStep, s, spec.Train.MaxIters)
+	}
 }
 
 // Real processes: with tensor parallelism (each worker holds its own shard,

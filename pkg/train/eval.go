@@ -22,16 +22,24 @@ type Eval struct {
 func (tr *Trainer) Evaluate() (Eval, error) {
 	ev := Eval{Iter: tr.iter}
 	var err error
-	if ev.TrainLoss, ev.TrainAccuracy, err = tr.estimate(data.Train); err != nil {
+	if ev.TrainLoss, ev.TrainAccuracy, err = tr.estimate(data.Train, true); err != nil {
 		return ev, err
 	}
-	if ev.ValLoss, ev.ValAccuracy, err = tr.estimate(data.Val); err != nil {
+	if ev.ValLoss, ev.ValAccuracy, err = tr.estimate(data.Val, true); err != nil {
 		return ev, err
 	}
 	return ev, nil
 }
 
-func (tr *Trainer) estimate(split data.Split) (loss, acc float64, err error) {
+// ValLoss estimates the val loss alone, as Evaluate does. It works on a
+// tensor-parallel shard (every TP rank must call it at the same step: the
+// forward pass all-reduces), where the accuracy would need whole logits.
+func (tr *Trainer) ValLoss() (float64, error) {
+	loss, _, err := tr.estimate(data.Val, false)
+	return loss, err
+}
+
+func (tr *Trainer) estimate(split data.Split, accuracy bool) (loss, acc float64, err error) {
 	rows, iters := tr.Spec.Train.BatchSize, tr.Spec.Train.EvalIters
 	type result struct {
 		loss             float64
@@ -57,7 +65,9 @@ func (tr *Trainer) estimate(split data.Split) (loss, acc float64, err error) {
 				return
 			}
 			r.loss = float64(l)
-			r.correct, r.counted = tr.countCorrect(m, b)
+			if accuracy {
+				r.correct, r.counted = tr.countCorrect(m, b)
+			}
 		}
 	}
 	if n == 1 {

@@ -3,12 +3,14 @@ package train
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
 	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
@@ -49,7 +51,7 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 		if err != nil {
 			return nil, err
 		}
-		c := allreduce.New(tr, allreduce.Options{Logger: log})
+		c := allreduce.New(tr, allreduce.Options{Logger: log, Registerer: w.cfg.Registerer})
 		comms = append(comms, c)
 		return c, nil
 	}
@@ -72,8 +74,10 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	if err != nil {
 		return fmt.Errorf("job %s: %w", a.JobId, err)
 	}
+	jm := w.metrics.Job(a.JobId, int(a.Rank), mesh.World(), gen.Number, flopsPerToken(tr.Spec))
+	storeFloat(&w.valLoss, math.NaN())
 	if gen.ResumeStep > 0 {
-		if err := w.resume(ctx, a.JobId, tr, int(gen.ResumeStep)); err != nil {
+		if err := w.resume(ctx, a.JobId, tr, int(gen.ResumeStep), jm); err != nil {
 			return err
 		}
 	}
@@ -81,39 +85,81 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	log.Info("training", "from_step", tr.Iter(), "dp_size", mesh.DP, "tp_size", mesh.TP, "reason", gen.Reason)
 
 	t := spec.Train
-	var window []time.Duration
+	var window stepWindow
 	var prof stepProfile
+	first := true
 	for tr.Iter() < t.MaxIters {
 		start := time.Now()
 		st, err := tr.Step(ctx)
 		if err != nil {
 			return err
 		}
+		dt := time.Since(start)
+		if first {
+			first = false
+			if r, ok := w.takeRecovery(a.JobId); ok {
+				replayed := max(r.step-int(gen.ResumeStep), 0)
+				jm.Recovered(time.Since(r.at), replayed)
+				log.Info("recovered", "seconds", time.Since(r.at).Seconds(), "steps_replayed", replayed)
+			}
+		}
 		if st.Skipped {
 			log.Warn("step skipped: non-finite gradient norm (train.on_nonfinite: skip)",
 				"iter", st.Iter, "loss", st.Loss, "grad_norm", st.GradNorm, "skipped_total", tr.Skipped())
+			jm.NonFinite(st.Loss)
 		}
-		prof.add(time.Since(start), st)
-		window = append(window, time.Since(start))
-		if len(window) > 20 {
-			window = window[1:]
-		}
+		prof.add(dt, st)
+		window.add(st, dt)
+		wall, compute := window.medians()
+		tokensPS := float64(st.Tokens*mesh.DP) / wall.Seconds()
 		w.step.Store(int64(tr.Iter()))
-		w.loss.Store(math.Float64bits(st.Loss))
-		w.tokensPS.Store(math.Float64bits(float64(st.Tokens*mesh.DP) / median(window).Seconds()))
+		storeFloat(&w.loss, st.Loss)
+		storeFloat(&w.tokensPS, tokensPS)
+		storeFloat(&w.stepSecs, wall.Seconds())
+		storeFloat(&w.compute, compute.Seconds())
+		if !st.Skipped {
+			jm.Observe(&metrics.Step{
+				Next: tr.Iter(), Loss: st.Loss, LR: st.LR, GradNorm: st.GradNorm,
+				Tokens: st.Tokens * mesh.DP, TokensPerSec: tokensPS, Duration: dt,
+				ForwardBackward: st.ForwardBackward, Optimizer: st.Optimizer, TPComm: st.TPComm,
+				DPWindow: st.DPWindow + st.ZeROGather, DPExposed: st.DPExposed + st.ZeROGather,
+			})
+		}
 		if st.Iter%t.LogInterval == 0 {
 			log.Info("step", "iter", st.Iter, "loss", st.Loss, "lr", st.LR)
 		}
-		if iv := spec.Checkpoint.Interval; iv > 0 && tr.Iter()%iv == 0 && tr.Iter() < t.MaxIters {
-			w.checkpoint(ctx, a, tr, false)
+		if iv := t.EvalInterval; iv > 0 && tr.Iter()%iv == 0 && tr.Iter() < t.MaxIters {
+			if err := w.evaluate(tr, jm, log); err != nil {
+				return err
+			}
 		}
+		if iv := spec.Checkpoint.Interval; iv > 0 && tr.Iter()%iv == 0 && tr.Iter() < t.MaxIters {
+			w.checkpoint(ctx, a, tr, false, jm)
+		}
+	}
+	if err := w.evaluate(tr, jm, log); err != nil {
+		return err
 	}
 	if err := w.finish(ctx, a, tr); err != nil {
 		return err
 	}
-	w.checkpoint(ctx, a, tr, true)
+	w.checkpoint(ctx, a, tr, true, jm)
 	log.Info("finished", append([]any{"iters", tr.Iter(), "optimizer_bytes", tr.OptimizerBytes()}, prof.summary()...)...)
 	<-ctx.Done() // wait for the coordinator to move this worker on
+	return nil
+}
+
+// evaluate estimates the val loss (every rank of the generation, in step:
+// tensor-parallel ranks evaluate together), exports it and puts it in the
+// heartbeat for the dashboard.
+func (w *Worker) evaluate(tr *Trainer, jm *metrics.JobTraining, log *slog.Logger) error {
+	loss, err := tr.ValLoss()
+	if err != nil {
+		return fmt.Errorf("evaluate at step %d: %w", tr.Iter(), err)
+	}
+	jm.Eval(loss)
+	storeFloat(&w.valLoss, loss)
+	log.Info("eval", "iter", tr.Iter(), "val_loss", loss)
 	return nil
 }
 

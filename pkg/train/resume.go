@@ -2,13 +2,16 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
+	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -17,7 +20,8 @@ import (
 // leaderless coordinator must not stall training. A failed write is logged
 // and not reported, so the coordinator never commits a step this worker
 // does not hold.
-func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, final bool) {
+func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, final bool, jm *metrics.JobTraining) {
+	start := time.Now()
 	p, opt := tr.Model.Params(), tr.opt
 	shard := &ckpt.Shard{
 		Job: a.JobId, Step: tr.Iter(), Generation: a.Generation.Number,
@@ -31,6 +35,9 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 		w.log.Error("checkpoint not written", "job", a.JobId, "step", shard.Step, "err", err)
 		return
 	}
+	// The save runs inside the step loop, so all of it stalls training.
+	took := time.Since(start)
+	jm.Saved(took, took, 4*int64(len(shard.Data)+len(shard.Optim.M)+len(shard.Optim.V)))
 	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
 	if _, err := store.Retain(a.JobId, keep); err != nil {
 		w.log.Warn("checkpoint retention", "job", a.JobId, "err", err)
@@ -51,8 +58,14 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 // that holds that checkpoint loads it from its store; in a data-parallel
 // group, the lowest rank holding it broadcasts it to the others (a worker
 // that just joined holds nothing yet), so every replica starts identical.
-func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int) error {
+func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int, jm *metrics.JobTraining) error {
+	start := time.Now()
 	state, held := w.load(job, tr, step)
+	if errors.Is(held, ckpt.ErrCorrupt) {
+		jm.ChecksumFailure()
+		w.log.Warn("stored checkpoint is corrupt; a replica's copy is needed", "job", job, "step", step, "tp", tr.layout.TPRank, "err", held)
+	}
+	fromReplica := false
 	if tr.layout.Mesh.DP > 1 {
 		// Which DP ranks hold it? One slot per rank, summed.
 		holders := make([]float32, tr.layout.Mesh.DP)
@@ -77,6 +90,7 @@ func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int) 
 		if err := tr.layout.DP.Broadcast(ctx, buf, root); err != nil {
 			return fmt.Errorf("job %s: resume from step %d: broadcast from dp rank %d: %w", job, step, root, err)
 		}
+		fromReplica = held != nil
 		state, held = State{Params: buf[:n], M: buf[n : 2*n], V: buf[2*n : 3*n], Steps: int(buf[3*n])}, nil
 	}
 	if held != nil {
@@ -86,6 +100,7 @@ func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int) 
 		return fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
 	}
 	tr.SetIter(step)
+	jm.Loaded(time.Since(start), 4*int64(len(state.Params)+len(state.M)+len(state.V)), fromReplica)
 	return nil
 }
 

@@ -40,6 +40,7 @@ func (w *Worker) sessionLoop(ctx context.Context, out chan *pb.Assignment) {
 				return err
 			}
 			sess = s
+			w.ready.Store(true)
 			deliver(first)
 			return nil
 		})
@@ -79,6 +80,7 @@ func (w *Worker) sessionLoop(ctx context.Context, out chan *pb.Assignment) {
 			}
 		}
 		tick.Stop()
+		w.ready.Store(false)
 		sess.Close()
 	}
 }
@@ -88,14 +90,20 @@ func (w *Worker) heartbeat() *pb.WorkerMessage {
 	fatal := w.fatal
 	w.fatal = ""
 	w.mu.Unlock()
-	return &pb.WorkerMessage{
-		WorkerId:     w.cfg.ID,
-		Generation:   w.generation.Load(),
-		Step:         w.step.Load(),
-		Loss:         math.Float64frombits(w.loss.Load()),
-		TokensPerSec: math.Float64frombits(w.tokensPS.Load()),
-		FatalError:   fatal,
+	m := &pb.WorkerMessage{
+		WorkerId:       w.cfg.ID,
+		Generation:     w.generation.Load(),
+		Step:           w.step.Load(),
+		Loss:           math.Float64frombits(w.loss.Load()),
+		TokensPerSec:   math.Float64frombits(w.tokensPS.Load()),
+		StepSeconds:    math.Float64frombits(w.stepSecs.Load()),
+		ComputeSeconds: math.Float64frombits(w.compute.Load()),
+		FatalError:     fatal,
 	}
+	if v := math.Float64frombits(w.valLoss.Load()); !math.IsNaN(v) {
+		m.ValLoss = &v
+	}
+	return m
 }
 
 func (w *Worker) setFatal(err error) {

@@ -155,6 +155,10 @@ type StepStats struct {
 	// all-reduce, and DPExposed is the part of it after backward finished
 	// (the rest was hidden behind backward).
 	TPComm, DPWindow, DPExposed time.Duration
+	// ForwardBackward is the micro-batches' forward and backward (TPComm
+	// included); Optimizer is clipping and AdamW; ZeROGather is ZeRO-1's
+	// parameter all-gather after it (a wait on peers, like DPExposed).
+	ForwardBackward, Optimizer, ZeROGather time.Duration
 }
 
 // GlobalRows is the number of rows in one optimizer step's global batch.
@@ -169,6 +173,7 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	}
 	tr.ctx = ctx
 	defer func() { tr.ctx = context.Background() }()
+	start := time.Now()
 	t := tr.Spec.Train
 	it := tr.iter
 	global := tr.GlobalRows()
@@ -210,10 +215,12 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 		st.Tokens += tr.tokensIn(&tr.batch)
 	}
 	st.TPComm = tr.tpComm
+	st.ForwardBackward = time.Since(start)
 	if err := tr.reduceGradients(ctx, &st); err != nil {
 		tr.abandon()
 		return st, fmt.Errorf("iter %d: %w", it, err)
 	}
+	optStart := time.Now()
 	if t.GradClip > 0 {
 		if c := t.GradClip / (st.GradNorm + 1e-6); c < 1 { // torch.nn.utils.clip_grad_norm_
 			if len(tr.lanes) == 0 {
@@ -250,12 +257,15 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	} else {
 		tr.opt.StepOn(p, st.LR, tr.Lanes(), tr.crew.run)
 	}
+	st.Optimizer = time.Since(optStart)
 	if tr.zero1 != nil {
 		// Each rank updated its part; everyone takes everyone's.
+		gatherStart := time.Now()
 		if err := tr.zero1.GatherParams(ctx, p.Data); err != nil {
 			p.ZeroGrad()
 			return st, fmt.Errorf("iter %d: %w", it, err)
 		}
+		st.ZeROGather = time.Since(gatherStart)
 	}
 	if len(tr.lanes) == 0 {
 		p.ZeroGrad()

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
+	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -59,7 +63,13 @@ type WorkerConfig struct {
 	// generation whose estimate does not fit fails the job before anything
 	// is allocated, instead of the OOM killer ending the worker.
 	Memory int64
-	Logger *slog.Logger
+	// Registerer receives the worker's training, checkpoint and
+	// communication series (nil: none are registered).
+	Registerer prometheus.Registerer
+	// PeakFLOPS is this worker's peak FLOP/s, the MFU denominator (0: MFU
+	// is not exported).
+	PeakFLOPS float64
+	Logger    *slog.Logger
 }
 
 // Worker is one training process of the cluster: it registers, keeps a
@@ -74,9 +84,16 @@ type Worker struct {
 	step       atomic.Int64
 	loss       atomic.Uint64 // math.Float64bits
 	tokensPS   atomic.Uint64
+	stepSecs   atomic.Uint64 // recent median step time
+	compute    atomic.Uint64 // its compute part (straggler score)
+	valLoss    atomic.Uint64 // latest evaluation (NaN: none yet)
+	ready      atomic.Bool   // a session with the coordinator is open
 
-	mu    sync.Mutex
-	fatal string // reported in the next heartbeat
+	metrics *metrics.Training
+
+	mu     sync.Mutex
+	fatal  string   // reported in the next heartbeat
+	broken recovery // when the current generation broke, until the next one steps
 }
 
 // NewWorker checks the configuration.
@@ -100,8 +117,14 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.ID)}, nil
+	w := &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), metrics: metrics.NewTraining(cfg.Registerer, cfg.PeakFLOPS)}
+	storeFloat(&w.valLoss, math.NaN())
+	return w, nil
 }
+
+// Ready reports whether the worker has a session open with the coordinator
+// leader (what /readyz answers): it can be given work and report progress.
+func (w *Worker) Ready() bool { return w.ready.Load() }
 
 // Run registers the worker and serves assignments until ctx ends. Losing
 // the coordinator (or its leader) does not stop training: the session is
@@ -136,6 +159,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			if sameGeneration(current, a) {
 				continue
 			}
+			if current.GetJobId() != "" && current.GetJobId() == a.GetJobId() && current.GetRank() >= 0 {
+				// The coordinator replaced our generation (a peer was lost,
+				// one joined): recovery runs from here unless a collective
+				// failure already marked it.
+				w.markBroken(current.JobId, int(w.step.Load()))
+			}
 			stopCurrent()
 			current = a
 			if a.GetJobId() == "" || a.GetRank() < 0 || a.GetGeneration() == nil {
@@ -152,6 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				switch {
 				case err == nil || gctx.Err() != nil:
 				case isCollectiveFailure(err):
+					w.markBroken(a.JobId, int(w.step.Load()))
 					// A peer died or stalled. The coordinator's failure
 					// detector sees the dead worker's heartbeats stop and
 					// commits a new generation; blaming the peer from here

@@ -1,4 +1,4 @@
-package main
+package peak
 
 import "golang.org/x/sys/cpu"
 

@@ -1,5 +1,5 @@
 //go:build !amd64
 
-package main
+package peak
 
 func fmaLoop() (func(n int), float64, string) { return nil, 0, "" }
