@@ -60,18 +60,22 @@ type JobSummary struct {
 
 // RankRow is one row of a job's rank table.
 type RankRow struct {
-	Rank         int32    `json:"rank"`
-	Worker       string   `json:"worker"`
-	Address      string   `json:"address"`
-	DP           int32    `json:"dp"`
-	TP           int32    `json:"tp"`
-	Reported     bool     `json:"reported"` // step, loss and tokens/s are from a heartbeat of this generation
-	Step         int64    `json:"step"`
-	Loss         float64  `json:"loss"`
-	TokensPerSec float64  `json:"tokens_per_sec"`
-	StepSec      *float64 `json:"step_seconds"`    // estimated between samples; null until two
-	Straggler    *float64 `json:"straggler_score"` // step_seconds over the ranks' median
-	AgeSec       *float64 `json:"heartbeat_age_seconds"`
+	Rank         int32   `json:"rank"`
+	Worker       string  `json:"worker"`
+	Address      string  `json:"address"`
+	DP           int32   `json:"dp"`
+	TP           int32   `json:"tp"`
+	Reported     bool    `json:"reported"` // step, loss and tokens/s are from a heartbeat of this generation
+	Step         int64   `json:"step"`
+	Loss         float64 `json:"loss"`
+	TokensPerSec float64 `json:"tokens_per_sec"`
+	// StepSec is the rank's recent median step time from its heartbeat
+	// (older workers: estimated between samples; null until two).
+	StepSec *float64 `json:"step_seconds"`
+	// Straggler is the rank's compute time over its DP group's median, as
+	// the leader exports it (coord.StragglerScores).
+	Straggler *float64 `json:"straggler_score"`
+	AgeSec    *float64 `json:"heartbeat_age_seconds"`
 }
 
 // Checkpoint is one committed checkpoint.
@@ -228,23 +232,33 @@ func (r *Recorder) Job(id string) (JobDetail, bool) {
 				byWorker[id] = m
 			}
 		}
+		stepSec := func(id string) (float64, bool) {
+			if m := byWorker[id]; m != nil && m.StepSeconds > 0 {
+				return m.StepSeconds, true
+			}
+			s, ok := h.stepSec[id]
+			return s, ok
+		}
 		var times []float64
-		for _, rk := range g.Ranks {
-			if s, ok := h.stepSec[rk.WorkerId]; ok {
+		heard := make([]*pb.WorkerMessage, len(g.Ranks))
+		for i, rk := range g.Ranks {
+			if s, ok := stepSec(rk.WorkerId); ok {
 				times = append(times, s)
 			}
+			heard[i] = byWorker[rk.WorkerId]
 		}
 		med := median(times)
-		for _, rk := range g.Ranks {
+		scores := coord.StragglerScores(g, heard)
+		for i, rk := range g.Ranks {
 			row := RankRow{Rank: rk.Rank, Worker: rk.WorkerId, Address: rk.Address, DP: rk.Dp, TP: rk.Tp}
 			if m := byWorker[rk.WorkerId]; m != nil {
 				row.Reported, row.Step, row.Loss, row.TokensPerSec = true, m.Step, m.Loss, m.TokensPerSec
 			}
-			if s, ok := h.stepSec[rk.WorkerId]; ok {
+			if s, ok := stepSec(rk.WorkerId); ok {
 				row.StepSec = ptr(s)
-				if med > 0 {
-					row.Straggler = ptr(s / med)
-				}
+			}
+			if scores[i] > 0 {
+				row.Straggler = ptr(scores[i])
 			}
 			if a, ok := ages[rk.WorkerId]; ok {
 				row.AgeSec = ptr(a)

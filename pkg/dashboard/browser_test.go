@@ -93,7 +93,7 @@ func longSpec(t *testing.T) jobspec.Spec {
 	t.Helper()
 	s, err := jobspec.Override(jobspec.Default(), []string{
 		"model.n_layer=1", "model.n_embd=32", "train.max_iters=100000", "checkpoint.interval=20",
-		"train.eval_interval=0", "train.eval_iters=2", "train.held_out=50",
+		"train.eval_interval=25", "train.eval_iters=2", "train.held_out=50",
 		"parallel.min_workers=1", "parallel.max_workers=3",
 	})
 	if err != nil {
@@ -167,6 +167,14 @@ func TestDashboardInChromium(t *testing.T) {
 	pollUntil(t, 60*time.Second, "loss curve gains points", func() (bool, string) {
 		n := points()
 		return n >= first+3, fmt.Sprintf("%d points, started at %d", n, first)
+	})
+	// The workers evaluate every 25 steps: the val loss is drawn too.
+	pollUntil(t, 60*time.Second, "a val-loss line on the loss chart", func() (bool, string) {
+		n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`(() => { const l = document.querySelector('#chart-loss polyline[data-key="val_loss"]'); return l ? l.getAttribute("points").split(" ").length : 0; })()`))
+		if err != nil {
+			t.Fatalf("read loss chart: %v", err)
+		}
+		return n >= 2, fmt.Sprintf("%d val-loss points drawn", n)
 	})
 
 	victim := d.Ranks[1].Worker

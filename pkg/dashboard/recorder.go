@@ -32,6 +32,8 @@ type Point struct {
 	Generation   uint64  `json:"generation"`
 	Loss         float64 `json:"loss"`
 	TokensPerSec float64 `json:"tokens_per_sec"`
+	// ValLoss is the latest evaluation's when the job has evaluated.
+	ValLoss *float64 `json:"val_loss,omitempty"`
 }
 
 // Event is one entry of a job's timeline.
@@ -326,7 +328,7 @@ func (r *Recorder) sample(ctx context.Context) {
 			}
 			if rep.Step != last.Step || rep.Generation != last.Generation {
 				h.points = append(h.points, Point{UnixMs: now.UnixMilli(), Step: rep.Step, Generation: rep.Generation,
-					Loss: rep.Loss, TokensPerSec: rep.TokensPerSec})
+					Loss: rep.Loss, TokensPerSec: rep.TokensPerSec, ValLoss: rep.ValLoss})
 				if n := len(h.points) - r.cfg.MaxPoints; n > 0 {
 					h.points = append(h.points[:0], h.points[n:]...)
 				}

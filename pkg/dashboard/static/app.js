@@ -24,17 +24,22 @@ function dur(s) {
   return s >= 3600 ? Math.floor(s / 3600) + "h" + Math.floor((s % 3600) / 60) + "m" : s >= 60 ? Math.floor(s / 60) + "m" + (s % 60) + "s" : s + "s";
 }
 
-// chart draws ys against xs as a polyline with min/max labels and dashed
-// markers where the generation changes.
-function chart(svg, pts, key) {
+// chart draws each key's values against the step as a polyline (the first
+// key solid, the others dashed) with min/max labels and dashed markers
+// where the generation changes.
+function chart(svg, pts, ...keys) {
   const W = 480, H = 200, L = 44, R = 8, T = 8, B = 20;
   const ns = "http://www.w3.org/2000/svg";
   const mk = (t, a) => { const e = document.createElementNS(ns, t); for (const k in a) e.setAttribute(k, a[k]); return e; };
+  const key = keys[0];
   const p = pts.filter((q) => Number.isFinite(q[key]));
   svg.dataset.points = String(p.length);
+  const extra = keys.slice(1).map((k) => pts.filter((q) => Number.isFinite(q[k])));
+  if (extra.length) svg.dataset.extraPoints = extra.map((e) => e.length).join(",");
   const kids = [mk("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), mk("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B })];
   if (p.length > 0) {
     const xs = p.map((q) => q.step), ys = p.map((q) => q[key]);
+    extra.forEach((e, i) => e.forEach((q) => ys.push(q[keys[i + 1]])));
     let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) { y1 += 0.5; y0 -= 0.5; }
@@ -43,6 +48,9 @@ function chart(svg, pts, key) {
       if (p[i].generation !== p[i - 1].generation) kids.push(mk("line", { class: "gen", x1: sx(p[i].step), y1: T, x2: sx(p[i].step), y2: H - B }));
     }
     kids.push(mk("polyline", { class: "line", points: p.map((q) => sx(q.step).toFixed(1) + "," + sy(q[key]).toFixed(1)).join(" ") }));
+    extra.forEach((e, i) => {
+      if (e.length) kids.push(mk("polyline", { class: "line extra", "data-key": keys[i + 1], points: e.map((q) => sx(q.step).toFixed(1) + "," + sy(q[keys[i + 1]]).toFixed(1)).join(" ") }));
+    });
     const label = (x, y, s, anchor) => { const t = mk("text", { x, y, "text-anchor": anchor }); t.textContent = s; return t; };
     const f = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
     kids.push(label(L - 3, T + 8, f(y1), "end"), label(L - 3, H - B, f(y0), "end"), label(L, H - 6, String(x0), "start"), label(W - R, H - 6, String(x1), "end"));
@@ -89,9 +97,9 @@ async function job(id) {
   st.className = "pill " + d.state;
   const last = d.points.length ? d.points[d.points.length - 1] : null;
   $("#job-line").textContent = "step " + d.step + "/" + d.max_steps + " · generation " + d.generation + " (dp " + d.dp_size + " × tp " + d.tp_size + ")" +
-    (last ? " · loss " + last.loss.toFixed(4) + " · " + last.tokens_per_sec.toFixed(0) + " tokens/s" : "") + " · ETA " + dur(d.eta_seconds) +
+    (last ? " · loss " + last.loss.toFixed(4) + (last.val_loss != null ? " · val loss " + last.val_loss.toFixed(4) : "") + " · " + last.tokens_per_sec.toFixed(0) + " tokens/s" : "") + " · ETA " + dur(d.eta_seconds) +
     " · checkpoint " + d.committed_step + (d.reason ? " · " + d.reason : "");
-  chart($("#chart-loss"), d.points, "loss");
+  chart($("#chart-loss"), d.points, "loss", "val_loss");
   chart($("#chart-tps"), d.points, "tokens_per_sec");
   rows($("#ranks tbody"), d.ranks, (r) => [r.rank, r.worker, r.dp, r.tp, r.reported ? r.step : null, r.reported ? fix(r.loss, 4) : null, r.step_seconds == null ? null : (r.step_seconds * 1000).toFixed(0) + " ms",
     fix(r.straggler_score, 2), age(r.heartbeat_age_seconds)]);
