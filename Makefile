@@ -73,6 +73,21 @@ images:
 	cd deploy/launch && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../build/launch .
 	docker build -q -f deploy/coordinator.Dockerfile -t ringmaster-coordinator:latest deploy
 	docker build -q -f deploy/worker.Dockerfile -t ringmaster-worker:latest deploy
+	@if [ -x $(PROMETHEUS) ]; then $(MAKE) --no-print-directory image-prometheus; \
+	else echo "make images: no $(PROMETHEUS) (apt-get install prometheus): skipping ringmaster-prometheus (compose's monitoring profile)"; fi
+
+# ringmaster-prometheus FROM scratch: the Debian package's binary, the
+# shared libraries and loader ldd lists, the web assets, and the repo's
+# config and alert rules.
+PROMETHEUS ?= /usr/bin/prometheus
+.PHONY: image-prometheus
+image-prometheus:
+	rm -rf deploy/build/prometheus && mkdir -p deploy/build/prometheus/usr/bin deploy/build/prometheus/etc/prometheus deploy/build/empty
+	cp $(PROMETHEUS) deploy/build/prometheus/usr/bin/prometheus
+	for lib in $$(ldd $(PROMETHEUS) | grep -o '/[^ ]*'); do mkdir -p deploy/build/prometheus$$(dirname $$lib) && cp -L $$lib deploy/build/prometheus$$lib; done
+	if [ -d /usr/share/prometheus/web ]; then mkdir -p deploy/build/prometheus/usr/share/prometheus && cp -r /usr/share/prometheus/web deploy/build/prometheus/usr/share/prometheus/; fi
+	cp deploy/prometheus.yml deploy/alerts.yml deploy/build/prometheus/etc/prometheus/
+	docker build -q -f deploy/prometheus.Dockerfile -t ringmaster-prometheus:latest deploy
 
 compose-test:
 	deploy/compose-test.sh

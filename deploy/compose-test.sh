@@ -52,7 +52,7 @@ cleanup() {
 	if [[ "${KEEP:-}" == 1 && $rc == 0 ]]; then
 		echo "KEEP=1: cluster left up (project $COMPOSE_PROJECT_NAME); stop it with: docker compose -p $COMPOSE_PROJECT_NAME down -v"
 	else
-		compose down -v --remove-orphans >/dev/null 2>&1 || true
+		compose --profile monitoring down -v --remove-orphans >/dev/null 2>&1 || true
 	fi
 	exit $rc
 }
@@ -64,7 +64,7 @@ if [[ "${SKIP_BUILD:-}" != 1 ]]; then
 fi
 
 step "start the cluster (project $COMPOSE_PROJECT_NAME)"
-compose down -v --remove-orphans >/dev/null 2>&1 || true
+compose --profile monitoring down -v --remove-orphans >/dev/null 2>&1 || true
 compose up -d --no-build --scale worker=2
 
 leader_id() { ctl status 2>/dev/null | sed -n 's/.*, leader \(c[0-9]*\) at .*/\1/p'; }
@@ -88,12 +88,24 @@ if command -v curl >/dev/null 2>&1; then
 	metrics=$(curl -fsS "http://$wport/metrics")
 	grep -q '^go_goroutines ' <<<"$metrics" || fail "no worker metrics on $wport"
 	echo "coordinators ready on 127.0.0.1:7301-7303; worker 1 metrics on $wport"
+
+	if docker image inspect ringmaster-prometheus:latest >/dev/null 2>&1; then
+		step "monitoring: Prometheus (FROM scratch) scrapes every node and loads the alert rules"
+		compose --profile monitoring up -d --no-build prometheus
+		targets_up() { [[ "$(curl -fsS http://127.0.0.1:9090/api/v1/targets 2>/dev/null | grep -o '"health":"up"' | wc -l)" -ge 5 ]]; }
+		rules_loaded() { curl -fsS http://127.0.0.1:9090/api/v1/rules 2>/dev/null | grep -q '"name":"WorkerLost"'; }
+		wait_for "5 Prometheus targets up (3 coordinators, 2 workers)" 90 targets_up
+		wait_for "the alert rules loaded" 60 rules_loaded
+		monitoring=1
+	else
+		echo "no ringmaster-prometheus image (make images builds it when /usr/bin/prometheus exists): skipping the monitoring profile"
+	fi
 fi
 
 step "submit the built-in job (sort preset)"
 out=$(ctl submit --preset sort)
 echo "$out"
-job=${out%% *}
+job=$(grep -o '^job-[0-9]*' <<<"$out" | head -1)
 [[ "$job" == job-* ]] || fail "unexpected submit output: $out"
 
 job_state() { ctl status "$job" 2>/dev/null | sed -n "s/^job $job: \([a-z]*\).*/\1/p"; }
@@ -113,6 +125,13 @@ ctl status "$job"
 sample=$(ctl sample -model "/data/models/$job" -prompt 210210 -n 6 -temperature 0)
 echo "sample: 210210 -> $sample"
 [[ "$sample" == 210210001122 ]] || echo "note: the trained model did not sort this prompt perfectly"
+
+if [[ "${monitoring:-}" == 1 ]]; then
+	step "monitoring: the job's training series are in Prometheus"
+	trained() { curl -fsS "http://127.0.0.1:9090/api/v1/query" --data-urlencode "query=ringmaster_train_step{job_id=\"$job\"}" 2>/dev/null | grep -q '"result":\[{'; }
+	wait_for "ringmaster_train_step{job_id=\"$job\"} in Prometheus" 60 trained
+	echo "Prometheus has $job's training series"
+fi
 
 step "kill the leader"
 old=$(leader_id)
