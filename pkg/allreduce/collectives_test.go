@@ -208,6 +208,21 @@ func TestMetrics(t *testing.T) {
 	if got[metricBytesSent] != 2*1000*4 || got[metricBytesReceived] != 2*1000*4 {
 		t.Fatalf("bytes sent/received = %v/%v, want %v", got[metricBytesSent], got[metricBytesReceived], 2*1000*4)
 	}
+	var sent float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := ""
+			for _, lp := range m.GetLabel() {
+				labels += lp.GetName() + "=" + lp.GetValue() + " "
+			}
+			if mf.GetName() == metricBytesSent && labels == "op=all_reduce transport="+TransportInproc+" " {
+				sent += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if sent != 2*1000*4 {
+		t.Errorf("bytes sent {op=all_reduce, transport=inproc} = %v, want %v", sent, 2*1000*4)
+	}
 	if got[metricDuration] != 4 { // 2 ranks × (all-reduce + barrier)
 		t.Fatalf("duration samples = %v, want 4", got[metricDuration])
 	}

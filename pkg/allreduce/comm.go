@@ -328,7 +328,7 @@ func (c *Communicator) send(ctx context.Context, to int, h Header, data []float3
 	if err := c.tr.Send(ctx, to, h, b); err != nil {
 		return err
 	}
-	c.m.sent.Add(float64(len(b)))
+	c.m.sent.add(h.Kind, c.linkKind(to, true), len(b))
 	return nil
 }
 
@@ -337,8 +337,16 @@ func (c *Communicator) recv(ctx context.Context, from int, h Header, dst []float
 	if err := c.tr.Recv(ctx, from, h, b); err != nil {
 		return err
 	}
-	c.m.received.Add(float64(len(b)))
+	c.m.received.add(h.Kind, c.linkKind(from, false), len(b))
 	return nil
+}
+
+// linkKind is the transport label of the link to or from peer.
+func (c *Communicator) linkKind(peer int, sending bool) string {
+	if lk, ok := c.tr.(linkKinder); ok {
+		return lk.LinkKind(peer, sending)
+	}
+	return ""
 }
 
 // scratchBuf returns a scratch buffer of n floats owned by the running collective.

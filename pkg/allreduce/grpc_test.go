@@ -2,8 +2,11 @@ package allreduce
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestAllReduceGRPC(t *testing.T) {
@@ -132,6 +135,82 @@ func TestSameHostLinksUseUnixSocket(t *testing.T) {
 				}
 				if got := ep.sameHost.Load(); got != wantSame {
 					t.Errorf("rank %d counts %d peers on its host, want %d", r, got, wantSame)
+				}
+			}
+		})
+	}
+}
+
+// TestMetricsNameTheTransport: the byte counters say which collective moved
+// the bytes and over which transport, and sent equals received.
+func TestMetricsNameTheTransport(t *testing.T) {
+	bulk := ServerOptions{BulkAddr: "127.0.0.1:0"}
+	for _, tc := range []struct {
+		mode Mode
+		opts ServerOptions
+		want string
+	}{
+		{ModeBulk, bulk, TransportUnix},
+		{ModeTCP, bulk, TransportTCP},
+		{ModeGRPC, ServerOptions{}, TransportGRPC},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			if tc.want == TransportUnix && hostID() == "" {
+				t.Skip("no host id on this platform")
+			}
+			const n, l = 2, 40_000
+			reg := prometheus.NewRegistry()
+			var addrs []string
+			var ws []*worker
+			for range n {
+				w := startWorkerWith(t, tc.opts)
+				ws = append(ws, w)
+				addrs = append(addrs, w.addr)
+			}
+			g := &group{}
+			for r, w := range ws {
+				tr, err := w.srv.Join(GroupConfig{Job: "j", Generation: 1, Rank: r, Peers: addrs, PeerTimeout: 10 * time.Second, Mode: tc.mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.comms = append(g.comms, New(tr, Options{Registerer: reg}))
+			}
+			t.Cleanup(g.close)
+			ctx := testCtx(t)
+			bufs := clone(inputs(3, n, l))
+			noErrors(t, g.each(func(r int, c *Communicator) error { return c.AllReduce(ctx, bufs[r], Sum) }))
+			noErrors(t, g.each(func(r int, c *Communicator) error { return c.Broadcast(ctx, bufs[r], 0) }))
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			bytes := map[string]float64{} // "sent|received op transport"
+			for _, mf := range mfs {
+				dir := map[string]string{metricBytesSent: "sent", metricBytesReceived: "received"}[mf.GetName()]
+				if dir == "" {
+					continue
+				}
+				for _, m := range mf.GetMetric() {
+					lv := map[string]string{}
+					for _, lp := range m.GetLabel() {
+						lv[lp.GetName()] = lp.GetValue()
+					}
+					bytes[dir+" "+lv["op"]+" "+lv["transport"]] += m.GetCounter().GetValue()
+				}
+			}
+			for _, op := range []string{"all_reduce", "broadcast"} {
+				s, r := bytes["sent "+op+" "+tc.want], bytes["received "+op+" "+tc.want]
+				if s <= 0 || s != r {
+					t.Errorf("%s over %s: %v bytes sent, %v received; want equal and > 0 (all: %v)", op, tc.want, s, r, bytes)
+				}
+			}
+			// A 2-rank ring all-reduce sends half the buffer twice per rank.
+			if s := bytes["sent all_reduce "+tc.want]; s != float64(n*2*(l/2)*4) {
+				t.Errorf("all_reduce sent %v bytes, want %v", s, n*2*(l/2)*4)
+			}
+			for k := range bytes {
+				if !strings.HasSuffix(k, " "+tc.want) {
+					t.Errorf("bytes counted under %q in a %s group", k, tc.want)
 				}
 			}
 		})

@@ -57,11 +57,14 @@ type outLink struct {
 	w    linkWriter
 	err  error  // dial failure, sticky
 	kind string // "unix", "tcp" or "grpc" once connected
+	// connected is kind, for readers that do not hold mu (metrics).
+	connected atomic.Pointer[string]
 }
 
 type inSlot struct {
 	mu    sync.Mutex
 	r     linkReader
+	kind  string        // how r's frames travel; set with r
 	ready chan struct{} // closed once r is set
 }
 
@@ -131,7 +134,7 @@ func (ep *endpoint) attach(from int, r linkReader) error {
 	if tr, ok := r.(*tcpReader); ok {
 		tr.spin = ep.spinOK
 	}
-	in.r = r
+	in.r, in.kind = r, readerKind(r)
 	close(in.ready)
 	return nil
 }
@@ -217,6 +220,7 @@ func (ep *endpoint) connect(ctx context.Context, to int, o *outLink) error {
 		if err == nil {
 			o.w = w
 			o.kind = linkKind(w)
+			o.connected.Store(&o.kind)
 			if sameHost {
 				ep.sameHost.Add(1)
 			}
@@ -284,7 +288,36 @@ func linkKind(w linkWriter) string {
 	if tw, ok := w.(*tcpWriter); ok {
 		return tw.network
 	}
-	return "grpc"
+	return TransportGRPC
+}
+
+// readerKind says how a link's incoming frames travel.
+func readerKind(r linkReader) string {
+	if tr, ok := r.(*tcpReader); ok && tr.c != nil {
+		return tr.c.LocalAddr().Network() // "tcp" or "unix"
+	}
+	return TransportGRPC
+}
+
+// LinkKind implements linkKinder: how frames to (sending) or from peer
+// travel, "" while that link is not connected.
+func (ep *endpoint) LinkKind(peer int, sending bool) string {
+	if peer < 0 || peer >= ep.size {
+		return ""
+	}
+	if sending {
+		if k := ep.out[peer].connected.Load(); k != nil {
+			return *k
+		}
+		return ""
+	}
+	in := ep.in[peer]
+	select {
+	case <-in.ready:
+		return in.kind
+	default:
+		return ""
+	}
 }
 
 // bulkAddress replaces an unspecified host in addr by the host of grpcAddr.

@@ -56,8 +56,11 @@ type inprocEndpoint struct {
 }
 
 func (e *inprocEndpoint) Group() GroupID { return e.n.id }
-func (e *inprocEndpoint) Rank() int      { return e.rank }
-func (e *inprocEndpoint) Size() int      { return len(e.n.closed) }
+
+// LinkKind implements linkKinder: every link is in-process.
+func (e *inprocEndpoint) LinkKind(int, bool) string { return TransportInproc }
+func (e *inprocEndpoint) Rank() int                 { return e.rank }
+func (e *inprocEndpoint) Size() int                 { return len(e.n.closed) }
 
 func (e *inprocEndpoint) Close() error {
 	e.n.once[e.rank].Do(func() { close(e.n.closed[e.rank]) })

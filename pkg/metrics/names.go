@@ -25,6 +25,8 @@ const (
 	ProcessResidentBytes = "process_resident_memory_bytes"
 
 	// Communication (worker), defined by pkg/allreduce on these names.
+	// The byte counters are labelled op (the collective) and transport
+	// (Transport* values: how the bytes travelled).
 	CommBytesSent       = "ringmaster_allreduce_bytes_sent_total"
 	CommBytesReceived   = "ringmaster_allreduce_bytes_received_total"
 	CommCollectiveSecs  = "ringmaster_allreduce_collective_duration_seconds" // label op
@@ -84,11 +86,22 @@ const (
 	PhaseCommDPHidden    = "comm_dp_hidden"  // gradient all-reduce overlapped with backward
 )
 
+// Values of the communication byte counters' transport label.
+const (
+	TransportUnix   = "unix"   // bulk stream over a Unix socket (same host)
+	TransportTCP    = "tcp"    // bulk stream over TCP
+	TransportGRPC   = "grpc"   // the gRPC Frames stream
+	TransportInproc = "inproc" // in-process links (tests, benchmarks)
+	TransportOther  = "other"  // a transport that does not say
+)
+
 // Label names.
 const (
-	LabelJob    = "job_id"
-	LabelRank   = "rank"
-	LabelWorker = "worker"
-	LabelState  = "state"
-	LabelPhase  = "phase"
+	LabelOp        = "op"
+	LabelTransport = "transport"
+	LabelJob       = "job_id"
+	LabelRank      = "rank"
+	LabelWorker    = "worker"
+	LabelState     = "state"
+	LabelPhase     = "phase"
 )
