@@ -84,7 +84,7 @@ func TestPrometheusScrapesATrainingCluster(t *testing.T) {
 			return false, fmt.Sprint(loss, err)
 		}
 		firstLoss = loss[0].value
-		return true, ""
+		return firstLoss > 0, fmt.Sprintf("loss %v", firstLoss)
 	})
 	steps, _ := prom.query(metrics.TrainStep + sel)
 	ranks := map[string]float64{}

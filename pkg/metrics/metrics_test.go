@@ -82,6 +82,14 @@ func TestTrainingSeriesMoveOnScrape(t *testing.T) {
 	fpt := FLOPsPerToken(1000, 2, 2, 8, 16)
 	j := tm.Job("job-1", 1, 2, 7, fpt)
 	lab := []string{LabelJob, "job-1", LabelRank, "1"}
+	// Before the first step there is no loss (not a 0 one), no val loss
+	// before the first evaluation.
+	fams0 := scrape(t, url)
+	for _, name := range []string{TrainLoss, TrainValLoss, TrainGradNorm, TrainMFU} {
+		if v, ok := value(fams0, name, lab...); ok {
+			t.Errorf("%s = %v exported before the first step", name, v)
+		}
+	}
 	for i, loss := range []float64{4.2, 3.1} {
 		j.Observe(&Step{Next: i + 1, Loss: loss, LR: 1e-3, GradNorm: 0.5, Tokens: 512, TokensPerSec: 2e4,
 			Duration: 20 * time.Millisecond, ForwardBackward: 15 * time.Millisecond, Optimizer: 2 * time.Millisecond,

@@ -100,9 +100,8 @@ func (t *Training) Job(jobID string, rank, world int, generation uint64, flopsPe
 	}
 	t.current = lv
 	j := &JobTraining{
-		loss: t.loss.WithLabelValues(lv...), valLoss: t.valLoss.WithLabelValues(lv...),
-		step: t.step.WithLabelValues(lv...), tokensPS: t.tokensPS.WithLabelValues(lv...),
-		gradNorm: t.gradNorm.WithLabelValues(lv...), lr: t.lr.WithLabelValues(lv...),
+		t: t, lv: lv,
+		step:   t.step.WithLabelValues(lv...),
 		tokens: t.tokens.WithLabelValues(lv...), nonFinite: t.nonFinite.WithLabelValues(lv...),
 		stepSecs: t.stepSecs.WithLabelValues(lv...),
 		fwdBwd:   t.phase.WithLabelValues(lv[0], lv[1], PhaseForwardBackward),
@@ -120,7 +119,6 @@ func (t *Training) Job(jobID string, rank, world int, generation uint64, flopsPe
 	t.gen.WithLabelValues(lv...).Set(float64(generation))
 	t.fpt.WithLabelValues(lv...).Set(flopsPerToken)
 	if t.peakFLOPS > 0 && world > 0 && flopsPerToken > 0 {
-		j.mfu = t.mfu.WithLabelValues(lv...)
 		j.mfuScale = flopsPerToken / (float64(world) * t.peakFLOPS)
 	}
 	return j
@@ -155,18 +153,35 @@ type Step struct {
 // JobTraining holds one rank's curried series; its methods do not
 // allocate, so the training loop calls them on every step.
 type JobTraining struct {
-	loss, valLoss, step, tokensPS, gradNorm, lr, mfu prometheus.Gauge
-	tokens, nonFinite                                prometheus.Counter
-	fwdBwd, opt, commTP, exposed, hidden             prometheus.Counter
-	stepSecs                                         prometheus.Observer
-	mfuScale                                         float64
+	t  *Training
+	lv []string
+	// The gauges a step or an evaluation sets appear with their first
+	// value: a 0 loss before the first step would read as a perfect model.
+	loss, valLoss, tokensPS, gradNorm, lr, mfu prometheus.Gauge
+	step                                       prometheus.Gauge
+	tokens, nonFinite                          prometheus.Counter
+	fwdBwd, opt, commTP, exposed, hidden       prometheus.Counter
+	stepSecs                                   prometheus.Observer
+	mfuScale                                   float64
 
 	saveSecs, loadSecs, stallSecs, recoverySecs, replayed prometheus.Observer
 	saveBytes, loadBytes, checksumFails, transfers        prometheus.Counter
 }
 
+func (j *JobTraining) firstStep() {
+	t, lv := j.t, j.lv
+	j.loss, j.tokensPS = t.loss.WithLabelValues(lv...), t.tokensPS.WithLabelValues(lv...)
+	j.gradNorm, j.lr = t.gradNorm.WithLabelValues(lv...), t.lr.WithLabelValues(lv...)
+	if j.mfuScale > 0 {
+		j.mfu = t.mfu.WithLabelValues(lv...)
+	}
+}
+
 // Observe records one completed step.
 func (j *JobTraining) Observe(s *Step) {
+	if j.loss == nil {
+		j.firstStep()
+	}
 	j.loss.Set(s.Loss)
 	j.step.Set(float64(s.Next))
 	j.lr.Set(s.LR)
@@ -196,12 +211,18 @@ func (j *JobTraining) Observe(s *Step) {
 
 // NonFinite counts a step skipped for a NaN/Inf loss and exports the loss.
 func (j *JobTraining) NonFinite(loss float64) {
+	if j.loss == nil {
+		j.firstStep()
+	}
 	j.nonFinite.Inc()
 	j.loss.Set(loss)
 }
 
 // Eval records a validation loss.
 func (j *JobTraining) Eval(valLoss float64) {
+	if j.valLoss == nil {
+		j.valLoss = j.t.valLoss.WithLabelValues(j.lv...)
+	}
 	j.valLoss.Set(valLoss)
 }
 
