@@ -9,7 +9,11 @@ import (
 // CheckpointTracker is the leader's soft state for checkpoint reports: which
 // workers say they hold which TP shard of which step. Ready says which steps
 // can be committed: every TP shard of the job's current generation durable on
-// at least one live worker (DESIGN.md "Checkpoint commit"). Pure; not safe
+// at least one live worker (DESIGN.md "Checkpoint commit"). A final
+// checkpoint completes the job, so it waits for every rank of the
+// generation: data-parallel rank 0 reports only after it has gathered and
+// saved the final model, and committing on the other replicas' reports
+// alone would cancel that save mid-gather. Pure; not safe
 // for concurrent use. A new leader starts with an empty tracker: workers
 // re-report, and until then nothing is lost but time.
 type CheckpointTracker struct {
@@ -90,6 +94,9 @@ func (t *CheckpointTracker) Ready(st *pb.ClusterState) []*pb.Checkpoint {
 			sort.Strings(ids)
 			ck.Shards = append(ck.Shards, &pb.ShardHolders{Tp: tp, WorkerIds: ids})
 		}
+		if complete && p.final {
+			complete = p.allRanks(g)
+		}
 		if complete {
 			out = append(out, ck)
 			delete(t.pending, k)
@@ -104,4 +111,14 @@ func (t *CheckpointTracker) Ready(st *pb.ClusterState) []*pb.Checkpoint {
 		newest = append(newest, c)
 	}
 	return newest
+}
+
+// allRanks says whether every worker of generation g has reported.
+func (p *pendingCkpt) allRanks(g *pb.Generation) bool {
+	for _, r := range g.Ranks {
+		if !p.holders[r.Tp][r.WorkerId] {
+			return false
+		}
+	}
+	return true
 }

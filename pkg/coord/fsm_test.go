@@ -283,6 +283,18 @@ func TestCheckpointTrackerNeedsEveryShard(t *testing.T) {
 	if r := tr.Ready(s.State()); len(r) != 0 {
 		t.Fatal("reported twice")
 	}
+
+	// The final checkpoint completes the job: it waits for every rank, not
+	// one holder per shard, because rank (dp 0) reports only once it has
+	// saved the final model.
+	g = s.State().Generations["j"]
+	for i, r := range g.Ranks {
+		tr.Report(&pb.ReportCheckpointRequest{WorkerId: r.WorkerId, JobId: "j", Step: 20, Tp: r.Tp, Final: true})
+		r := tr.Ready(s.State())
+		if last := i == len(g.Ranks)-1; len(r) != map[bool]int{false: 0, true: 1}[last] {
+			t.Fatalf("final checkpoint after %d of %d ranks reported: ready = %v", i+1, len(g.Ranks), r)
+		}
+	}
 }
 
 func TestParsePeers(t *testing.T) {
