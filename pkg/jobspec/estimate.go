@@ -27,6 +27,7 @@ type Estimate struct {
 	GradBytes     int64 // gradients, one buffer per lane
 	OptimBytes    int64 // AdamW's two moments (split over DP under ZeRO-1)
 	ActivBytes    int64 // saved activations and backward scratch, all lanes
+	CkptBytes     int64 // staging copy of weights and optimizer state for background saves (checkpoint.interval > 0)
 	RowsPerLane   int   // batch rows one lane runs per micro-step
 	Lanes         int   // lanes that have rows
 	TotalBytes    int64 // everything above
@@ -63,7 +64,10 @@ func EstimateMemory(s Spec, l Layout) (Estimate, error) {
 	}
 	e.ActivBytes = 4 * activationFloats(c, perLane, c.BlockSize, tp) * int64(lanes)
 	e.ApproxActives = c.Arch != model.ArchGPT
-	e.TotalBytes = e.ParamBytes + e.GradBytes + e.OptimBytes + e.ActivBytes
+	if s.Checkpoint.Interval > 0 {
+		e.CkptBytes = e.ParamBytes + e.OptimBytes
+	}
+	e.TotalBytes = e.ParamBytes + e.GradBytes + e.OptimBytes + e.ActivBytes + e.CkptBytes
 	return e, nil
 }
 
@@ -159,8 +163,8 @@ func (e Estimate) Fits(avail int64) error {
 
 // Breakdown is a one-line summary: "weights 0.30 GiB, grads 0.61 GiB (2 lanes), …".
 func (e Estimate) Breakdown() string {
-	return fmt.Sprintf("weights %s, gradients %s (%d lanes), optimizer %s, activations %s (%d rows/lane)",
-		gib(e.ParamBytes), gib(e.GradBytes), e.Lanes, gib(e.OptimBytes), gib(e.ActivBytes), e.RowsPerLane)
+	return fmt.Sprintf("weights %s, gradients %s (%d lanes), optimizer %s, activations %s (%d rows/lane), checkpoint staging %s",
+		gib(e.ParamBytes), gib(e.GradBytes), e.Lanes, gib(e.OptimBytes), gib(e.ActivBytes), e.RowsPerLane, gib(e.CkptBytes))
 }
 
 func gib(b int64) string {

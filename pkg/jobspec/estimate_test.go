@@ -40,7 +40,8 @@ func TestEstimateParamsMatchModel(t *testing.T) {
 }
 
 // The estimate of one lane's memory is what building and stepping the model
-// allocates on the heap (weights, gradients, AdamW moments, activations).
+// allocates on the heap (weights, gradients, AdamW moments, activations,
+// and the staging copy a worker keeps for background checkpoint saves).
 func TestEstimateMemoryMatchesHeap(t *testing.T) {
 	for _, set := range [][]string{
 		{"model.n_layer=2", "train.batch_size=4"},
@@ -70,9 +71,11 @@ func TestEstimateMemoryMatchesHeap(t *testing.T) {
 			t.Fatal(err)
 		}
 		opt.Step(m.Params(), 1e-3)
+		staging := make([]float32, len(m.Params().Data)+len(opt.M)+len(opt.V)) // the saver's buffers
 		measured := heapAlloc() - before
 		runtime.KeepAlive(m)
 		runtime.KeepAlive(opt)
+		runtime.KeepAlive(staging)
 		e, err := EstimateMemory(s, Layout{VocabSize: 65})
 		if err != nil {
 			t.Fatal(err)

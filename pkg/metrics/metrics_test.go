@@ -157,6 +157,9 @@ func TestCheckpointAndRecoverySeries(t *testing.T) {
 	j.Loaded(20*time.Millisecond, 700, true)
 	j.Loaded(10*time.Millisecond, 700, false)
 	j.ChecksumFailure()
+	j.SaveSkipped()
+	j.SaveSkipped()
+	j.SaveFailed()
 	j.Recovered(1500*time.Millisecond, 37)
 	fams := scrape(t, url)
 	for _, c := range []struct {
@@ -166,6 +169,7 @@ func TestCheckpointAndRecoverySeries(t *testing.T) {
 		{CkptSaveSeconds, 2}, {CkptStallSeconds, 2}, {CkptSaveBytesTotal, 2000},
 		{CkptLoadSeconds, 2}, {CkptLoadBytesTotal, 1400}, {CkptReplicaTransfersTotal, 1},
 		{CkptChecksumFailuresTotal, 1}, {RecoverySeconds, 1}, {RecoveryStepsReplayed, 1},
+		{CkptSavesSkippedTotal, 2}, {CkptSaveFailuresTotal, 1},
 	} {
 		if got, ok := value(fams, c.name, lab...); !ok || got != c.want {
 			t.Errorf("%s = %v (present %v), want %v", c.name, got, ok, c.want)

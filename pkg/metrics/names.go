@@ -39,6 +39,8 @@ const (
 	CkptLoadBytesTotal        = "ringmaster_ckpt_load_bytes_total"
 	CkptStallSeconds          = "ringmaster_ckpt_stall_seconds" // histogram: training blocked by a save
 	CkptChecksumFailuresTotal = "ringmaster_ckpt_checksum_failures_total"
+	CkptSavesSkippedTotal     = "ringmaster_ckpt_saves_skipped_total" // due while the previous save was still writing
+	CkptSaveFailuresTotal     = "ringmaster_ckpt_save_failures_total" // write or fsync failed (disk full, read-only)
 	CkptReplicaTransfersTotal = "ringmaster_ckpt_replica_transfers_total"
 	RecoverySeconds           = "ringmaster_recovery_seconds"        // histogram: worker lost → first step of the new generation
 	RecoveryStepsReplayed     = "ringmaster_recovery_steps_replayed" // histogram

@@ -18,6 +18,7 @@ type Training struct {
 	// checkpoints and recovery
 	saveSecs, loadSecs, stallSecs, recoverySecs, replayed *prometheus.HistogramVec
 	saveBytes, loadBytes, checksumFails, transfers        *prometheus.CounterVec
+	savesSkipped, saveFailures                            *prometheus.CounterVec
 	peak                                                  prometheus.Gauge
 	peakFLOPS                                             float64
 
@@ -67,6 +68,10 @@ func NewTraining(reg prometheus.Registerer, peakFLOPS float64) *Training {
 			Name: CkptLoadBytesTotal, Help: "Checkpoint bytes loaded at resume, from the local store or a replica."}, jr),
 		checksumFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: CkptChecksumFailuresTotal, Help: "Stored checkpoint shards refused at load because their checksum did not match."}, jr),
+		savesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: CkptSavesSkippedTotal, Help: "Checkpoint saves skipped because the previous one was still being written (at most one is in flight)."}, jr),
+		saveFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: CkptSaveFailuresTotal, Help: "Checkpoint saves that failed to write or fsync; the step is not reported, so never committed."}, jr),
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: CkptReplicaTransfersTotal, Help: "Resumes where this rank received its state from a data-parallel replica instead of its own store."}, jr),
 		recoverySecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -84,7 +89,7 @@ func NewTraining(reg prometheus.Registerer, peakFLOPS float64) *Training {
 		reg.MustRegister(t.loss, t.valLoss, t.step, t.tokensPS, t.mfu, t.fpt, t.gradNorm, t.lr, t.gen,
 			t.tokens, t.nonFinite, t.phase, t.stepSecs, t.peak,
 			t.saveSecs, t.loadSecs, t.stallSecs, t.recoverySecs, t.replayed,
-			t.saveBytes, t.loadBytes, t.checksumFails, t.transfers)
+			t.saveBytes, t.loadBytes, t.checksumFails, t.transfers, t.savesSkipped, t.saveFailures)
 	}
 	return t
 }
@@ -114,7 +119,8 @@ func (t *Training) Job(jobID string, rank, world int, generation uint64, flopsPe
 		stallSecs: t.stallSecs.WithLabelValues(lv...), recoverySecs: t.recoverySecs.WithLabelValues(lv...),
 		replayed: t.replayed.WithLabelValues(lv...), saveBytes: t.saveBytes.WithLabelValues(lv...),
 		loadBytes: t.loadBytes.WithLabelValues(lv...), checksumFails: t.checksumFails.WithLabelValues(lv...),
-		transfers: t.transfers.WithLabelValues(lv...),
+		transfers: t.transfers.WithLabelValues(lv...), savesSkipped: t.savesSkipped.WithLabelValues(lv...),
+		saveFailures: t.saveFailures.WithLabelValues(lv...),
 	}
 	t.gen.WithLabelValues(lv...).Set(float64(generation))
 	t.fpt.WithLabelValues(lv...).Set(flopsPerToken)
@@ -128,7 +134,8 @@ func (t *Training) forget(lv []string) {
 	for _, v := range []*prometheus.GaugeVec{t.loss, t.valLoss, t.step, t.tokensPS, t.mfu, t.fpt, t.gradNorm, t.lr, t.gen} {
 		v.DeleteLabelValues(lv...)
 	}
-	for _, v := range []*prometheus.CounterVec{t.tokens, t.nonFinite, t.saveBytes, t.loadBytes, t.checksumFails, t.transfers} {
+	for _, v := range []*prometheus.CounterVec{t.tokens, t.nonFinite, t.saveBytes, t.loadBytes, t.checksumFails, t.transfers,
+		t.savesSkipped, t.saveFailures} {
 		v.DeleteLabelValues(lv...)
 	}
 	for _, v := range []*prometheus.HistogramVec{t.stepSecs, t.saveSecs, t.loadSecs, t.stallSecs, t.recoverySecs, t.replayed} {
@@ -166,6 +173,7 @@ type JobTraining struct {
 
 	saveSecs, loadSecs, stallSecs, recoverySecs, replayed prometheus.Observer
 	saveBytes, loadBytes, checksumFails, transfers        prometheus.Counter
+	savesSkipped, saveFailures                            prometheus.Counter
 }
 
 func (j *JobTraining) firstStep() {
@@ -226,8 +234,9 @@ func (j *JobTraining) Eval(valLoss float64) {
 	j.valLoss.Set(valLoss)
 }
 
-// Saved records a checkpoint save: how long writing took, how long the
-// training loop was blocked by it, and the bytes written.
+// Saved records a checkpoint save: from the snapshot to durable on disk,
+// how long the training loop was blocked by it, and the bytes written.
+// Safe to call from the background writer.
 func (j *JobTraining) Saved(took, stalled time.Duration, bytes int64) {
 	j.saveSecs.Observe(took.Seconds())
 	j.stallSecs.Observe(stalled.Seconds())
@@ -243,6 +252,13 @@ func (j *JobTraining) Loaded(took time.Duration, bytes int64, fromReplica bool) 
 		j.transfers.Inc()
 	}
 }
+
+// SaveSkipped counts a save not started because the previous one was
+// still being written.
+func (j *JobTraining) SaveSkipped() { j.savesSkipped.Inc() }
+
+// SaveFailed counts a save whose write or fsync failed.
+func (j *JobTraining) SaveFailed() { j.saveFailures.Inc() }
 
 // ChecksumFailure counts a stored shard refused for a bad checksum.
 func (j *JobTraining) ChecksumFailure() { j.checksumFails.Inc() }

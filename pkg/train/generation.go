@@ -81,6 +81,9 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 			return err
 		}
 	}
+	if spec.Checkpoint.Interval > 0 {
+		w.saver.warm(tr.Model.Params().Data, tr.opt.M, tr.opt.V)
+	}
 	w.generation.Store(gen.Number)
 	log.Info("training", "from_step", tr.Iter(), "dp_size", mesh.DP, "tp_size", mesh.TP, "reason", gen.Reason)
 

@@ -15,13 +15,25 @@ import (
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
-// checkpoint writes this worker's shard of the state at the current step
-// to its store (fsynced) and reports it in the background: a slow or
-// leaderless coordinator must not stall training. A failed write is logged
-// and not reported, so the coordinator never commits a step this worker
-// does not hold.
+// checkpoint saves this worker's shard of the state at the current step.
+// A periodic save costs the step loop only a copy of the parameters and
+// optimizer state into the saver's staging buffers; the write, fsync,
+// retention and report run in the background (w.saver). At most one save
+// is in flight: one due while the previous is still writing is skipped and
+// counted, never queued. The final save is synchronous, since the job ends
+// on it. A failed write is logged, counted and not reported, so the
+// coordinator never commits a step this worker does not hold.
 func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, final bool, jm *metrics.JobTraining) {
 	start := time.Now()
+	if final {
+		w.saver.wait()
+	}
+	if !w.saver.begin() {
+		jm.SaveSkipped()
+		w.log.Warn("checkpoint skipped: the previous save is still being written; raise checkpoint.interval if this repeats",
+			"job", a.JobId, "step", tr.Iter())
+		return
+	}
 	p, opt := tr.Model.Params(), tr.opt
 	shard := &ckpt.Shard{
 		Job: a.JobId, Step: tr.Iter(), Generation: a.Generation.Number,
@@ -30,20 +42,41 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 		Optim: ckpt.Optim{Lo: opt.Lo, Hi: opt.Hi, M: opt.M, V: opt.V, Steps: opt.Steps},
 		Iter:  tr.Iter(),
 	}
-	store := w.cfg.Checkpoints
-	if err := store.Put(shard); err != nil {
-		w.log.Error("checkpoint not written", "job", a.JobId, "step", shard.Step, "err", err)
+	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
+	if final {
+		defer w.saver.end()
+		w.persist(ctx, shard, keep, final, start, 0, jm)
 		return
 	}
-	// The save runs inside the step loop, so all of it stalls training.
+	w.saver.stage(shard)
+	stalled := time.Since(start)
+	go func() {
+		defer w.saver.end()
+		w.persist(ctx, shard, keep, final, start, stalled, jm)
+	}()
+}
+
+// persist writes a shard durably, prunes old checkpoints and reports the
+// shard to the coordinator. stalled is how long the step loop waited for
+// the save (0: all of it, a synchronous save).
+func (w *Worker) persist(ctx context.Context, shard *ckpt.Shard, keep int, final bool, start time.Time, stalled time.Duration, jm *metrics.JobTraining) {
+	store := w.cfg.Checkpoints
+	if err := store.Put(shard); err != nil {
+		jm.SaveFailed()
+		w.log.Error("checkpoint not written; training goes on and the last committed checkpoint stands",
+			"job", shard.Job, "step", shard.Step, "err", err)
+		return
+	}
 	took := time.Since(start)
-	jm.Saved(took, took, 4*int64(len(shard.Data)+len(shard.Optim.M)+len(shard.Optim.V)))
-	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
-	if _, err := store.Retain(a.JobId, keep); err != nil {
-		w.log.Warn("checkpoint retention", "job", a.JobId, "err", err)
+	if stalled == 0 {
+		stalled = took
+	}
+	jm.Saved(took, stalled, 4*int64(len(shard.Data)+len(shard.Optim.M)+len(shard.Optim.V)))
+	if _, err := store.Retain(shard.Job, keep); err != nil {
+		w.log.Warn("checkpoint retention", "job", shard.Job, "err", err)
 	}
 	req := &pb.ReportCheckpointRequest{
-		WorkerId: w.cfg.ID, JobId: a.JobId, Generation: a.Generation.Number,
+		WorkerId: w.cfg.ID, JobId: shard.Job, Generation: shard.Generation,
 		Step: int64(shard.Step), Tp: int32(shard.TP), Final: final,
 	}
 	go func() {

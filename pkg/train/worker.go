@@ -90,6 +90,7 @@ type Worker struct {
 	ready      atomic.Bool   // a session with the coordinator is open
 
 	metrics *metrics.Training
+	saver   saver // checkpoint writes in the background, one at a time
 
 	mu     sync.Mutex
 	fatal  string   // reported in the next heartbeat
@@ -133,6 +134,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
 		return err
 	}
+	defer w.saver.wait() // last: the store must outlive a background save
 	assignments := make(chan *pb.Assignment, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() { w.sessionLoop(ctx, assignments) })
