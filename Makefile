@@ -36,7 +36,7 @@ test-openblas:
 # `make test`). A finding is written under the package's testdata/fuzz.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := FuzzParse:./pkg/jobspec FuzzParseHeader:./pkg/allreduce FuzzFSMApply:./pkg/coord \
-	FuzzDecodeHeader:./pkg/ckpt FuzzDecode:./pkg/model/safetensors FuzzParseVocab:./pkg/data
+	FuzzDecodeHeader:./pkg/ckpt FuzzDecode:./pkg/model/safetensors FuzzParseVocab:./pkg/data FuzzRoundTrip:./pkg/tokenizer
 .PHONY: fuzz
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
