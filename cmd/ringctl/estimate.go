@@ -14,12 +14,12 @@ import (
 // workers'). It returns the estimate (ok false when the vocabulary is unknown).
 func estimateSpec(w io.Writer, spec jobspec.Spec, layout jobspec.Layout, openData bool) (jobspec.Estimate, bool, error) {
 	layout.VocabSize = spec.Model.VocabSize
-	if layout.VocabSize == 0 && (openData || spec.Data.Task != jobspec.TaskText) {
+	if layout.VocabSize == 0 && (openData || (spec.Data.Task != jobspec.TaskText && spec.Data.Task != jobspec.TaskTokens)) {
 		ds, err := data.Open(spec)
 		if err != nil {
 			return jobspec.Estimate{}, false, err
 		}
-		layout.VocabSize = ds.Vocab().Size()
+		layout.VocabSize = ds.Tokenizer().Size()
 	}
 	if layout.VocabSize == 0 {
 		fmt.Fprintln(w, "model: parameter count and memory estimate need model.vocab_size (the workers take it from the dataset)")

@@ -77,7 +77,8 @@ func (k batchKey) rng(row int) rowRNG { return newRowRNG(k.seed, k.stream, k.spl
 // after Open and safe for concurrent use (each Fill writes only its Batch).
 type Dataset struct {
 	info     Info
-	vocab    *Vocab
+	vocab    Tokenizer
+	checkIDs bool // token files: every filled id is checked against the vocabulary
 	task     task
 	seed     int64
 	evalSeed int64
@@ -127,10 +128,15 @@ func Open(spec jobspec.Spec) (*Dataset, error) {
 			return nil, err
 		}
 		err = d.openReverse(bs, nHeld)
+	case jobspec.TaskTokens:
+		if err = needArch(model.ArchGPT, model.ArchBERT); err != nil {
+			return nil, err
+		}
+		err = d.openTokens(spec.Data, arch, bs)
 	case "":
-		return nil, fmt.Errorf("data.task: missing; want one of text, sort, add, reverse")
+		return nil, fmt.Errorf("data.task: missing; want one of text, sort, add, reverse, tokens")
 	default:
-		return nil, fmt.Errorf("data.task: unknown task %q; want one of text, sort, add, reverse", spec.Data.Task)
+		return nil, fmt.Errorf("data.task: unknown task %q; want one of text, sort, add, reverse, tokens", spec.Data.Task)
 	}
 	if err != nil {
 		return nil, err
@@ -149,8 +155,8 @@ func Open(spec jobspec.Spec) (*Dataset, error) {
 // Info describes the dataset.
 func (d *Dataset) Info() Info { return d.info }
 
-// Vocab is the dataset's tokenizer.
-func (d *Dataset) Vocab() *Vocab { return d.vocab }
+// Tokenizer is the dataset's tokenizer.
+func (d *Dataset) Tokenizer() Tokenizer { return d.vocab }
 
 // HeldOut returns the held-out problems of a synthetic task (nil for text).
 func (d *Dataset) HeldOut() *HeldOut { return d.heldOut }
@@ -212,6 +218,23 @@ func (d *Dataset) fill(b *model.Batch, k batchKey, globalRows, lo, hi int) error
 	for r := lo; r < hi; r++ {
 		rng := k.rng(r)
 		d.task.row(b, r-lo, rng, k.split)
+	}
+	if d.checkIDs {
+		return checkIDs(b, d.vocab.Size())
+	}
+	return nil
+}
+
+// checkIDs refuses ids a token file should not hold: ids from another
+// tokenizer would index past the embedding.
+func checkIDs(b *model.Batch, vocab int) error {
+	for _, s := range [][]int32{b.Tokens, b.Targets} {
+		for i, id := range s {
+			if (id < 0 && id != model.IgnoreIndex) || int(id) >= vocab {
+				return fmt.Errorf("data.path: token id %d at row %d is outside the tokenizer's %d ids; the token files were not made with this tokenizer (set data.tokenizer, or rerun ringctl data prepare)",
+					id, i/b.T, vocab)
+			}
+		}
 	}
 	return nil
 }

@@ -23,8 +23,8 @@ func row32(s []int32, r, T int) []int32 { return s[r*T : (r+1)*T] }
 func TestSortRowsAndSplit(t *testing.T) {
 	d := open(t, preset(t, "sort"))
 	L := 6
-	if d.Info().T != 2*L-1 || d.Vocab().Size() != 3 {
-		t.Fatalf("Info %+v, vocab %d", d.Info(), d.Vocab().Size())
+	if d.Info().T != 2*L-1 || d.Tokenizer().Size() != 3 {
+		t.Fatalf("Info %+v, vocab %d", d.Info(), d.Tokenizer().Size())
 	}
 	for _, split := range []Split{Train, Val} {
 		for step := int64(0); step < 20; step++ {
@@ -115,8 +115,8 @@ func TestAddRowsAndSplit(t *testing.T) {
 
 func TestReverseRowsAndSplit(t *testing.T) {
 	d := open(t, preset(t, "seq2seq-reverse"))
-	if d.Vocab().Size() != 13 || d.Vocab().Decode([]int32{10, 11, 12}) != "[PAD][BOS][EOS]" {
-		t.Fatalf("reverse vocab: %d tokens", d.Vocab().Size())
+	if d.Tokenizer().Size() != 13 || d.Tokenizer().Decode([]int32{10, 11, 12}) != "[PAD][BOS][EOS]" {
+		t.Fatalf("reverse vocab: %d tokens", d.Tokenizer().Size())
 	}
 	h := d.HeldOut()
 	if len(h.Problems) != 1000 {
@@ -184,7 +184,7 @@ func TestGPTTextWindows(t *testing.T) {
 	s.Data.Path = path
 	d := open(t, s)
 	text, _, _ := ReadText(path, "")
-	ids, _ := d.Vocab().Encode(text)
+	ids, _ := d.Tokenizer().Encode(text)
 	info := d.Info()
 	if info.TrainTokens != int(float64(len(ids))*0.9) || info.TrainTokens+info.ValTokens != len(ids) {
 		t.Fatalf("split %d/%d of %d tokens", info.TrainTokens, info.ValTokens, len(ids))
@@ -217,7 +217,7 @@ func TestBERTMasking(t *testing.T) {
 	s := preset(t, "bert-mlm")
 	s.Data.Path = path
 	d := open(t, s)
-	v := d.Vocab()
+	v := d.Tokenizer().(*Vocab)
 	cls, _ := v.Special(CLSToken)
 	sep, _ := v.Special(SEPToken)
 	mask, _ := v.Special(MaskToken)

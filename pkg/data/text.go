@@ -17,13 +17,13 @@ const TrainFraction = 0.9
 // textTask samples windows of a char-level text (nanoGPT's get_batch), or
 // BERT masked-LM rows of it (bert_mlm.py) when bert is set.
 type textTask struct {
-	train, val []int32
-	T          int
-	bert       bool
-	nChars     int
-	p          int // BERT: masked positions per row
-	cls, sep   int32
-	mask       int32
+	trainSeq, valSeq tokenSeq
+	T                int
+	bert             bool
+	nChars           int
+	p                int // BERT: masked positions per row
+	cls, sep         int32
+	mask             int32
 }
 
 // ReadText reads a UTF-8 text file and returns its contents and the hex
@@ -61,27 +61,47 @@ func (d *Dataset) openText(spec jobspec.DataSpec, arch model.Arch, blockSize int
 		return fmt.Errorf("data.path: %s: %w", spec.Path, err)
 	}
 	n := int(float64(len(ids)) * TrainFraction)
-	t.train, t.val = ids[:n], ids[n:]
+	t.trainSeq, t.valSeq = memSeq(ids[:n]), memSeq(ids[n:])
 	t.nChars = v.NChars()
-	if max := len(t.val) - 1; blockSize > max {
-		return fmt.Errorf("model.block_size: %d is too long for the val split of %s (%d tokens); max allowed is %d",
-			blockSize, spec.Path, len(t.val), max)
+	if err := t.checkFit(spec.Path, blockSize); err != nil {
+		return err
 	}
 	if t.bert {
-		if blockSize < 3 {
-			return fmt.Errorf("model.block_size: BERT rows are [CLS] + chars + [SEP], so block_size must be ≥ 3, got %d", blockSize)
+		if err := t.setMask(spec.MaskProb, blockSize); err != nil {
+			return err
 		}
-		mp := spec.MaskProb
-		if mp <= 0 || mp >= 1 {
-			return fmt.Errorf("data.mask_prob: must be in (0, 1), got %g", mp)
-		}
-		t.p = maskCount(blockSize-2, mp)
 		t.cls, _ = v.Special(CLSToken)
 		t.sep, _ = v.Special(SEPToken)
 		t.mask, _ = v.Special(MaskToken)
 	}
 	d.task, d.vocab = t, v
-	d.info.T, d.info.SHA256, d.info.TrainTokens, d.info.ValTokens = blockSize, sum, len(t.train), len(t.val)
+	d.info.T, d.info.SHA256, d.info.TrainTokens, d.info.ValTokens = blockSize, sum, t.trainSeq.Len(), t.valSeq.Len()
+	return nil
+}
+
+// checkFit refuses a block_size that a split cannot hold one window of.
+func (t *textTask) checkFit(path string, blockSize int) error {
+	for _, s := range []struct {
+		name string
+		seq  tokenSeq
+	}{{"train", t.trainSeq}, {"val", t.valSeq}} {
+		if max := s.seq.Len() - 1; blockSize > max {
+			return fmt.Errorf("model.block_size: %d is too long for the %s split of %s (%d tokens); max allowed is %d",
+				blockSize, s.name, path, s.seq.Len(), max)
+		}
+	}
+	return nil
+}
+
+// setMask checks BERT's row shape and mask_prob and sets the masked count.
+func (t *textTask) setMask(mp float64, blockSize int) error {
+	if blockSize < 3 {
+		return fmt.Errorf("model.block_size: BERT rows are [CLS] + tokens + [SEP], so block_size must be ≥ 3, got %d", blockSize)
+	}
+	if mp <= 0 || mp >= 1 {
+		return fmt.Errorf("data.mask_prob: must be in (0, 1), got %g", mp)
+	}
+	t.p = maskCount(blockSize-2, mp)
 	return nil
 }
 
@@ -91,11 +111,11 @@ func maskCount(L int, p float64) int {
 	return max(1, int(math.RoundToEven(float64(L)*p)))
 }
 
-func (t *textTask) split(s Split) []int32 {
+func (t *textTask) split(s Split) tokenSeq {
 	if s == Val {
-		return t.val
+		return t.valSeq
 	}
-	return t.train
+	return t.trainSeq
 }
 
 func (t *textTask) dims(batchKey, int) (int, int) { return t.T, 0 }
@@ -114,18 +134,18 @@ func (t *textTask) row(b *model.Batch, r int, rng rowRNG, s Split) {
 	x, y := b.Tokens[r*T:(r+1)*T], b.Targets[r*T:(r+1)*T]
 	if !t.bert {
 		// nanoGPT get_batch: i in [0, len-T), x = data[i:i+T], y = data[i+1:i+T+1]
-		i := rng.intN(len(data) - T)
-		copy(x, data[i:i+T])
-		copy(y, data[i+1:i+T+1])
+		i := rng.intN(data.Len() - T)
+		data.Read(x, i)
+		data.Read(y, i+1)
 		return
 	}
 	// bert_mlm.py: [CLS] + L chars + [SEP]; exactly p of the L char positions
 	// chosen uniformly without replacement; each chosen becomes [MASK] (0.8),
 	// a random char (0.1) or stays (0.1); targets only at chosen positions.
 	L := T - 2
-	i := rng.intN(len(data) - L)
+	i := rng.intN(data.Len() - L)
 	x[0], x[T-1] = t.cls, t.sep
-	copy(x[1:T-1], data[i:i+L])
+	data.Read(x[1:T-1], i)
 	for j := range y {
 		y[j] = model.IgnoreIndex
 	}

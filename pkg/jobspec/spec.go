@@ -33,16 +33,20 @@ const (
 	TaskSort    = "sort"    // minGPT's sort demo: sort `length` digits drawn from {0..num_digits-1}
 	TaskAdd     = "add"     // minGPT's adder: two `digits`-digit numbers, sum digits reversed
 	TaskReverse = "reverse" // encoder–decoder: reverse a digit string of length 4..16
+	TaskTokens  = "tokens"  // nanoGPT's train.bin/val.bin token files (ringctl data prepare), memory-mapped
 )
 
 // DataSpec says where the tokens come from.
 type DataSpec struct {
-	Task     string  `json:"task"`                // text | sort | add | reverse
-	Path     string  `json:"path,omitempty"`      // text: file to read
-	SHA256   string  `json:"sha256,omitempty"`    // text: expected hex sha256 of the file (empty: not checked, but recorded)
-	Length   int     `json:"length,omitempty"`    // sort: sequence length (default 6)
-	Digits   int     `json:"digits,omitempty"`    // sort: alphabet size (default 3); add: digits per operand (default 2)
-	MaskProb float64 `json:"mask_prob,omitempty"` // bert: fraction of positions chosen for the MLM loss (default 0.15)
+	Task string `json:"task"`           // text | sort | add | reverse | tokens
+	Path string `json:"path,omitempty"` // text: file to read; tokens: directory of train.bin, val.bin (and meta.json)
+	// tokens: the tokenizer file (tokenizer.json, vocab.json beside
+	// merges.txt, or .tiktoken); empty: the one in path's meta.json
+	Tokenizer string  `json:"tokenizer,omitempty"`
+	SHA256    string  `json:"sha256,omitempty"`    // text: expected hex sha256 of the file (empty: not checked, but recorded)
+	Length    int     `json:"length,omitempty"`    // sort: sequence length (default 6)
+	Digits    int     `json:"digits,omitempty"`    // sort: alphabet size (default 3); add: digits per operand (default 2)
+	MaskProb  float64 `json:"mask_prob,omitempty"` // bert: fraction of positions chosen for the MLM loss (default 0.15)
 }
 
 // Values of TrainSpec.Precision.

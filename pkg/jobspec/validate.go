@@ -53,13 +53,26 @@ func (s Spec) validateData(pr *problems) {
 			pr.bad("data.digits", "add needs digits in [1, 9], got %d", d.Digits)
 		}
 	case TaskReverse:
+	case TaskTokens:
+		if d.Path == "" {
+			pr.bad("data.path", "required for task tokens; give the directory that holds train.bin and val.bin (ringctl data prepare writes one)")
+		}
+		if d.SHA256 != "" {
+			pr.bad("data.sha256", "only for task text; token files are checked against their meta.json")
+		}
+		if a := s.Model.Arch; a != "" && a != model.ArchGPT && a != model.ArchBERT {
+			pr.bad("data.task", "task tokens trains model.arch gpt or bert, not %q", a)
+		}
 	case "":
-		pr.bad("data.task", "missing; want one of text, sort, add, reverse")
+		pr.bad("data.task", "missing; want one of text, sort, add, reverse, tokens")
 	default:
-		pr.bad("data.task", "unknown task %q; want one of text, sort, add, reverse", d.Task)
+		pr.bad("data.task", "unknown task %q; want one of text, sort, add, reverse, tokens", d.Task)
 	}
-	if d.Task != TaskText && (d.Path != "" || d.SHA256 != "") {
-		pr.bad("data.path", "only for task text (task is %q)", d.Task)
+	if d.Task != TaskText && d.Task != TaskTokens && (d.Path != "" || d.SHA256 != "") {
+		pr.bad("data.path", "only for tasks text and tokens (task is %q)", d.Task)
+	}
+	if d.Task != TaskTokens && d.Tokenizer != "" {
+		pr.bad("data.tokenizer", "only for task tokens (task is %q); text is char-level", d.Task)
 	}
 	if (d.Task == TaskReverse) != (s.Model.Arch == model.ArchEncDec) && d.Task != "" && s.Model.Arch != "" {
 		pr.bad("data.task", "task reverse goes with model.arch encdec and only with it (arch %q, task %q)", s.Model.Arch, d.Task)

@@ -15,7 +15,7 @@ import (
 // Files of a saved model directory.
 const (
 	WeightsFile = "model.safetensors" // parameters under their PyTorch names
-	VocabFile   = "vocab.json"        // the tokenizer
+	VocabFile   = "vocab.json"        // the tokenizer, char-level (tokenizer.json for BPE)
 	SpecFile    = "spec.json"         // the job spec, with vocab_size filled in
 )
 
@@ -37,7 +37,7 @@ func save(dir string, tr *Trainer, params *model.Params) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	vocab, err := tr.Data.Vocab().MarshalJSON()
+	vocab, err := tr.Data.Tokenizer().MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("save model: tokenizer: %w", err)
 	}
@@ -51,7 +51,7 @@ func save(dir string, tr *Trainer, params *model.Params) error {
 	if err := model.SaveFile(filepath.Join(dir, WeightsFile), params, meta); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	if err := tr.Data.Vocab().Save(filepath.Join(dir, VocabFile)); err != nil {
+	if err := tr.Data.Tokenizer().Save(filepath.Join(dir, data.TokenizerFile(tr.Data.Tokenizer()))); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, SpecFile), spec, 0o644); err != nil {
@@ -63,7 +63,7 @@ func save(dir string, tr *Trainer, params *model.Params) error {
 // Saved is a model loaded back from a Save directory.
 type Saved struct {
 	Spec  jobspec.Spec
-	Vocab *data.Vocab
+	Vocab data.Tokenizer
 	Model model.Model
 	Iter  int
 }
@@ -85,7 +85,7 @@ func Load(dir string) (*Saved, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load model: spec in %s: %w", path, err)
 	}
-	vocab, err := data.ParseVocab([]byte(f.Metadata["ringmaster.vocab"]))
+	vocab, err := data.ParseTokenizer([]byte(f.Metadata["ringmaster.vocab"]))
 	if err != nil {
 		return nil, fmt.Errorf("load model: tokenizer in %s: %w", path, err)
 	}

@@ -71,7 +71,7 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 		return nil, err
 	}
 	if spec.Model.VocabSize == 0 {
-		spec.Model.VocabSize = ds.Vocab().Size()
+		spec.Model.VocabSize = ds.Tokenizer().Size()
 	}
 	tr := &Trainer{Spec: spec, Data: ds, layout: layout, ctx: context.Background(), sched: Schedule(spec.Train)}
 	var opts []model.Option
