@@ -1,5 +1,7 @@
 // Package data turns a dataset spec into batches of token ids: char-level
-// text files (nanoGPT's shakespeare_char, for GPT and for BERT masked LM), and
+// text files (nanoGPT's shakespeare_char, for GPT and for BERT masked LM),
+// token files (nanoGPT's train.bin/val.bin, memory-mapped, with a byte-level
+// BPE from pkg/tokenizer; Prepare writes them from text files), and
 // built-in synthetic tasks with held-out problems and an exact-match scorer
 // (minGPT's sort and addition demos for GPT, digit-string reversal for the
 // encoder–decoder Transformer).

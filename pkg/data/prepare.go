@@ -74,6 +74,7 @@ func Prepare(ctx context.Context, tok *tokenizer.BPE, files []string, dir string
 		return Meta{}, err
 	}
 	meta.Tokenizer, _ = tok.MarshalJSON()
+	meta.TokenizerSHA256 = TokenizerHash(tok)
 	b, _ := json.MarshalIndent(meta, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, MetaFile), append(b, '\n'), 0o644); err != nil {
 		return Meta{}, fmt.Errorf("data prepare: %w", err)

@@ -1,7 +1,9 @@
 package data
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,11 +27,22 @@ const (
 
 // Meta is a token dataset's meta.json, written by ringctl data prepare.
 type Meta struct {
-	VocabSize   int             `json:"vocab_size"`
-	DType       string          `json:"dtype"` // uint16 | uint32 (little-endian)
-	TrainTokens int64           `json:"train_tokens"`
-	ValTokens   int64           `json:"val_tokens"`
-	Tokenizer   json.RawMessage `json:"tokenizer,omitempty"` // the tokenizer.json the ids came from
+	VocabSize   int    `json:"vocab_size"`
+	DType       string `json:"dtype"` // uint16 | uint32 (little-endian)
+	TrainTokens int64  `json:"train_tokens"`
+	ValTokens   int64  `json:"val_tokens"`
+	// TokenizerSHA256 is the hex sha256 of the tokenizer's tokenizer.json
+	// form (TokenizerHash): a data.tokenizer given for these files must match.
+	TokenizerSHA256 string          `json:"tokenizer_sha256,omitempty"`
+	Tokenizer       json.RawMessage `json:"tokenizer,omitempty"` // the tokenizer.json the ids came from
+}
+
+// TokenizerHash is the hex sha256 of t's tokenizer.json form: the same for a
+// tokenizer read from any of its file forms.
+func TokenizerHash(t *tokenizer.BPE) string {
+	b, _ := t.MarshalJSON()
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 // DTypeFor is the narrowest id type for a vocabulary: uint16 up to 65,536
@@ -98,6 +111,8 @@ func mapTokens(path, dtype string) (*fileSeq, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data.path: map %s: %w", path, err)
 	}
+	// batches sample windows at random places: read ahead nothing
+	_ = syscall.Madvise(b, syscall.MADV_RANDOM)
 	s := &fileSeq{b: b, width: width}
 	runtime.AddCleanup(s, func(b []byte) { _ = syscall.Munmap(b) }, b)
 	return s, nil
@@ -110,6 +125,11 @@ func mapTokens(path, dtype string) (*fileSeq, error) {
 // for text, with [CLS] [SEP] [MASK] taken from the tokenizer's specials.
 func (d *Dataset) openTokens(spec jobspec.DataSpec, arch model.Arch, blockSize int) error {
 	dir := spec.Path
+	if st, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("data.path: %w; for task tokens give the directory that holds train.bin and val.bin", err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("data.path: %s is a file, not a directory; for task tokens give the directory that holds train.bin and val.bin (ringctl data prepare -o DIR writes one)", dir)
+	}
 	var meta Meta
 	switch b, err := os.ReadFile(filepath.Join(dir, MetaFile)); {
 	case err == nil:
@@ -140,6 +160,10 @@ func (d *Dataset) openTokens(spec jobspec.DataSpec, arch model.Arch, blockSize i
 	if meta.VocabSize != 0 && meta.VocabSize != tok.Size() {
 		return fmt.Errorf("data.tokenizer: has %d tokens but %s was made with %d; use the tokenizer the files were prepared with",
 			tok.Size(), filepath.Join(dir, MetaFile), meta.VocabSize)
+	}
+	if h := meta.TokenizerSHA256; h != "" && spec.Tokenizer != "" && h != TokenizerHash(tok) {
+		return fmt.Errorf("data.tokenizer: %s is not the tokenizer %s was prepared with (tokenizer sha256 %.12s…, meta.json says %.12s…); use that one, or leave data.tokenizer empty to take it from meta.json",
+			spec.Tokenizer, dir, TokenizerHash(tok), h)
 	}
 	if meta.DType == "" {
 		meta.DType = DTypeFor(tok.Size())

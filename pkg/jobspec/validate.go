@@ -103,7 +103,7 @@ func (s Spec) validateTrain(pr *problems) {
 	if t.WarmupIters < 0 {
 		pr.bad("train.warmup_iters", "must be ≥ 0, got %d", t.WarmupIters)
 	}
-	if *t.DecayLR && t.LRDecayIters <= t.WarmupIters {
+	if t.DecayLR != nil && *t.DecayLR && t.LRDecayIters <= t.WarmupIters {
 		pr.bad("train.lr_decay_iters", "must be > warmup_iters (%d), got %d", t.WarmupIters, t.LRDecayIters)
 	}
 	if t.Beta1 < 0 || t.Beta1 >= 1 {

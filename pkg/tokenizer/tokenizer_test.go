@@ -79,7 +79,8 @@ func TestSplitMatchesPythonRegex(t *testing.T) {
 	}
 }
 
-// naiveTrain is BPE training at its plainest: every round recount all pairs
+// naiveTrain is BPE training at its plainest (and the same as
+// testdata/reference.py train, minbpe's algorithm, which the test also runs): every round recount all pairs
 // over all pre-tokens of the text, merge the most frequent (smallest pair on ties).
 func naiveTrain(text string, nMerges int) []pair {
 	var words [][]int32
@@ -130,7 +131,19 @@ func TestTrainMatchesNaiveTrainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var py [][2]int32
+	if err := json.Unmarshal(python(t, text, "train", "150"), &py); err != nil {
+		t.Fatal(err)
+	}
 	want := naiveTrain(text, 150)
+	for i, p := range py {
+		if i >= len(want) || pair(p) != want[i] {
+			t.Fatalf("the Go and Python reference trainers disagree at merge %d", i)
+		}
+	}
+	if len(py) != len(want) {
+		t.Fatalf("Python's trainer makes %d merges, the naive Go one %d", len(py), len(want))
+	}
 	if !slices.Equal(tok.mergeList, want) {
 		for i := range min(len(want), len(tok.mergeList)) {
 			if tok.mergeList[i] != want[i] {

@@ -3,11 +3,15 @@
   reference.py split                      < text  -> JSON list of pre-tokens
   reference.py gpt2 VOCAB.json MERGES.txt < text  -> JSON list of ids
   reference.py tiktoken RANKS.tiktoken    < text  -> JSON list of ids
+  reference.py train N                    < text  -> JSON list of N merges [a, b]
 
 `split` is GPT-2's pattern run by the `regex` module. `gpt2` is the bpe()
 and encode() of openai/gpt-2 src/encoder.py. `tiktoken` is the byte-pair
 merge of tiktoken's _educational.py (lowest-ranked adjacent concatenation,
-one place at a time). Input is read as UTF-8 bytes from stdin.
+one place at a time). `train` is minbpe's RegexTokenizer.train (count
+pairs over the pre-tokens' bytes, merge the most frequent, new id 256 + i),
+with ties broken to the smallest pair instead of dict order so that the
+result is defined. Input is read as UTF-8 bytes from stdin.
 """
 import base64
 import json
@@ -104,6 +108,36 @@ def tiktoken_bpe_encode(ranks, piece):
     return [ranks[p] for p in parts]
 
 
+def minbpe_train(text, num_merges):
+    ids = [list(ch.encode("utf-8")) for ch in re.findall(PAT, text)]
+    merges = []
+    for i in range(num_merges):
+        stats = {}
+        for chunk in ids:
+            for pair in zip(chunk, chunk[1:]):
+                stats[pair] = stats.get(pair, 0) + 1
+        if not stats:
+            break
+        pair = min(stats, key=lambda p: (-stats[p], p))
+        if stats[pair] < 2:
+            break
+        idx = 256 + i
+        new_ids = []
+        for chunk in ids:
+            out, j = [], 0
+            while j < len(chunk):
+                if j < len(chunk) - 1 and chunk[j] == pair[0] and chunk[j + 1] == pair[1]:
+                    out.append(idx)
+                    j += 2
+                else:
+                    out.append(chunk[j])
+                    j += 1
+            new_ids.append(out)
+        ids = new_ids
+        merges.append(list(pair))
+    return merges
+
+
 def main():
     text = sys.stdin.buffer.read().decode("utf-8")
     mode = sys.argv[1]
@@ -126,6 +160,8 @@ def main():
         out = []
         for piece in re.findall(PAT, text):
             out.extend(tiktoken_bpe_encode(ranks, piece.encode("utf-8")))
+    elif mode == "train":
+        out = minbpe_train(text, int(sys.argv[2]))
     else:
         sys.exit("unknown mode " + mode)
     json.dump(out, sys.stdout)
