@@ -137,17 +137,21 @@ type Cache map[string][]int32
 func (t *BPE) AppendEncode(dst []int32, text string, cache Cache) []int32 {
 	for len(text) > 0 {
 		at, name := t.nextSpecial(text)
-		for _, piece := range Split(text[:at]) {
+		plain := text[:at]
+		for i := 0; i < len(plain); {
+			n := matchAt(plain, i)
+			piece := plain[i : i+n]
+			i += n
 			if cache != nil {
 				if ids, ok := cache[piece]; ok {
 					dst = append(dst, ids...)
 					continue
 				}
 			}
-			n := len(dst)
+			m := len(dst)
 			dst = t.encodePiece(dst, piece)
 			if cache != nil && len(cache) < 1<<20 {
-				cache[piece] = slices.Clone(dst[n:])
+				cache[strings.Clone(piece)] = slices.Clone(dst[m:]) // a key must not pin the caller's text
 			}
 		}
 		if name == "" {

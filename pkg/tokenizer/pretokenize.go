@@ -32,7 +32,25 @@ const (
 	classNumber
 )
 
+// asciiClass is classAt's answer for the 128 ASCII bytes.
+var asciiClass = func() (t [128]class) {
+	for c := range t {
+		switch r := rune(c); {
+		case unicode.IsSpace(r):
+			t[c] = classSpace
+		case unicode.IsLetter(r):
+			t[c] = classLetter
+		case unicode.IsNumber(r):
+			t[c] = classNumber
+		}
+	}
+	return t
+}()
+
 func classAt(s string, i int) (class, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return asciiClass[c], 1
+	}
 	r, w := utf8.DecodeRuneInString(s[i:])
 	switch {
 	case r == utf8.RuneError && w <= 1:
