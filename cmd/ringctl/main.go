@@ -93,7 +93,7 @@ func newRootCmd() *cobra.Command {
 		&cobra.Group{ID: "model", Title: "Models in this process:"},
 		&cobra.Group{ID: "cluster", Title: "Clusters:"},
 	)
-	for _, c := range []*cobra.Command{newTrainCmd(), newEvalCmd(), newSampleCmd(), newTokenizerCmd(), newDataCmd()} {
+	for _, c := range []*cobra.Command{newTrainCmd(), newEvalCmd(), newSampleCmd(), newExportCmd(), newTokenizerCmd(), newDataCmd()} {
 		c.GroupID = "model"
 		root.AddCommand(c)
 	}

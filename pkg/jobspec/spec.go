@@ -68,6 +68,10 @@ const MaxNonFiniteSkips = 20
 
 // TrainSpec holds the optimizer, schedule and batch settings (nanoGPT train.py names).
 type TrainSpec struct {
+	// InitFrom is a .safetensors file of whole weights (nanoGPT's layout,
+	// or Hugging Face's GPT-2 layout for GPT) the model starts from instead
+	// of random values: fine-tuning. A checkpoint, when there is one, wins.
+	InitFrom     string  `json:"init_from,omitempty"`
 	MaxIters     int     `json:"max_iters"`
 	BatchSize    int     `json:"batch_size"`                 // rows of the global batch per micro-step
 	GradAccum    int     `json:"grad_accum_steps,omitempty"` // micro-batches per optimizer step (default 1)

@@ -91,6 +91,11 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 		return nil, err
 	}
 	tr.Model = m
+	if path := spec.Train.InitFrom; path != "" {
+		if err := model.LoadWeights(path, m.Params()); err != nil {
+			return nil, fmt.Errorf("train.init_from: %w", err)
+		}
+	}
 	m.Params().BF16 = spec.Train.Precision == jobspec.PrecisionBF16
 	t := spec.Train
 	lo, hi := 0, len(m.Params().Data)
