@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringmaster-ml/ringmaster/internal/freeport"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -32,20 +32,15 @@ type testNode struct {
 	done chan struct{}
 }
 
-// freeAddr picks a free 127.0.0.1 port below the kernel's ephemeral range
-// (32768+), so a node restarted on it does not find it taken by an outgoing
-// connection in the meantime (proccluster.FreeAddr does the same).
+// freeAddr picks a free 127.0.0.1 port below the kernel's ephemeral range,
+// claimed for this process (see internal/freeport).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for try := 0; try < 200; try++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			_ = l.Close()
-			return addr
-		}
+	as, err := freeport.Addrs(1)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return ""
+	return as[0]
 }
 
 func newTestNodes(t testing.TB, n int) []*testNode {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringmaster-ml/ringmaster/internal/freeport"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
@@ -313,22 +313,14 @@ func poll(ctx context.Context, f func() error) error {
 	}
 }
 
-// freePorts asks the kernel for n free TCP ports on 127.0.0.1.
+// freePorts returns n free TCP ports on 127.0.0.1, below the kernel's
+// ephemeral range and claimed for this process (internal/freeport): a worker
+// restarted on its port must not find it taken by an outgoing connection, nor
+// by another cluster on the machine that picked it too.
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("local cluster: free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+	ps, err := freeport.Ports(n)
+	if err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
 	}
-	return ports, nil
+	return ps, nil
 }

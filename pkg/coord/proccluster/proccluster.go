@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/ringmaster-ml/ringmaster/internal/freeport"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 )
 
@@ -78,19 +77,14 @@ func New(bin, dir string, n int, args ...string) (*Cluster, error) {
 }
 
 // FreeAddr returns a free 127.0.0.1 port below the kernel's ephemeral range
-// (32768+ on Linux), so that a node restarted on the same port does not
-// find it taken by some outgoing connection in the meantime.
+// (so a restarted node does not find it taken by an outgoing connection),
+// claimed so that no other process on the machine is handed it too.
 func FreeAddr() (string, error) {
-	for try := 0; try < 200; try++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		_ = l.Close()
-		return addr, nil
+	as, err := freeport.Addrs(1)
+	if err != nil {
+		return "", err
 	}
-	return "", errors.New("no free port in 20000-32000")
+	return as[0], nil
 }
 
 // Peers is the --peers value for the whole group.
