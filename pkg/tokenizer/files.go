@@ -95,24 +95,23 @@ func (t *BPE) orderedMerges() []pair {
 
 // hfFile is the part of tokenizer.json that matters here.
 type hfFile struct {
-	AddedTokens []struct {
-		ID      int32  `json:"id"`
-		Content string `json:"content"`
-	} `json:"added_tokens"`
+	AddedTokens  []addedToken    `json:"added_tokens"`
 	Normalizer   json.RawMessage `json:"normalizer"`
 	PreTokenizer *struct {
-		Type         string `json:"type"`
-		AddPrefix    bool   `json:"add_prefix_space"`
-		UseRegex     *bool  `json:"use_regex"`
-		Pretokenizer []struct {
-			Type string `json:"type"`
-		} `json:"pretokenizers"`
+		Type      string `json:"type"`
+		AddPrefix bool   `json:"add_prefix_space"`
+		UseRegex  *bool  `json:"use_regex"`
 	} `json:"pre_tokenizer"`
 	Model *struct {
 		Type   string            `json:"type"`
 		Vocab  map[string]int32  `json:"vocab"`
 		Merges []json.RawMessage `json:"merges"`
 	} `json:"model"`
+}
+
+type addedToken struct {
+	ID      int32  `json:"id"`
+	Content string `json:"content"`
 }
 
 // ParseHF reads a Hugging Face tokenizer.json with a byte-level BPE model.
@@ -137,65 +136,74 @@ func ParseHF(data []byte) (*BPE, error) {
 	if p := f.PreTokenizer; p == nil || p.Type != "ByteLevel" || p.AddPrefix || (p.UseRegex != nil && !*p.UseRegex) {
 		return nil, fmt.Errorf("tokenizer.json: pre_tokenizer must be ByteLevel with use_regex true and add_prefix_space false (GPT-2's); got %+v", p)
 	}
+	merges := make([][2]string, 0, len(f.Model.Merges))
+	for i, raw := range f.Model.Merges {
+		var two []string
+		if err := json.Unmarshal(raw, &two); err == nil && len(two) == 2 {
+			merges = append(merges, [2]string{two[0], two[1]})
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("tokenizer.json: merge %d is neither \"a b\" nor [\"a\",\"b\"]", i)
+		}
+		l, r, ok := strings.Cut(s, " ")
+		if !ok {
+			return nil, fmt.Errorf("tokenizer.json: merge %d (%q) has no space", i, s)
+		}
+		merges = append(merges, [2]string{l, r})
+	}
+	t, err := fromVocab(f.Model.Vocab, merges, f.AddedTokens)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.json: %w", err)
+	}
+	return t, nil
+}
+
+// fromVocab builds a BPE from GPT-2-spelled tokens, merges in rank order
+// and added tokens (specials; one also in the vocab becomes special there).
+func fromVocab(vocab map[string]int32, mergeNames [][2]string, added []addedToken) (*BPE, error) {
 	size := 0
-	for _, id := range f.Model.Vocab {
+	for _, id := range vocab {
 		size = max(size, int(id)+1)
 	}
 	specials := map[string]int32{}
-	for _, a := range f.AddedTokens {
-		if _, inVocab := f.Model.Vocab[a.Content]; inVocab {
+	for _, a := range added {
+		if _, inVocab := vocab[a.Content]; inVocab {
 			continue // GPT-2's <|endoftext|> is also in the vocab: treat it as special below
 		}
 		specials[a.Content] = a.ID
 		size = max(size, int(a.ID)+1)
 	}
 	tokens := make([][]byte, size)
-	for s, id := range f.Model.Vocab {
+	for s, id := range vocab {
 		if id < 0 {
-			return nil, fmt.Errorf("tokenizer.json: token %q has negative id %d", s, id)
+			return nil, fmt.Errorf("token %q has negative id %d", s, id)
 		}
 		b, ok := unspell(s)
 		if !ok {
-			return nil, fmt.Errorf("tokenizer.json: token %q (id %d) is not spelled in GPT-2's byte runes; not a byte-level BPE", s, id)
+			return nil, fmt.Errorf("token %q (id %d) is not spelled in GPT-2's byte runes; not a byte-level BPE", s, id)
 		}
 		if tokens[id] != nil {
-			return nil, fmt.Errorf("tokenizer.json: id %d is given to two tokens", id)
+			return nil, fmt.Errorf("id %d is given to two tokens", id)
 		}
 		tokens[id] = b
 	}
-	for _, a := range f.AddedTokens { // added tokens in the vocab become specials
-		if id, inVocab := f.Model.Vocab[a.Content]; inVocab {
+	for _, a := range added { // added tokens in the vocab become specials
+		if id, inVocab := vocab[a.Content]; inVocab {
 			tokens[id] = nil
 			specials[a.Content] = id
 		}
 	}
-	merges := make([]pair, 0, len(f.Model.Merges))
-	for i, raw := range f.Model.Merges {
-		var l, r string
-		var two []string
-		if err := json.Unmarshal(raw, &two); err == nil && len(two) == 2 {
-			l, r = two[0], two[1]
-		} else {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return nil, fmt.Errorf("tokenizer.json: merge %d is neither \"a b\" nor [\"a\",\"b\"]", i)
-			}
-			var ok bool
-			if l, r, ok = strings.Cut(s, " "); !ok {
-				return nil, fmt.Errorf("tokenizer.json: merge %d (%q) has no space", i, s)
-			}
-		}
-		p, err := mergePair(f.Model.Vocab, l, r)
+	merges := make([]pair, 0, len(mergeNames))
+	for i, m := range mergeNames {
+		p, err := mergePair(vocab, m[0], m[1])
 		if err != nil {
-			return nil, fmt.Errorf("tokenizer.json: merge %d: %w", i, err)
+			return nil, fmt.Errorf("merge %d: %w", i, err)
 		}
 		merges = append(merges, p)
 	}
-	t, err := newBPE(tokens, merges, specials)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer.json: %w", err)
-	}
-	return t, nil
+	return newBPE(tokens, merges, specials)
 }
 
 func mergePair(vocab map[string]int32, l, r string) (pair, error) {
@@ -223,40 +231,23 @@ func ParseGPT2(vocabJSON, mergesTxt []byte, specials ...string) (*BPE, error) {
 			lines = append(lines, l)
 		}
 	}
-	var f hfFile
-	f.Model = &struct {
-		Type   string            `json:"type"`
-		Vocab  map[string]int32  `json:"vocab"`
-		Merges []json.RawMessage `json:"merges"`
-	}{Type: "BPE", Vocab: vocab}
-	for _, l := range lines {
-		raw, _ := json.Marshal(l)
-		f.Model.Merges = append(f.Model.Merges, raw)
+	merges := make([][2]string, 0, len(lines))
+	for i, l := range lines {
+		a, b, ok := strings.Cut(l, " ")
+		if !ok {
+			return nil, fmt.Errorf("merges.txt: merge %d (%q) has no space", i, l)
+		}
+		merges = append(merges, [2]string{a, b})
 	}
-	yes := true
-	f.PreTokenizer = &struct {
-		Type         string `json:"type"`
-		AddPrefix    bool   `json:"add_prefix_space"`
-		UseRegex     *bool  `json:"use_regex"`
-		Pretokenizer []struct {
-			Type string `json:"type"`
-		} `json:"pretokenizers"`
-	}{Type: "ByteLevel", UseRegex: &yes}
+	var added []addedToken
 	for _, s := range append([]string{"<|endoftext|>"}, specials...) {
 		if id, ok := vocab[s]; ok {
-			f.AddedTokens = append(f.AddedTokens, struct {
-				ID      int32  `json:"id"`
-				Content string `json:"content"`
-			}{id, s})
+			added = append(added, addedToken{ID: id, Content: s})
 		}
 	}
-	b, err := json.Marshal(f)
+	t, err := fromVocab(vocab, merges, added)
 	if err != nil {
-		return nil, err
-	}
-	t, err := ParseHF(b)
-	if err != nil {
-		return nil, fmt.Errorf("vocab.json + merges.txt: %s", strings.TrimPrefix(err.Error(), "tokenizer.json: "))
+		return nil, fmt.Errorf("vocab.json + merges.txt: %w", err)
 	}
 	return t, nil
 }
