@@ -254,6 +254,16 @@ func TestBadTokenFilesAreRefused(t *testing.T) {
 	if _, err := Open(spec); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("odd-sized val.bin: err = %v", err)
 	}
+	os.WriteFile(filepath.Join(dir, MetaFile), []byte(`{"dtype":"int8"}`), 0o644)
+	if _, err := Open(spec); err == nil || !strings.Contains(err.Error(), "dtype") {
+		t.Fatalf("unknown dtype: err = %v", err)
+	}
+	if _, err := Prepare(context.Background(), small, nil, t.TempDir(), PrepareOptions{}); err == nil || !strings.Contains(err.Error(), "no input files") {
+		t.Fatalf("prepare without files: err = %v", err)
+	}
+	if _, err := Prepare(context.Background(), small, []string{filepath.Join(dir, "missing.txt")}, t.TempDir(), PrepareOptions{}); err == nil || !strings.Contains(err.Error(), "missing.txt") {
+		t.Fatalf("prepare of a missing file: err = %v", err)
+	}
 	spec.Model.BlockSize = 1 << 20
 	spec.Data.Path, spec.Data.Tokenizer = prepared2(t), ""
 	if _, err := Open(spec); err == nil || !strings.Contains(err.Error(), "model.block_size") {

@@ -313,6 +313,15 @@ func TestBadFilesAreRefused(t *testing.T) {
 	if _, err := ParseTiktoken([]byte("QQ== 0\nQQ== 1\n"), nil); err == nil || !strings.Contains(err.Error(), "both") {
 		t.Errorf("duplicate tiktoken token: err = %v", err)
 	}
+	vocab, merges := tok.MarshalGPT2()
+	if _, err := ParseGPT2(vocab, append(merges, "nospace\n"...)); err == nil || !strings.Contains(err.Error(), "has no space") {
+		t.Errorf("merges.txt line without a space: err = %v", err)
+	}
+	for in, want := range map[string]string{"QQ==": `want "<base64> <rank>"`, "QQ== x": "rank", "!!! 0": "token"} {
+		if _, err := ParseTiktoken([]byte(in+"\n"), nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("tiktoken %q: err = %v, want it to say %q", in, err, want)
+		}
+	}
 	if _, err := ParseTiktoken([]byte("QQ== 0\n"), nil); err == nil || !strings.Contains(err.Error(), "byte 0x00 has no token") {
 		t.Errorf("tiktoken without every byte: err = %v", err)
 	}
