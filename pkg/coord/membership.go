@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,6 +70,11 @@ func (n *Node) AddMember(ctx context.Context, req *pb.JoinCoordinatorRequest) (u
 		Coordinator: &pb.CoordinatorInfo{Id: req.Id, RaftAddress: req.RaftAddress, GrpcAddress: req.GrpcAddress}}}}); err != nil {
 		return 0, err
 	}
+	if req.Replace && !req.Promote {
+		if err := n.dropStaleVoter(req.Id); err != nil {
+			return 0, err
+		}
+	}
 	var f raft.IndexFuture
 	if req.Promote {
 		f = n.raft.AddVoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddress), 0, 5*time.Second)
@@ -90,6 +96,30 @@ func (n *Node) AddMember(ctx context.Context, req *pb.JoinCoordinatorRequest) (u
 	}
 	n.log.Info("coordinator member added", "id", req.Id, "voter", req.Promote)
 	return n.raft.LastIndex(), nil
+}
+
+// dropStaleVoter removes id from the raft configuration when it is listed
+// there as a voter: the joiner says it lost its state, and a voter that
+// forgot which candidate it voted for in a term could elect a second leader
+// in that term. A non-voter entry is harmless and stays (a retried join).
+func (n *Node) dropStaleVoter(id string) error {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("coord: read configuration: %w", err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) != id || s.Suffrage != raft.Voter {
+			continue
+		}
+		if err := n.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) {
+				return n.notLeader()
+			}
+			return fmt.Errorf("coord: remove %s's stale membership: %w: %v", id, ErrNoQuorum, err)
+		}
+		n.log.Warn("coordinator rejoins without its state: its old voter entry is removed until it catches up", "id", id)
+	}
+	return nil
 }
 
 // RemoveMember removes a coordinator from the group. Leader only.
@@ -136,9 +166,13 @@ func (n *Node) isVoter() bool {
 // catch up, then asks to be promoted to voter. It retries until done or ctx
 // ends.
 func (n *Node) joinLoop(ctx context.Context) {
-	cl := NewClient([]string{n.cfg.Join}, n.cfg.DialOptions...)
+	via := []string{n.cfg.Join}
+	if n.rejoin {
+		via = n.otherPeerAddrs()
+	}
+	cl := NewClient(via, n.cfg.DialOptions...)
 	defer cl.Close()
-	req := &pb.JoinCoordinatorRequest{Id: n.cfg.ID, RaftAddress: n.cfg.RaftAddr, GrpcAddress: n.cfg.GRPCAddr}
+	req := &pb.JoinCoordinatorRequest{Id: n.cfg.ID, RaftAddress: n.cfg.RaftAddr, GrpcAddress: n.cfg.GRPCAddr, Replace: n.rejoin}
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
 		target, err := cl.Join(ctx, req)
@@ -157,8 +191,53 @@ func (n *Node) joinLoop(ctx context.Context) {
 			n.log.Info("joined coordinator group as voter")
 			return
 		}
-		n.log.Warn("join failed; retrying", "via", n.cfg.Join, "err", err)
+		n.log.Warn("join failed; retrying", "via", via, "err", err)
 		waitCtx(ctx, backoff)
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+func (n *Node) otherPeerAddrs() []string {
+	var out []string
+	for _, p := range n.cfg.Peers {
+		if p.ID != n.cfg.ID {
+			out = append(out, p.GRPCAddr)
+		}
+	}
+	return out
+}
+
+// groupRunsWithout reports whether the other --peers already run a group
+// that has had a leader. A node that starts with no raft state while they do
+// has lost its data dir (or was wiped on purpose): it must not bootstrap a
+// log of its own, but rejoin as a new member. Peers that do not answer (they
+// are starting too) or hold only the bootstrap entry mean a new group.
+func (n *Node) groupRunsWithout(ctx context.Context, timeout time.Duration) (evidence string, ok bool) {
+	addrs := n.otherPeerAddrs()
+	cl := NewClient(addrs, n.cfg.DialOptions...)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	found := make(chan string, len(addrs))
+	var wg sync.WaitGroup
+	for _, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := cl.StatusAt(ctx, a)
+			switch {
+			case err != nil:
+			case st.GetLeaderId() != "" && st.GetLeaderId() != n.cfg.ID:
+				found <- fmt.Sprintf("%s reports leader %s", a, st.GetLeaderId())
+			case st.GetLastIndex() > 1: // a leader's first entry follows the bootstrap configuration
+				found <- fmt.Sprintf("%s holds log index %d", a, st.GetLastIndex())
+			}
+		}()
+	}
+	wg.Wait()
+	close(found)
+	for e := range found {
+		return e, true
+	}
+	return "", false
 }

@@ -70,6 +70,10 @@ type Node struct {
 	// entry of earlier terms (a Barrier): until then its FSM may lag the log.
 	readTerm atomic.Uint64
 
+	// rejoin: started with no state while the --peers group runs, so it
+	// joins (Replace) instead of bootstrapping.
+	rejoin bool
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
@@ -155,6 +159,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("coord: start raft: %w", err)
 	}
 	if !existing && len(cfg.Peers) > 0 {
+		if evidence, ok := n.groupRunsWithout(context.Background(), 2*time.Second); ok {
+			n.rejoin = true
+			n.log.Warn("no raft state here but the group already runs: rejoining as a new member instead of bootstrapping",
+				"data_dir", cfg.DataDir, "evidence", evidence)
+		}
+	}
+	if !existing && len(cfg.Peers) > 0 && !n.rejoin {
 		var servers []raft.Server
 		self := false
 		for _, p := range cfg.Peers {
@@ -180,7 +191,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		n.watchLeadership(runCtx, notify)
 	}()
-	if len(cfg.Peers) == 0 && cfg.Join != "" && !n.isVoter() {
+	if (n.rejoin || len(cfg.Peers) == 0 && cfg.Join != "") && !n.isVoter() {
 		// First start, or a restart before the promotion landed.
 		n.wg.Add(1)
 		go func() {

@@ -2732,11 +2732,15 @@ func (x *StatusResponse) GetTerm() uint64 {
 }
 
 type JoinCoordinatorRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	GrpcAddress   string                 `protobuf:"bytes,3,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
-	Promote       bool                   `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"` // the joiner has caught up: make it a voter
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	GrpcAddress string                 `protobuf:"bytes,3,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	Promote     bool                   `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"` // the joiner has caught up: make it a voter
+	// The joiner lost its raft state (an emptied data dir) but may still be a
+	// voter in the group's configuration: remove that voter first, so a node
+	// that forgot its votes never votes again until it has caught up.
+	Replace       bool `protobuf:"varint,5,opt,name=replace,proto3" json:"replace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2795,6 +2799,13 @@ func (x *JoinCoordinatorRequest) GetGrpcAddress() string {
 func (x *JoinCoordinatorRequest) GetPromote() bool {
 	if x != nil {
 		return x.Promote
+	}
+	return false
+}
+
+func (x *JoinCoordinatorRequest) GetReplace() bool {
+	if x != nil {
+		return x.Replace
 	}
 	return false
 }
@@ -3163,12 +3174,13 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\a \x01(\x04R\tlastIndex\x12\x12\n" +
-	"\x04term\x18\b \x01(\x04R\x04term\"\x88\x01\n" +
+	"\x04term\x18\b \x01(\x04R\x04term\"\xa2\x01\n" +
 	"\x16JoinCoordinatorRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
 	"\fgrpc_address\x18\x03 \x01(\tR\vgrpcAddress\x12\x18\n" +
-	"\apromote\x18\x04 \x01(\bR\apromote\"E\n" +
+	"\apromote\x18\x04 \x01(\bR\apromote\x12\x18\n" +
+	"\areplace\x18\x05 \x01(\bR\areplace\"E\n" +
 	"\x17JoinCoordinatorResponse\x12*\n" +
 	"\x11leader_last_index\x18\x01 \x01(\x04R\x0fleaderLastIndex\"*\n" +
 	"\x18RemoveCoordinatorRequest\x12\x0e\n" +

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/coord/proccluster"
+)
+
+// TestWipedNodeRejoinsAsNewMember SIGKILLs the leader of three coordinator
+// processes, deletes its data dir and starts it again with the same --peers
+// (what a restarted pod or compose service does). It must not bootstrap a
+// fresh log (it forgot its votes and could help elect a second leader in a
+// term it voted in): it rejoins as a new member — the leader drops its old
+// voter entry, it catches up as a non-voter, then votes again — and then it
+// carries the quorum for a write when another node is killed.
+func TestWipedNodeRejoinsAsNewMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the coordinator binary")
+	}
+	dir := t.TempDir()
+	bin, err := proccluster.Build(ctxT(t, 2*time.Minute), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := proccluster.New(bin, dir, 3, "--raft-timeout", "300ms", "--log-level", "warn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range c.Nodes {
+				b, _ := os.ReadFile(n.LogPath)
+				t.Logf("%s log:\n%s", n.ID, b)
+			}
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	cl := coord.NewClient(c.Addrs())
+	defer cl.Close()
+	if _, err := cl.SubmitJob(ctxT(t, 20*time.Second), []byte(spec)); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	wiped, err := c.Leader(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(wiped); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(c.Nodes[wiped].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.SubmitJob(ctxT(t, 20*time.Second), []byte(spec)); err != nil {
+		t.Fatalf("write with the leader gone: %v", err)
+	}
+	if err := c.Start(wiped); err != nil {
+		t.Fatal(err)
+	}
+
+	w := c.Nodes[wiped]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		jobs := -1
+		one := coord.NewClient([]string{w.GRPCAddr})
+		if js, err := one.ListJobs(ctxT(t, 2*time.Second)); err == nil {
+			jobs = len(js)
+		}
+		one.Close()
+		voter := false
+		if st, err := cl.Status(ctxT(t, 2*time.Second)); err == nil {
+			for _, m := range st.Members {
+				voter = voter || m.Id == w.ID && m.Suffrage == "voter"
+			}
+		}
+		if jobs == 2 && voter {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wiped node %s: %d jobs (want 2), voter %v", w.ID, jobs, voter)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	if b, _ := os.ReadFile(w.LogPath); !strings.Contains(string(b), "rejoining as a new member instead of bootstrapping") {
+		t.Errorf("%s's log does not say it rejoins instead of bootstrapping", w.ID)
+	}
+	removed := false
+	for i, n := range c.Nodes {
+		if b, _ := os.ReadFile(n.LogPath); i != wiped && strings.Contains(string(b), "its old voter entry is removed") {
+			removed = true
+		}
+	}
+	if !removed {
+		t.Error("no leader removed the wiped node's old voter entry before it rejoined")
+	}
+
+	// The rejoined node is a full voter: with another node killed, the
+	// remaining two (it among them) still commit writes.
+	other := (wiped + 1) % 3
+	if l, err := c.Leader(ctxT(t, 10*time.Second)); err == nil && l != wiped {
+		other = l
+	}
+	if err := c.Kill(other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.SubmitJob(ctxT(t, 20*time.Second), []byte(spec)); err != nil {
+		t.Fatalf("write with %s killed and the rejoined node voting: %v", c.Nodes[other].ID, err)
+	}
+	if n := jobCount(t, w.GRPCAddr); n != 3 {
+		t.Fatalf("rejoined node has %d jobs, want 3", n)
+	}
+}
