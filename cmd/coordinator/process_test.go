@@ -41,19 +41,16 @@ func jobCount(t *testing.T, addr string) int {
 	return len(jobs)
 }
 
-// TestThreeProcesses runs three coordinator processes on 127.0.0.1 and
-// SIGKILLs them: a new leader serves the same state, a killed node rejoins
-// from its data dir, and without a quorum writes fail cleanly.
-func TestThreeProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the coordinator binary")
-	}
-	dir := t.TempDir()
+// startGroup builds the coordinator into dir and starts three processes of
+// it with fast raft timeouts and extra flags; their logs are printed when the
+// test fails, and they are killed when it ends.
+func startGroup(t *testing.T, dir string, args ...string) *proccluster.Cluster {
+	t.Helper()
 	bin, err := proccluster.Build(ctxT(t, 2*time.Minute), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := proccluster.New(bin, dir, 3, "--raft-timeout", "300ms", "--log-level", "warn")
+	c, err := proccluster.New(bin, dir, 3, append([]string{"--raft-timeout", "300ms", "--log-level", "warn"}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +66,18 @@ func TestThreeProcesses(t *testing.T) {
 	if err := c.StartAll(); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestThreeProcesses runs three coordinator processes on 127.0.0.1 and
+// SIGKILLs them: a new leader serves the same state, a killed node rejoins
+// from its data dir, and without a quorum writes fail cleanly.
+func TestThreeProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the coordinator binary")
+	}
+	dir := t.TempDir()
+	c := startGroup(t, dir)
 	cl := coord.NewClient(c.Addrs())
 	defer cl.Close()
 	job, err := cl.SubmitJob(ctxT(t, 20*time.Second), []byte(spec))

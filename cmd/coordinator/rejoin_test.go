@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
-	"github.com/ringmaster-ml/ringmaster/pkg/coord/proccluster"
 )
 
 // TestWipedNodeRejoinsAsNewMember SIGKILLs the leader of three coordinator
@@ -22,26 +21,7 @@ func TestWipedNodeRejoinsAsNewMember(t *testing.T) {
 		t.Skip("builds and runs the coordinator binary")
 	}
 	dir := t.TempDir()
-	bin, err := proccluster.Build(ctxT(t, 2*time.Minute), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := proccluster.New(bin, dir, 3, "--raft-timeout", "300ms", "--log-level", "warn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range c.Nodes {
-				b, _ := os.ReadFile(n.LogPath)
-				t.Logf("%s log:\n%s", n.ID, b)
-			}
-		}
-	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
+	c := startGroup(t, dir)
 	cl := coord.NewClient(c.Addrs())
 	defer cl.Close()
 	if _, err := cl.SubmitJob(ctxT(t, 20*time.Second), []byte(spec)); err != nil {

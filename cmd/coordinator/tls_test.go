@@ -64,27 +64,7 @@ func TestTLSRefusesForgedCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bin, err := proccluster.Build(ctxT(t, 2*time.Minute), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := proccluster.New(bin, dir, 3, "--raft-timeout", "300ms", "--log-level", "warn",
-		"--tls-dir", certs, "--auth-token-file", tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range c.Nodes {
-				b, _ := os.ReadFile(n.LogPath)
-				t.Logf("%s log:\n%s", n.ID, b)
-			}
-		}
-	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
+	c := startGroup(t, dir, "--tls-dir", certs, "--auth-token-file", tokenFile)
 	coordOnly := tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}}
 	clientAs := func(certDir, name string) *coord.Client {
 		src, err := tlsauth.Load(tlsauth.InDir(certDir, name), nil)
