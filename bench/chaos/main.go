@@ -423,7 +423,9 @@ func (ch *chaos) inject(ctx context.Context, kind string, g *pb.Generation) (str
 			what += " and " + member.Name
 		}
 		ch.kill(l)
-		member.Wait()
+		if kind == "worker+leader-kill" {
+			member.Wait()
+		}
 		time.Sleep(restartAfter) // the fault's shape
 		if err := ch.c.Restart(l); err != nil {
 			return "", err
