@@ -230,6 +230,18 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 	if len(ready) > 0 {
 		return errors.Join(errs...)
 	}
+	expired := WaitExpired(st, now)
+	for _, c := range expired {
+		sc := c.GetSetJobState()
+		if err := apply(c); err != nil {
+			errs = append(errs, fmt.Errorf("fail job %s past its wait_timeout: %w", sc.JobId, err))
+			continue
+		}
+		n.log.Warn("job failed: waited past parallel.wait_timeout", "job", sc.JobId, "reason", sc.Reason)
+	}
+	if len(expired) > 0 {
+		return errors.Join(errs...) // re-plan on the new state
+	}
 	for _, c := range Plan(st) {
 		if err := apply(c); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("scheduler: %w", err))...)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
@@ -127,6 +128,34 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 		gc := genCmd(st, j.Id, spec, take, reason)
 		gc.GetCommitGeneration().Generation.Restarts = j.Restarts
 		out = append(out, gc)
+	}
+	return out
+}
+
+// WaitExpired returns the commands that fail each waiting job whose
+// parallel.wait_timeout has run out at now: the leader calls it before Plan
+// on every tick. Plan stays free of clocks; the time the job started waiting
+// is in the replicated state (Job.waiting_since_unix_ms), so a new leader
+// keeps counting from the same instant.
+func WaitExpired(st *pb.ClusterState, now time.Time) []*pb.Command {
+	var out []*pb.Command
+	for _, j := range sortedJobs(st) {
+		if j.State != pb.JobState_JOB_STATE_WAITING || j.WaitingSinceUnixMs == 0 {
+			continue
+		}
+		spec, err := JobSpec(j)
+		if err != nil {
+			continue // Plan fails it
+		}
+		limit := spec.Parallel.WaitTimeoutDuration()
+		waited := now.Sub(time.UnixMilli(j.WaitingSinceUnixMs))
+		if limit <= 0 || waited < limit {
+			continue
+		}
+		out = append(out, &pb.Command{Cmd: &pb.Command_SetJobState{SetJobState: &pb.SetJobStateCmd{
+			JobId: j.Id, State: pb.JobState_JOB_STATE_FAILED, Reason: fmt.Sprintf(
+				"waited %s for workers (parallel.wait_timeout %s): %s; add workers or lower parallel.min_workers, then resubmit",
+				waited.Round(time.Second), spec.Parallel.WaitTimeout, j.Reason)}}})
 	}
 	return out
 }

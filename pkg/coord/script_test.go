@@ -155,6 +155,7 @@ func (e *scriptEnv) exec(line string) string {
 		spec.Parallel.MinWorkers = atoi(m["min"], 0)
 		spec.Parallel.MaxWorkers = atoi(m["max"], 0)
 		spec.Parallel.ScaleUp = m["scale"]
+		spec.Parallel.WaitTimeout = m["wait"]
 		spec.Train.BatchSize = atoi(m["batch"], 8)
 		spec = spec.WithDefaults()
 		if err := spec.Validate(); err != nil {
@@ -185,8 +186,9 @@ func (e *scriptEnv) exec(line string) string {
 			e.det.Heartbeat(e.at(m), id)
 		}
 		return "ok\n"
-	case "tick": // the leader loop at time t: detector, then scheduler
+	case "tick": // the leader loop at time t: detector, wait timeouts, then scheduler
 		now := e.at(m)
+		e.now = max(e.now, now.UnixMilli()) // commands are stamped with the leader's clock
 		for _, w := range SortedWorkers(e.s.State()) {
 			if w.State == pb.WorkerState_WORKER_STATE_ALIVE {
 				e.det.Watch(now, w.Id)
@@ -199,6 +201,13 @@ func (e *scriptEnv) exec(line string) string {
 				WorkerId: id, State: pb.WorkerState_WORKER_STATE_LOST, Reason: "no heartbeat"}}})
 			fmt.Fprintf(&out, "lost %s: %s", id, errOut(err))
 			e.det.Forget(id)
+		}
+		for _, c := range WaitExpired(e.s.State(), now) {
+			sc := c.GetSetJobState()
+			fmt.Fprintf(&out, "fail %s: %s\n", sc.JobId, sc.Reason)
+			if err := e.apply(c); err != nil {
+				fmt.Fprintf(&out, "error: %v\n", err)
+			}
 		}
 		out.WriteString(e.plan())
 		return out.String()

@@ -196,6 +196,11 @@ func (s *Store) setJobStateCmd(c *pb.SetJobStateCmd, now int64) (proto.Message, 
 // setJobState moves j to a state without a generation (waiting or terminal)
 // and frees its workers.
 func (s *Store) setJobState(j *pb.Job, st pb.JobState, reason string, now int64) {
+	if st != pb.JobState_JOB_STATE_WAITING {
+		j.WaitingSinceUnixMs = 0
+	} else if j.State != pb.JobState_JOB_STATE_WAITING {
+		j.WaitingSinceUnixMs = now
+	}
 	j.State, j.Reason, j.UpdatedUnixMs = st, reason, now
 	j.Generation = 0
 	delete(s.st.Generations, j.Id)
@@ -266,6 +271,7 @@ func (s *Store) commitGeneration(g *pb.Generation, now int64) (proto.Message, er
 	}
 	s.st.Generations[j.Id] = ng
 	j.State, j.Reason, j.Generation, j.UpdatedUnixMs = pb.JobState_JOB_STATE_RUNNING, ng.Reason, ng.Number, now
+	j.WaitingSinceUnixMs = 0
 	j.Restarts = ng.Restarts
 	return ng, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -114,6 +115,16 @@ type ParallelSpec struct {
 	MaxWorkers int    `json:"max_workers"`        // 0: as many full TP groups as there are workers
 	ZeRO1      bool   `json:"zero1,omitempty"`    // shard optimizer state across DP ranks
 	ScaleUp    string `json:"scale_up,omitempty"` // "checkpoint" (default) or "immediate": when joiners are taken in
+	// WaitTimeout ("30m", a Go duration) fails the job once it has waited
+	// this long in a row for min_workers; "" or "0" waits forever.
+	WaitTimeout string `json:"wait_timeout,omitempty"`
+}
+
+// WaitTimeoutDuration is parallel.wait_timeout parsed (0: wait forever).
+// A validated spec always parses.
+func (p ParallelSpec) WaitTimeoutDuration() time.Duration {
+	d, _ := time.ParseDuration(p.WaitTimeout)
+	return d
 }
 
 // CheckpointSpec says how often to checkpoint and how many to keep.

@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"strings"
+	"time"
 	"testing"
 )
 
@@ -72,6 +73,12 @@ func TestParseRejectsBadInput(t *testing.T) {
 		{"bad sha", strings.Replace(base(""), `"task": "sort"`, `"task": "text", "path": "x.txt", "sha256": "abc"`, 1), []string{"data.sha256"}},
 		{"reverse needs encdec", strings.Replace(base(""), `"sort"`, `"reverse"`, 1), []string{"data.task", "encdec"}},
 		{"tp does not divide heads", strings.Replace(base(""), `"train"`, `"parallel": {"tp": 4}, "train"`, 1), []string{"parallel.tp", "n_head 2"}},
+		{"min_workers beyond the batch", strings.Replace(base(""), `"train"`, `"parallel": {"tp": 2, "min_workers": 100}, "train"`, 1),
+			[]string{"parallel.min_workers", "can never run", "train.batch_size 4", "8 workers"}},
+		{"bad wait_timeout", strings.Replace(base(""), `"train"`, `"parallel": {"wait_timeout": "ten minutes"}, "train"`, 1),
+			[]string{"parallel.wait_timeout", "30m", `"ten minutes"`}},
+		{"negative wait_timeout", strings.Replace(base(""), `"train"`, `"parallel": {"wait_timeout": "-1m"}, "train"`, 1),
+			[]string{"parallel.wait_timeout"}},
 		{"negative lr", strings.Replace(base(""), `0.001`, `-1`, 1), []string{"train.learning_rate"}},
 		{"mask_prob on gpt", strings.Replace(base(""), `"task": "sort"`, `"task": "sort", "mask_prob": 0.2`, 1), []string{"data.mask_prob", "bert"}},
 	}
@@ -244,5 +251,18 @@ func TestUnknownFieldNamedWithPathAndSuggestion(t *testing.T) {
 	}
 	if _, err := Override(s, []string{"model.n_embdd=64"}); err == nil || !strings.Contains(err.Error(), "model.n_embdd: unknown field, did you mean model.n_embd?") {
 		t.Errorf("override: %v", err)
+	}
+}
+
+func TestWaitTimeout(t *testing.T) {
+	s, err := Override(Default(), []string{"parallel.wait_timeout=90m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Parallel.WaitTimeoutDuration(); got != 90*time.Minute {
+		t.Errorf("wait_timeout 90m parsed as %v", got)
+	}
+	if got := Default().Parallel.WaitTimeoutDuration(); got != 0 {
+		t.Errorf("default wait_timeout %v, want 0 (wait forever)", got)
 	}
 }

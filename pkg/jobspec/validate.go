@@ -3,6 +3,7 @@ package jobspec
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	model "github.com/ringmaster-ml/ringmaster/pkg/model/config"
 )
@@ -163,10 +164,19 @@ func (s Spec) validateParallel(pr *problems) {
 			pr.bad("parallel.max_workers", "must be 0 or a multiple of tp (%d) ≥ min_workers (%d), got %d", p.TP, p.MinWorkers, p.MaxWorkers)
 		}
 	}
+	if p.TP >= 1 && s.Train.BatchSize >= 1 && p.MinWorkers > s.Train.BatchSize*p.TP {
+		pr.bad("parallel.min_workers", "%d workers can never run: train.batch_size %d gives at most %d data-parallel ranks × tp %d = %d workers; lower min_workers or raise train.batch_size",
+			p.MinWorkers, s.Train.BatchSize, s.Train.BatchSize, p.TP, s.Train.BatchSize*p.TP)
+	}
 	switch p.ScaleUp {
 	case "checkpoint", "immediate":
 	default:
 		pr.bad("parallel.scale_up", "want checkpoint or immediate, got %q", p.ScaleUp)
+	}
+	if p.WaitTimeout != "" {
+		if d, err := time.ParseDuration(p.WaitTimeout); err != nil || d < 0 {
+			pr.bad("parallel.wait_timeout", "want a duration such as 30m or 2h (0 or empty: wait forever), got %q", p.WaitTimeout)
+		}
 	}
 }
 

@@ -150,9 +150,12 @@ type Job struct {
 	// Generations in a row that ended by losing workers before the job
 	// committed a checkpoint past their resume step; past train.max_restarts
 	// the job fails (its workers may be crashing on it).
-	Restarts      uint32 `protobuf:"varint,11,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Restarts uint32 `protobuf:"varint,11,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// When the job last entered the waiting state (0 when it is not
+	// waiting): parallel.wait_timeout counts from here.
+	WaitingSinceUnixMs int64 `protobuf:"varint,12,opt,name=waiting_since_unix_ms,json=waitingSinceUnixMs,proto3" json:"waiting_since_unix_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -258,6 +261,13 @@ func (x *Job) GetModelConfigHash() string {
 func (x *Job) GetRestarts() uint32 {
 	if x != nil {
 		return x.Restarts
+	}
+	return 0
+}
+
+func (x *Job) GetWaitingSinceUnixMs() int64 {
+	if x != nil {
+		return x.WaitingSinceUnixMs
 	}
 	return 0
 }
@@ -2938,7 +2948,7 @@ var File_ringmaster_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1fringmaster/v1/coordinator.proto\x12\rringmaster.v1\"\xee\x02\n" +
+	"\x1fringmaster/v1/coordinator.proto\x12\rringmaster.v1\"\xa1\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tspec_json\x18\x02 \x01(\fR\bspecJson\x12-\n" +
@@ -2953,7 +2963,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x0fupdated_unix_ms\x18\t \x01(\x03R\rupdatedUnixMs\x12*\n" +
 	"\x11model_config_hash\x18\n" +
 	" \x01(\tR\x0fmodelConfigHash\x12\x1a\n" +
-	"\brestarts\x18\v \x01(\rR\brestarts\"\xf8\x02\n" +
+	"\brestarts\x18\v \x01(\rR\brestarts\x121\n" +
+	"\x15waiting_since_unix_ms\x18\f \x01(\x03R\x12waitingSinceUnixMs\"\xf8\x02\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
