@@ -2,8 +2,8 @@ package jobspec
 
 import (
 	"strings"
-	"time"
 	"testing"
+	"time"
 )
 
 func TestPresetsAreValid(t *testing.T) {
