@@ -100,6 +100,14 @@ func (s *Service) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if err := s.n.CatchUp(ctx); err != nil { // admit against the workers the leader knows
+		return nil, fail(ctx, err)
+	}
+	var admitErr error
+	s.n.fsm.Read(func(st *pb.ClusterState) { admitErr = Admit(st, spec) })
+	if admitErr != nil {
+		return nil, status.Error(codes.InvalidArgument, admitErr.Error())
+	}
 	msg, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{
 		SpecJson: spec.Marshal(), ModelConfigHash: spec.ModelHash()}}})
 	if err != nil {
@@ -184,6 +192,8 @@ func (s *Service) RegisterWorker(ctx context.Context, req *pb.RegisterWorkerRequ
 		return nil, status.Error(codes.InvalidArgument, "worker_id and address are required")
 	case req.GetCores() < 0:
 		return nil, status.Errorf(codes.InvalidArgument, "cores must be ≥ 0, got %d", req.GetCores())
+	case req.GetMemoryBytes() < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "memory_bytes must be ≥ 0, got %d", req.GetMemoryBytes())
 	case req.GetProtocolVersion() != ProtocolVersion:
 		return nil, fail(ctx, fmt.Errorf("%w: worker speaks %d, coordinator %d", ErrProtocolVersion, req.GetProtocolVersion(), ProtocolVersion))
 	}
@@ -203,7 +213,8 @@ func (s *Service) RegisterWorker(ctx context.Context, req *pb.RegisterWorkerRequ
 		}
 	}
 	msg, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorkerCmd{Worker: &pb.Worker{
-		Id: req.WorkerId, Address: req.Address, Cores: req.Cores, Labels: req.Labels, ProtocolVersion: req.ProtocolVersion}}}})
+		Id: req.WorkerId, Address: req.Address, Cores: req.Cores, Labels: req.Labels, ProtocolVersion: req.ProtocolVersion,
+		MemoryBytes: req.MemoryBytes}}}})
 	if err != nil {
 		return nil, fail(ctx, err)
 	}

@@ -168,7 +168,8 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.RegisterWorker(ctxT(t, 5*time.Second), &pb.RegisterWorkerRequest{WorkerId: "w1", Address: "a:1", ProtocolVersion: ProtocolVersion}); err != nil {
+	if _, err := cl.RegisterWorker(ctxT(t, 5*time.Second), &pb.RegisterWorkerRequest{WorkerId: "w1", Address: "a:1", ProtocolVersion: ProtocolVersion,
+		MemoryBytes: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
 	var otherSpec = jobspec.Default()
@@ -202,6 +203,15 @@ func TestBadInput(t *testing.T) {
 			_, err := cl.SubmitJob(ctxT(t, 5*time.Second), []byte(strings.Replace(specYAML, "tp: 1", "tp: 3", 1)))
 			return err
 		}, codes.InvalidArgument, "parallel.tp"},
+		{"fits no registered worker", func() error {
+			// About 1.6 B parameters: far beyond the 1 GiB w1 registered.
+			_, err := cl.SubmitJob(ctxT(t, 5*time.Second), []byte(strings.Replace(specYAML, "n_layer: 1, n_head: 2, n_embd: 16", "n_layer: 8, n_head: 2, n_embd: 4096", 1)))
+			return err
+		}, codes.InvalidArgument, "largest of 1 registered worker(s) (w1): memory: this job needs about"},
+		{"negative memory", func() error {
+			_, err := cl.RegisterWorker(ctxT(t, 5*time.Second), &pb.RegisterWorkerRequest{WorkerId: "w9", Address: "b:9", ProtocolVersion: ProtocolVersion, MemoryBytes: -1})
+			return err
+		}, codes.InvalidArgument, "memory_bytes"},
 		{"empty spec", func() error { _, err := cl.SubmitJob(ctxT(t, 5*time.Second), nil); return err },
 			codes.InvalidArgument, "empty"},
 		{"duplicate worker id", func() error {

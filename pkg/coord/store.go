@@ -226,7 +226,7 @@ func (s *Store) registerWorker(w *pb.Worker, now int64) (proto.Message, error) {
 		// A re-registration is a restart: the worker lost its training
 		// state, so it leaves its job and the scheduler makes a new
 		// generation (with it again, as a joiner).
-		old.Address, old.Cores, old.Labels, old.ProtocolVersion = w.Address, w.Cores, w.Labels, w.ProtocolVersion
+		old.Address, old.Cores, old.Labels, old.ProtocolVersion, old.MemoryBytes = w.Address, w.Cores, w.Labels, w.ProtocolVersion, w.MemoryBytes
 		old.State, old.Reason, old.JobId = pb.WorkerState_WORKER_STATE_ALIVE, "", ""
 		return old, nil
 	}

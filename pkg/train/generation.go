@@ -175,14 +175,23 @@ func (w *Worker) checkMemory(spec jobspec.Spec, mesh parallel.Mesh) error {
 	if err != nil {
 		return err
 	}
-	avail, ok := w.cfg.Memory, w.cfg.Memory > 0
-	if !ok {
-		avail, ok = sysmem.Available()
-	}
-	if !ok {
+	avail := w.memoryBytes()
+	if avail == 0 {
 		return nil
 	}
 	return est.Fits(avail)
+}
+
+// memoryBytes is what a job's replica may use here: --memory, else what the
+// machine has available now, else 0 (unknown).
+func (w *Worker) memoryBytes() int64 {
+	if w.cfg.Memory > 0 {
+		return w.cfg.Memory
+	}
+	if avail, ok := sysmem.Available(); ok {
+		return avail
+	}
+	return 0
 }
 
 // rankAddresses checks a generation's rank table against the mesh the

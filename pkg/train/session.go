@@ -11,7 +11,7 @@ import (
 func (w *Worker) register(ctx context.Context) error {
 	req := &pb.RegisterWorkerRequest{
 		WorkerId: w.cfg.ID, Address: w.cfg.PeerAddr, Cores: int32(w.cfg.Cores),
-		Labels: w.cfg.Labels, ProtocolVersion: ProtocolVersion,
+		Labels: w.cfg.Labels, ProtocolVersion: ProtocolVersion, MemoryBytes: w.memoryBytes(),
 	}
 	return retry(ctx, w.log, "register", func() error {
 		_, err := w.cfg.Coord.RegisterWorker(ctx, req)

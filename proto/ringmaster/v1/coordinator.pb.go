@@ -283,8 +283,12 @@ type Worker struct {
 	Reason           string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`            // why it was marked lost
 	JobId            string                 `protobuf:"bytes,8,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"` // job it belongs to, "" when free
 	RegisteredUnixMs int64                  `protobuf:"varint,9,opt,name=registered_unix_ms,json=registeredUnixMs,proto3" json:"registered_unix_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Bytes a job's replica may use on the worker (its --memory, else what
+	// the machine had available at registration); 0: not reported. Submit
+	// refuses a job that fits on no registered worker.
+	MemoryBytes   int64 `protobuf:"varint,10,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Worker) Reset() {
@@ -376,6 +380,13 @@ func (x *Worker) GetJobId() string {
 func (x *Worker) GetRegisteredUnixMs() int64 {
 	if x != nil {
 		return x.RegisteredUnixMs
+	}
+	return 0
+}
+
+func (x *Worker) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
 	}
 	return 0
 }
@@ -2070,6 +2081,7 @@ type RegisterWorkerRequest struct {
 	// must match the job's.
 	JobId           string `protobuf:"bytes,6,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	ModelConfigHash string `protobuf:"bytes,7,opt,name=model_config_hash,json=modelConfigHash,proto3" json:"model_config_hash,omitempty"`
+	MemoryBytes     int64  `protobuf:"varint,8,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"` // see Worker.memory_bytes
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -2151,6 +2163,13 @@ func (x *RegisterWorkerRequest) GetModelConfigHash() string {
 		return x.ModelConfigHash
 	}
 	return ""
+}
+
+func (x *RegisterWorkerRequest) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
 }
 
 type RegisterWorkerResponse struct {
@@ -2964,7 +2983,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11model_config_hash\x18\n" +
 	" \x01(\tR\x0fmodelConfigHash\x12\x1a\n" +
 	"\brestarts\x18\v \x01(\rR\brestarts\x121\n" +
-	"\x15waiting_since_unix_ms\x18\f \x01(\x03R\x12waitingSinceUnixMs\"\xf8\x02\n" +
+	"\x15waiting_since_unix_ms\x18\f \x01(\x03R\x12waitingSinceUnixMs\"\x9b\x03\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -2974,7 +2993,9 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x05state\x18\x06 \x01(\x0e2\x1a.ringmaster.v1.WorkerStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12\x15\n" +
 	"\x06job_id\x18\b \x01(\tR\x05jobId\x12,\n" +
-	"\x12registered_unix_ms\x18\t \x01(\x03R\x10registeredUnixMs\x1a9\n" +
+	"\x12registered_unix_ms\x18\t \x01(\x03R\x10registeredUnixMs\x12!\n" +
+	"\fmemory_bytes\x18\n" +
+	" \x01(\x03R\vmemoryBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x01\n" +
@@ -3117,7 +3138,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x03job\x18\x01 \x01(\v2\x12.ringmaster.v1.JobR\x03job\"\x14\n" +
 	"\x12ListWorkersRequest\"F\n" +
 	"\x13ListWorkersResponse\x12/\n" +
-	"\aworkers\x18\x01 \x03(\v2\x15.ringmaster.v1.WorkerR\aworkers\"\xd7\x02\n" +
+	"\aworkers\x18\x01 \x03(\v2\x15.ringmaster.v1.WorkerR\aworkers\"\xfa\x02\n" +
 	"\x15RegisterWorkerRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -3125,7 +3146,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x06labels\x18\x04 \x03(\v20.ringmaster.v1.RegisterWorkerRequest.LabelsEntryR\x06labels\x12)\n" +
 	"\x10protocol_version\x18\x05 \x01(\rR\x0fprotocolVersion\x12\x15\n" +
 	"\x06job_id\x18\x06 \x01(\tR\x05jobId\x12*\n" +
-	"\x11model_config_hash\x18\a \x01(\tR\x0fmodelConfigHash\x1a9\n" +
+	"\x11model_config_hash\x18\a \x01(\tR\x0fmodelConfigHash\x12!\n" +
+	"\fmemory_bytes\x18\b \x01(\x03R\vmemoryBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
