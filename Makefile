@@ -36,7 +36,8 @@ test-openblas:
 # `make test`). A finding is written under the package's testdata/fuzz.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := FuzzParse:./pkg/jobspec FuzzParseHeader:./pkg/allreduce FuzzFSMApply:./pkg/coord \
-	FuzzDecodeHeader:./pkg/ckpt FuzzDecode:./pkg/model/safetensors FuzzParseVocab:./pkg/data FuzzRoundTrip:./pkg/tokenizer FuzzParseFiles:./pkg/tokenizer
+	FuzzDecodeHeader:./pkg/ckpt FuzzDecode:./pkg/model/safetensors FuzzParseVocab:./pkg/data FuzzRoundTrip:./pkg/tokenizer FuzzParseFiles:./pkg/tokenizer \
+	FuzzBulkHandshake:./pkg/allreduce FuzzCheckManifest:./pkg/ckpt
 # The chaos run (bench/chaos): a job on 3 coordinators + 4 workers under
 # FAULTS seeded random faults; fails on any violation. CI runs a few.
 FAULTS ?= 100

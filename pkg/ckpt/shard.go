@@ -3,6 +3,7 @@ package ckpt
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -168,9 +169,13 @@ func checkManifest(m []Tensor, n int) error {
 			return fmt.Errorf("manifest: duplicate tensor %q", t.Name)
 		case slices.ContainsFunc(t.Shape, func(d int) bool { return d < 0 }):
 			return fmt.Errorf("manifest: tensor %q has negative shape %v", t.Name, t.Shape)
+		case !fitsInt(t.Shape):
+			return fmt.Errorf("manifest: tensor %q: shape %v has more elements than an int holds", t.Name, t.Shape)
+		case t.Split != nil && (slices.ContainsFunc(t.Split.Full, func(d int) bool { return d < 0 }) || !fitsInt(t.Split.Full)):
+			return fmt.Errorf("manifest: tensor %q: whole shape %v is negative or has more elements than an int holds", t.Name, t.Split.Full)
 		case t.Offset < end:
 			return fmt.Errorf("manifest: tensor %q at offset %d overlaps the previous tensor (ends at %d)", t.Name, t.Offset, end)
-		case t.Offset+t.Size() > n:
+		case t.Offset > n || t.Size() > n-t.Offset: // not Offset+Size > n: that can wrap
 			return fmt.Errorf("manifest: tensor %q [%d,%d) lies outside the %d-value buffer", t.Name, t.Offset, t.Offset+t.Size(), n)
 		}
 		names[t.Name] = true
@@ -200,6 +205,19 @@ func (t Tensor) checkSplit() error {
 		return fmt.Errorf("manifest: tensor %q: shape %v is not a 1/%d piece of %v along dim %d", t.Name, t.Shape, s.Size, s.Full, s.Dim)
 	}
 	return nil
+}
+
+// fitsInt reports whether the product of shape's (non-negative) dimensions
+// fits in an int, so that prod does not wrap around.
+func fitsInt(shape []int) bool {
+	n := 1
+	for _, d := range shape {
+		if d != 0 && n > math.MaxInt/d {
+			return false
+		}
+		n *= d
+	}
+	return true
 }
 
 func prod(shape []int) int {
