@@ -162,6 +162,7 @@ func run(args []string) error {
 	g.Go(func() error {
 		<-ctx.Done()
 		log.Info("shutting down")
+		node.QuietRaft()
 		stopped := make(chan struct{})
 		go func() { // owned here: GracefulStop returns once streams end or Stop cuts them
 			gs.GracefulStop()

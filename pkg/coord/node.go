@@ -269,6 +269,11 @@ func (n *Node) leaderCatchUp(ctx context.Context) error {
 	return nil
 }
 
+// QuietRaft turns raft's own log off. A coordinator calls it as soon as it
+// is told to stop: when a whole group stops at once, every node's raft sees
+// its peers' connections drop and would log those as errors.
+func (n *Node) QuietRaft() { n.raftLog.SetLevel(hclog.Off) }
+
 // Close stops the node: the leader loop, the join loop, raft, then storage.
 func (n *Node) Close() error {
 	var err error
