@@ -51,6 +51,9 @@ type Cluster struct {
 	Bin   string
 	Args  []string // extra flags for every node
 	Nodes []*Node
+	// Command builds node i's process (nil: exec.Command), e.g. to run it
+	// in its own network namespace with "ip netns exec".
+	Command func(i int, name string, args ...string) *exec.Cmd
 }
 
 // New lays out n nodes under dir with free loopback ports; nothing starts yet.
@@ -117,7 +120,12 @@ func (c *Cluster) Start(i int) error {
 	}
 	args := append([]string{"--id", n.ID, "--raft-addr", n.RaftAddr, "--grpc-addr", n.GRPCAddr,
 		"--http-addr", n.HTTPAddr, "--data-dir", n.DataDir, "--peers", c.Peers()}, c.Args...)
-	cmd := exec.Command(c.Bin, args...)
+	var cmd *exec.Cmd
+	if c.Command != nil {
+		cmd = c.Command(i, c.Bin, args...)
+	} else {
+		cmd = exec.Command(c.Bin, args...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
