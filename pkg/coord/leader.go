@@ -1,12 +1,17 @@
 package coord
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"google.golang.org/protobuf/proto"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
@@ -18,9 +23,10 @@ type leaderState struct {
 	mu          sync.Mutex
 	det         *Detector
 	ckpt        *CheckpointTracker
-	unreachable map[string]string // worker → who reported it
-	sessions    map[string]int    // open session streams per worker
-	suspects    map[string]bool   // workers whose last session broke
+	unreachable peerReports     // who could not reach whom, since the last step
+	leaving     map[string]bool // workers that said goodbye
+	sessions    map[string]int  // open session streams per worker
+	suspects    map[string]bool // workers whose last session broke
 	progress    map[string]*pb.WorkerMessage
 	heard       map[string]time.Time // last heartbeat of each worker (heartbeat age metrics)
 	kick        chan struct{}
@@ -69,7 +75,8 @@ func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 			l := &leaderState{
 				det:         NewDetector(n.cfg.WorkerTimeout, n.cfg.WorkerGrace),
 				ckpt:        NewCheckpointTracker(),
-				unreachable: map[string]string{},
+				unreachable: peerReports{},
+				leaving:     map[string]bool{},
 				sessions:    map[string]int{},
 				suspects:    map[string]bool{},
 				progress:    map[string]*pb.WorkerMessage{},
@@ -172,7 +179,6 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 			delete(l.heard, id)
 		}
 	}
-	type loss struct{ id, reason string }
 	var lost []loss
 	for _, id := range l.det.Expired(now) {
 		reason := fmt.Sprintf("no heartbeat for %s", n.cfg.WorkerTimeout)
@@ -181,16 +187,18 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 		}
 		lost = append(lost, loss{id, reason})
 	}
-	for id, by := range l.unreachable {
+	for id := range l.leaving {
 		if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
-			reason := "reported unreachable by " + by
-			if by == id {
-				reason = "left: shutting down"
-			}
-			lost = append(lost, loss{id, reason})
+			lost = append(lost, loss{id, "left: shutting down"})
 		}
-		delete(l.unreachable, id)
 	}
+	clear(l.leaving)
+	for _, x := range l.unreachable.exclude(st) {
+		if !slices.ContainsFunc(lost, func(y loss) bool { return y.id == x.id }) {
+			lost = append(lost, loss{x.id, x.reason})
+		}
+	}
+	clear(l.unreachable)
 	ready := l.ckpt.Ready(st)
 	l.mu.Unlock()
 
@@ -277,10 +285,10 @@ func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
 	l.progress[m.WorkerId] = m
 	l.heard[m.WorkerId] = now
 	for _, p := range m.UnreachablePeers {
-		l.unreachable[p] = m.WorkerId
+		l.unreachable.add(m.WorkerId, p, m.Generation)
 	}
 	if m.Leaving {
-		l.unreachable[m.WorkerId] = m.WorkerId
+		l.leaving[m.WorkerId] = true
 	}
 	l.mu.Unlock()
 	if len(m.UnreachablePeers) > 0 || m.Leaving {
@@ -386,4 +394,75 @@ func (n *Node) ReportCheckpoint(ctx context.Context, r *pb.ReportCheckpointReque
 	l.mu.Unlock()
 	l.poke()
 	return false, nil
+}
+
+type loss struct{ id, reason string }
+
+// peerReports holds, for each worker a peer could not reach, who reported
+// it and in which generation: target → reporter → generation.
+type peerReports map[string]map[string]uint64
+
+func (r peerReports) add(reporter, target string, generation uint64) {
+	if r[target] == nil {
+		r[target] = map[string]uint64{}
+	}
+	r[target][reporter] = generation
+}
+
+// exclude decides which workers to take out of their jobs for the reports.
+// A report is evidence about a link, not a verdict on its target: when a
+// worker is cut off from its peers but not from the coordinators, both ends
+// of every cut link report the other, and taking out every reported worker
+// would empty the job. So only reports from an alive worker about the
+// generation its job runs now count (a report from an earlier generation,
+// or from a worker already taken out, says nothing about this one), and
+// workers are taken out most-reported first (ties by id) until every
+// counted report came from a worker already taken out. A crashed peer is
+// reported by its neighbours alone and goes at once, as before; one worker
+// cut off from the rest goes, and the rest keep training.
+func (r peerReports) exclude(st *pb.ClusterState) []loss {
+	alive := func(id string) bool {
+		w := st.Workers[id]
+		return w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE
+	}
+	counted := map[string][]string{} // target → reporters that count
+	for target, by := range r {
+		if !alive(target) {
+			continue
+		}
+		for reporter, gen := range by {
+			w := st.Workers[reporter]
+			if !alive(reporter) || w.JobId == "" {
+				continue
+			}
+			if j := st.Jobs[w.JobId]; j == nil || (gen != 0 && j.Generation != gen) {
+				continue
+			}
+			counted[target] = append(counted[target], reporter)
+		}
+	}
+	targets := slices.Collect(maps.Keys(counted))
+	slices.SortFunc(targets, func(a, b string) int {
+		if c := cmp.Compare(len(counted[b]), len(counted[a])); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	out := []loss{}
+	taken := map[string]bool{}
+	for _, target := range targets {
+		var by []string
+		for _, reporter := range counted[target] {
+			if !taken[reporter] {
+				by = append(by, reporter)
+			}
+		}
+		if len(by) == 0 {
+			continue
+		}
+		slices.Sort(by)
+		taken[target] = true
+		out = append(out, loss{target, "reported unreachable by " + strings.Join(by, ", ")})
+	}
+	return out
 }
