@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,13 +142,45 @@ func (c *Cluster) Start(i int) error {
 }
 
 // StartAll starts every node.
+// It returns once every node serves HTTP (/healthz), which comes after it
+// has opened its raft state and decided whether to bootstrap or rejoin.
 func (c *Cluster) StartAll() error {
 	for i := range c.Nodes {
 		if err := c.Start(i); err != nil {
 			return err
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range c.Nodes {
+		if err := n.waitServing(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// waitServing polls the node's /healthz until it answers.
+func (n *Node) waitServing(ctx context.Context) error {
+	cl := &http.Client{Timeout: time.Second}
+	for {
+		if !n.Running() {
+			return fmt.Errorf("%s exited before serving; see %s", n.ID, n.LogPath)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTPAddr+"/healthz", nil)
+		resp, err := cl.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s does not serve http://%s/healthz: %v", n.ID, n.HTTPAddr, err)
+		case <-time.After(20 * time.Millisecond): // polling interval
+		}
+	}
 }
 
 // Kill SIGKILLs node i and waits for it to be gone.
