@@ -1,113 +1,41 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/ringmaster-ml/ringmaster/internal/netlab"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord/proccluster"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
-// netLab is a private network of namespaces: a hub namespace holding a
-// bridge, one namespace per node (10.77.0.i on its eth0) and a veth from
-// the test's own namespace (10.77.0.254), so the test reaches every node
-// while a partition cuts nodes off from each other. The bridge sits in its
-// own namespace so the host's firewall (Docker's FORWARD DROP) never sees
-// the bridged frames.
-type netLab struct {
-	t      *testing.T
-	prefix string
-	nodes  []string // namespace per node
-}
-
-func (l *netLab) ip(args ...string) error {
-	out, err := exec.Command("ip", args...).CombinedOutput()
+// newLab builds a network-namespace lab or skips the test where it cannot.
+func newLab(t *testing.T, prefix string, subnet, n int) *netlab.Lab {
+	lab, err := netlab.New(fmt.Sprintf("%s%d", prefix, os.Getpid()%10000), subnet, n)
+	if errors.Is(err, netlab.ErrUnsupported) {
+		t.Skipf("network partitions: %v", err)
+	}
 	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	return nil
+	t.Cleanup(lab.Close)
+	return lab
 }
 
-func (l *netLab) must(args ...string) {
-	l.t.Helper()
-	if err := l.ip(args...); err != nil {
-		l.t.Fatal(err)
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// newNetLab builds the lab for n nodes or skips the test where network
-// namespaces cannot be made (not root, no ip(8)).
-func newNetLab(t *testing.T, n int) *netLab {
-	if os.Geteuid() != 0 {
-		t.Skip("network partitions need root (network namespaces)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("network partitions need ip(8) (iproute2)")
-	}
-	l := &netLab{t: t, prefix: fmt.Sprintf("rmp%d", os.Getpid()%100000)}
-	hub := l.prefix + "h"
-	if err := l.ip("netns", "add", hub); err != nil {
-		t.Skipf("cannot create a network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		// our end goes first and synchronously: a namespace's devices are
-		// freed lazily, and a next lab in this process reuses the name.
-		_ = l.ip("link", "del", l.prefix+"r1")
-		for _, ns := range l.nodes {
-			_ = l.ip("netns", "del", ns)
-		}
-		_ = l.ip("netns", "del", hub) // removes the bridge and every veth end in it
-	})
-	l.must("-n", hub, "link", "add", "br0", "type", "bridge")
-	l.must("-n", hub, "link", "set", "br0", "up")
-	attach := func(outer, outerNS, inner, innerNS, addr string) {
-		// outer end in the hub on the bridge, inner end in innerNS ("" = ours).
-		l.must("link", "add", outer, "type", "veth", "peer", "name", inner)
-		l.must("link", "set", outer, "netns", outerNS)
-		l.must("-n", outerNS, "link", "set", outer, "master", "br0", "up")
-		if innerNS != "" {
-			// made under a unique name (ours may have an eth0), renamed inside.
-			l.must("link", "set", inner, "netns", innerNS)
-			l.must("-n", innerNS, "link", "set", inner, "name", "eth0")
-			l.must("-n", innerNS, "addr", "add", addr+"/24", "dev", "eth0")
-			l.must("-n", innerNS, "link", "set", "eth0", "up")
-			l.must("-n", innerNS, "link", "set", "lo", "up")
-		} else {
-			l.must("addr", "add", addr+"/24", "dev", inner)
-			l.must("link", "set", inner, "up")
-		}
-	}
-	attach(l.prefix+"r0", hub, l.prefix+"r1", "", "10.77.0.254")
-	for i := 0; i < n; i++ {
-		ns := fmt.Sprintf("%sn%d", l.prefix, i)
-		l.must("netns", "add", ns)
-		l.nodes = append(l.nodes, ns)
-		attach(fmt.Sprintf("%sv%d", l.prefix, i), hub, fmt.Sprintf("%se%d", l.prefix, i), ns, l.addr(i))
-	}
-	return l
-}
-
-func (l *netLab) addr(i int) string { return fmt.Sprintf("10.77.0.%d", i+1) }
-
-// cut makes nodes i and j unreachable from each other (blackhole routes in
-// both namespaces); heal undoes it.
-func (l *netLab) cut(i, j int) {
-	l.must("-n", l.nodes[i], "route", "add", "blackhole", l.addr(j)+"/32")
-	l.must("-n", l.nodes[j], "route", "add", "blackhole", l.addr(i)+"/32")
-}
-
-func (l *netLab) heal(i, j int) {
-	l.must("-n", l.nodes[i], "route", "del", "blackhole", l.addr(j)+"/32")
-	l.must("-n", l.nodes[j], "route", "del", "blackhole", l.addr(i)+"/32")
 }
 
 // TestLeaderPartition: three coordinators, each in its own network
@@ -120,7 +48,7 @@ func TestLeaderPartition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the coordinator and runs it in network namespaces")
 	}
-	lab := newNetLab(t, 3)
+	lab := newLab(t, "rmc", 0, 3)
 	dir := t.TempDir()
 	bin, err := proccluster.Build(ctxT(t, 2*time.Minute), dir)
 	if err != nil {
@@ -131,10 +59,11 @@ func TestLeaderPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, n := range c.Nodes {
-		n.RaftAddr, n.GRPCAddr, n.HTTPAddr = lab.addr(i)+":7000", lab.addr(i)+":7001", lab.addr(i)+":7002"
+		n.RaftAddr, n.GRPCAddr, n.HTTPAddr = lab.Addr(i)+":7000", lab.Addr(i)+":7001", lab.Addr(i)+":7002"
 	}
 	c.Command = func(i int, name string, args ...string) *exec.Cmd {
-		return exec.Command("ip", append([]string{"netns", "exec", lab.nodes[i], name}, args...)...)
+		pre := lab.Prefix(i)
+		return exec.Command(pre[0], append(append(pre[1:], name), args...)...)
 	}
 	t.Cleanup(c.Close)
 	t.Cleanup(func() {
@@ -162,7 +91,7 @@ func TestLeaderPartition(t *testing.T) {
 	for i := range c.Nodes {
 		if i != old {
 			majority = append(majority, i)
-			lab.cut(old, i)
+			must(t, lab.Cut(old, i))
 		}
 	}
 
@@ -204,7 +133,7 @@ func TestLeaderPartition(t *testing.T) {
 
 	// Heal: the old leader follows the new one and converges on its state.
 	for _, i := range majority {
-		lab.heal(old, i)
+		must(t, lab.Heal(old, i))
 	}
 	want := jobIDs(t, maj)
 	if len(want) != 2 {
