@@ -1,11 +1,9 @@
 package coord
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -23,13 +21,17 @@ type leaderState struct {
 	mu          sync.Mutex
 	det         *Detector
 	ckpt        *CheckpointTracker
-	unreachable peerReports     // who could not reach whom, since the last step
+	unreachable peerReports     // who could not reach whom, in the current generations
 	leaving     map[string]bool // workers that said goodbye
-	sessions    map[string]int  // open session streams per worker
-	suspects    map[string]bool // workers whose last session broke
-	progress    map[string]*pb.WorkerMessage
-	heard       map[string]time.Time // last heartbeat of each worker (heartbeat age metrics)
-	kick        chan struct{}
+	// workers taken out for a cut link: not revived by their heartbeats
+	// until then, so that a job does not take back a worker its peers still
+	// cannot reach (each repeat doubles the wait)
+	cutOff   map[string]cutOff
+	sessions map[string]int  // open session streams per worker
+	suspects map[string]bool // workers whose last session broke
+	progress map[string]*pb.WorkerMessage
+	heard    map[string]time.Time // last heartbeat of each worker (heartbeat age metrics)
+	kick     chan struct{}
 }
 
 func (l *leaderState) poke() {
@@ -77,6 +79,7 @@ func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 				ckpt:        NewCheckpointTracker(),
 				unreachable: peerReports{},
 				leaving:     map[string]bool{},
+				cutOff:      map[string]cutOff{},
 				sessions:    map[string]int{},
 				suspects:    map[string]bool{},
 				progress:    map[string]*pb.WorkerMessage{},
@@ -193,12 +196,13 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 		}
 	}
 	clear(l.leaving)
-	for _, x := range l.unreachable.exclude(st) {
+	l.unreachable.prune(st, now)
+	for _, x := range l.unreachable.exclude() {
 		if !slices.ContainsFunc(lost, func(y loss) bool { return y.id == x.id }) {
-			lost = append(lost, loss{x.id, x.reason})
+			lost = append(lost, x)
+			l.quarantine(x.id, now, max(5*time.Second, 2*n.cfg.WorkerTimeout))
 		}
 	}
-	clear(l.unreachable)
 	ready := l.ckpt.Ready(st)
 	l.mu.Unlock()
 
@@ -285,7 +289,7 @@ func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
 	l.progress[m.WorkerId] = m
 	l.heard[m.WorkerId] = now
 	for _, p := range m.UnreachablePeers {
-		l.unreachable.add(m.WorkerId, p, m.Generation)
+		l.unreachable.add(m.WorkerId, p, m.Generation, now)
 	}
 	if m.Leaving {
 		l.leaving[m.WorkerId] = true
@@ -399,70 +403,126 @@ func (n *Node) ReportCheckpoint(ctx context.Context, r *pb.ReportCheckpointReque
 type loss struct{ id, reason string }
 
 // peerReports holds, for each worker a peer could not reach, who reported
-// it and in which generation: target → reporter → generation.
-type peerReports map[string]map[string]uint64
+// it, about which generation and when: target → reporter → report.
+type peerReports map[string]map[string]peerReport
 
-func (r peerReports) add(reporter, target string, generation uint64) {
-	if r[target] == nil {
-		r[target] = map[string]uint64{}
-	}
-	r[target][reporter] = generation
+type peerReport struct {
+	generation uint64
+	at         time.Time
 }
 
-// exclude decides which workers to take out of their jobs for the reports.
-// A report is evidence about a link, not a verdict on its target: when a
-// worker is cut off from its peers but not from the coordinators, both ends
-// of every cut link report the other, and taking out every reported worker
-// would empty the job. So only reports from an alive worker about the
-// generation its job runs now count (a report from an earlier generation,
-// or from a worker already taken out, says nothing about this one), and
-// workers are taken out most-reported first (ties by id) until every
-// counted report came from a worker already taken out. A crashed peer is
-// reported by its neighbours alone and goes at once, as before; one worker
-// cut off from the rest goes, and the rest keep training.
-func (r peerReports) exclude(st *pb.ClusterState) []loss {
+// peerReportTTL bounds how long a report waits for the other end's.
+const peerReportTTL = time.Minute
+
+func (r peerReports) add(reporter, target string, generation uint64, now time.Time) {
+	if r[target] == nil {
+		r[target] = map[string]peerReport{}
+	}
+	r[target][reporter] = peerReport{generation, now}
+}
+
+// prune drops the reports that no longer count: from or about a worker not
+// alive, from a worker whose job runs another generation now, or older than
+// peerReportTTL.
+func (r peerReports) prune(st *pb.ClusterState, now time.Time) {
 	alive := func(id string) bool {
 		w := st.Workers[id]
 		return w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE
 	}
-	counted := map[string][]string{} // target → reporters that count
 	for target, by := range r {
-		if !alive(target) {
-			continue
-		}
-		for reporter, gen := range by {
+		for reporter, rep := range by {
 			w := st.Workers[reporter]
-			if !alive(reporter) || w.JobId == "" {
-				continue
-			}
-			if j := st.Jobs[w.JobId]; j == nil || (gen != 0 && j.Generation != gen) {
-				continue
-			}
-			counted[target] = append(counted[target], reporter)
-		}
-	}
-	targets := slices.Collect(maps.Keys(counted))
-	slices.SortFunc(targets, func(a, b string) int {
-		if c := cmp.Compare(len(counted[b]), len(counted[a])); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	out := []loss{}
-	taken := map[string]bool{}
-	for _, target := range targets {
-		var by []string
-		for _, reporter := range counted[target] {
-			if !taken[reporter] {
-				by = append(by, reporter)
+			current := alive(reporter) && w.JobId != "" && st.Jobs[w.JobId] != nil && st.Jobs[w.JobId].Generation == rep.generation
+			if !alive(target) || !current || now.Sub(rep.at) > peerReportTTL {
+				delete(by, reporter)
 			}
 		}
 		if len(by) == 0 {
-			continue
+			delete(r, target)
 		}
-		slices.Sort(by)
-		taken[target] = true
-		out = append(out, loss{target, "reported unreachable by " + strings.Join(by, ", ")})
 	}
-	return out
+}
+
+// exclude decides which workers to take out of their jobs for the reports
+// (pruned first). A report is evidence about a link, not a verdict on its
+// target: a crashed or paused worker is found by its session and heartbeats,
+// and a collective failure cascades along the ring, so a one-sided report
+// proves nothing. A link reported from both ends is cut while both ends
+// still reach the coordinators: the workers take turns leaving, the one with
+// the most cut links first (ties by id), until no cut link joins two that
+// stay. One worker cut off from the rest goes alone, and the rest train on.
+func (r peerReports) exclude() []loss {
+	cuts := map[string][]string{} // worker → the other ends of its cut links
+	for target, by := range r {
+		for reporter := range by {
+			if _, back := r[reporter][target]; back && target < reporter {
+				cuts[target] = append(cuts[target], reporter)
+				cuts[reporter] = append(cuts[reporter], target)
+			}
+		}
+	}
+	out := []loss{}
+	taken := map[string]bool{}
+	for {
+		best, degree := "", 0
+		for id, others := range cuts {
+			if taken[id] {
+				continue
+			}
+			d := 0
+			for _, o := range others {
+				if !taken[o] {
+					d++
+				}
+			}
+			if d > degree || (d == degree && d > 0 && id < best) {
+				best, degree = id, d
+			}
+		}
+		if degree == 0 {
+			return out
+		}
+		taken[best] = true
+		var peers []string
+		for _, o := range cuts[best] {
+			if !taken[o] {
+				peers = append(peers, o)
+			}
+		}
+		slices.Sort(peers)
+		out = append(out, loss{best, "cut off from peers " + strings.Join(peers, ", ") + " (each end reported the other unreachable)"})
+	}
+}
+
+type cutOff struct {
+	until time.Time
+	wait  time.Duration
+}
+
+// quarantine holds id out after it was cut off from its peers: first for
+// base, doubling with each repeat
+// up to 5 minutes (starting over once it has been back 10 minutes).
+func (l *leaderState) quarantine(id string, now time.Time, base time.Duration) {
+	q := l.cutOff[id]
+	switch {
+	case q.wait == 0 || now.Sub(q.until) > 10*time.Minute:
+		q.wait = base
+	default:
+		q.wait = min(2*q.wait, 5*time.Minute)
+	}
+	q.until = now.Add(q.wait)
+	l.cutOff[id] = q
+}
+
+// cutOffUntil reports until when the leader holds worker id out for a cut
+// link (false: it does not).
+func (n *Node) cutOffUntil(id string) (time.Time, bool) {
+	l := n.leader()
+	if l == nil {
+		return time.Time{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q, ok := l.cutOff[id]
+	return q.until, ok && n.cfg.Now().Before(q.until)
 }

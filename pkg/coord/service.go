@@ -256,6 +256,9 @@ func (s *Service) reviveIfLost(ctx context.Context, id string) {
 	if !lost {
 		return
 	}
+	if _, held := s.n.cutOffUntil(id); held {
+		return // its peers could not reach it; a later heartbeat revives it
+	}
 	if _, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_SetWorkerState{SetWorkerState: &pb.SetWorkerStateCmd{
 		WorkerId: id, State: pb.WorkerState_WORKER_STATE_ALIVE, Reason: "heartbeat again after being lost (paused?)"}}}); err != nil {
 		s.log.Warn("revive worker", "worker", id, "err", err)

@@ -61,13 +61,32 @@ func TestWorkerLostAndBack(t *testing.T) {
 	ws[1].resume(t)
 	waitFor(t, "generation with w2 again", 10*time.Second, func() bool { return members() == "w1,w3,w2" })
 
-	// A peer reporting w3 unreachable gets it replaced at once.
-	sess, err := cl.OpenSession(ctxT(t, 5*time.Second), &pb.WorkerMessage{WorkerId: "w1", UnreachablePeers: []string{"w3"}})
+	// w3 cut off from both peers (every end of the two links reports the
+	// other, about the running generation) is replaced at once; w1 and w2,
+	// each reported by w3, stay.
+	r, err := cl.GetJob(ctxT(t, 2*time.Second), job.Id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Close()
-	waitFor(t, "generation without unreachable w3", 10*time.Second, func() bool { return !strings.Contains(members(), "w3") })
+	report := func(from string, peers ...string) *Session {
+		t.Helper()
+		s, err := cl.OpenSession(ctxT(t, 5*time.Second), &pb.WorkerMessage{WorkerId: from, Generation: r.Job.Generation, UnreachablePeers: peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	sess := report("w1", "w3")
+	report("w2", "w3")
+	report("w3", "w1", "w2")
+	waitFor(t, "generation without cut-off w3", 10*time.Second, func() bool { return members() == "w1,w2" })
+	wl, _ = cl.ListWorkers(ctxT(t, 2*time.Second))
+	for _, w := range wl {
+		if w.Id == "w3" && w.Reason != "cut off from peers w1, w2 (each end reported the other unreachable)" {
+			t.Errorf("w3 = %v %q", w.State, w.Reason)
+		}
+	}
 
 	// A worker with a fatal error fails the job, which frees its workers.
 	if err := sess.Send(&pb.WorkerMessage{WorkerId: "w1", FatalError: "NaN loss"}); err != nil {

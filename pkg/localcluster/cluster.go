@@ -28,6 +28,15 @@ type Config struct {
 	WorkerEnv    []string // extra environment for workers, e.g. RINGMASTER_GEMM=generic
 	// WorkerTimeout is the coordinators' --worker-timeout (default 3 s).
 	WorkerTimeout time.Duration
+	// CoordHost is the address coordinators listen on (default 127.0.0.1).
+	CoordHost string
+	// WorkerNet gives worker i (from 0) the host it listens on and a
+	// command prefix that runs it, such as "ip netns exec NS" for a test
+	// that puts workers on separate network stacks (nil: 127.0.0.1, run
+	// directly).
+	WorkerNet func(i int) (host string, prefix []string)
+	// WorkerArgs are extra flags for every worker.
+	WorkerArgs []string
 }
 
 // Proc is one process of the cluster.
@@ -97,12 +106,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	host := cfg.CoordHost
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	var peers []string
 	for i := range cfg.Coordinators {
-		raft, grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[2*i]), fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
+		raft, grpcAddr := fmt.Sprintf("%s:%d", host, ports[2*i]), fmt.Sprintf("%s:%d", host, ports[2*i+1])
 		peers = append(peers, fmt.Sprintf("c%d=%s=%s", i+1, raft, grpcAddr))
 		c.CoordAddrs = append(c.CoordAddrs, grpcAddr)
-		c.HTTPAddrs = append(c.HTTPAddrs, fmt.Sprintf("127.0.0.1:%d", ports[2*cfg.Coordinators+i]))
+		c.HTTPAddrs = append(c.HTTPAddrs, fmt.Sprintf("%s:%d", host, ports[2*cfg.Coordinators+i]))
 	}
 	for i := range cfg.Coordinators {
 		name := fmt.Sprintf("c%d", i+1)
@@ -115,12 +128,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("w%d", i+1)
-		c.WorkerHTTP = append(c.WorkerHTTP, fmt.Sprintf("127.0.0.1:%d", ports[3*cfg.Coordinators+i]))
-		c.Workers = append(c.Workers, &Proc{Name: name, Args: []string{
+		whost, prefix := "127.0.0.1", []string(nil)
+		if cfg.WorkerNet != nil {
+			whost, prefix = cfg.WorkerNet(i)
+		}
+		c.WorkerHTTP = append(c.WorkerHTTP, fmt.Sprintf("%s:%d", whost, ports[3*cfg.Coordinators+i]))
+		args := append(append([]string{}, prefix...),
 			filepath.Join(cfg.BinDir, "worker"), "--id", name, "--coordinators", strings.Join(c.CoordAddrs, ","),
-			"--listen", "127.0.0.1:0", "--threads", fmt.Sprint(cfg.Threads), "--out-dir", filepath.Join(cfg.Dir, "models"),
-			"--data-dir", filepath.Join(cfg.Dir, name), "--http-addr", c.WorkerHTTP[i],
-		}})
+			"--listen", whost+":0", "--threads", fmt.Sprint(cfg.Threads), "--out-dir", filepath.Join(cfg.Dir, "models"),
+			"--data-dir", filepath.Join(cfg.Dir, name), "--http-addr", c.WorkerHTTP[i])
+		c.Workers = append(c.Workers, &Proc{Name: name, Args: append(args, cfg.WorkerArgs...)})
 	}
 	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
 		if err := c.start(p); err != nil {

@@ -89,16 +89,23 @@ func (w *Worker) heartbeat() *pb.WorkerMessage {
 	w.mu.Lock()
 	fatal := w.fatal
 	w.fatal = ""
+	gen := w.generation.Load()
+	var unreachable []string
+	if w.unreachable.generation == gen {
+		unreachable = w.unreachable.peers
+	}
+	w.unreachable.peers = nil
 	w.mu.Unlock()
 	m := &pb.WorkerMessage{
-		WorkerId:       w.cfg.ID,
-		Generation:     w.generation.Load(),
-		Step:           w.step.Load(),
-		Loss:           math.Float64frombits(w.loss.Load()),
-		TokensPerSec:   math.Float64frombits(w.tokensPS.Load()),
-		StepSeconds:    math.Float64frombits(w.stepSecs.Load()),
-		ComputeSeconds: math.Float64frombits(w.compute.Load()),
-		FatalError:     fatal,
+		WorkerId:         w.cfg.ID,
+		Generation:       gen,
+		Step:             w.step.Load(),
+		Loss:             math.Float64frombits(w.loss.Load()),
+		TokensPerSec:     math.Float64frombits(w.tokensPS.Load()),
+		StepSeconds:      math.Float64frombits(w.stepSecs.Load()),
+		ComputeSeconds:   math.Float64frombits(w.compute.Load()),
+		FatalError:       fatal,
+		UnreachablePeers: unreachable,
 	}
 	if v := math.Float64frombits(w.valLoss.Load()); !math.IsNaN(v) {
 		m.ValLoss = &v

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +97,12 @@ type Worker struct {
 	mu     sync.Mutex
 	fatal  string   // reported in the next heartbeat
 	broken recovery // when the current generation broke, until the next one steps
+	// peers of an aborted generation this worker could not reach, for
+	// the next heartbeat while that generation is still the current one
+	unreachable struct {
+		generation uint64
+		peers      []string
+	}
 }
 
 // NewWorker checks the configuration.
@@ -184,12 +192,20 @@ func (w *Worker) Run(ctx context.Context) error {
 				case err == nil || gctx.Err() != nil:
 				case isCollectiveFailure(err):
 					w.markBroken(a.JobId, int(w.step.Load()))
-					// A peer died or stalled. The coordinator's failure
-					// detector sees the dead worker's heartbeats stop and
-					// commits a new generation; blaming the peer from here
-					// would cascade (its own peers see it abort too).
+					// A peer died, stalled, or the network between us
+					// failed. The coordinator's failure detector sees a
+					// dead or paused worker's heartbeats stop; a cut link
+					// it cannot see, so the peers are probed and the ones
+					// that do not answer are reported (see probePeers).
 					w.log.Warn("generation aborted by a collective failure; waiting for a new generation",
 						"job", a.JobId, "generation", a.Generation.Number, "err", err)
+					if down := w.probePeers(gctx, a); len(down) > 0 {
+						w.log.Warn("peers unreachable after the collective failure; reporting them", "job", a.JobId,
+							"generation", a.Generation.Number, "peers", down)
+						w.mu.Lock()
+						w.unreachable.generation, w.unreachable.peers = a.Generation.Number, down
+						w.mu.Unlock()
+					}
 				default:
 					w.log.Error("generation failed", "job", a.JobId, "generation", a.Generation.Number, "err", err)
 					w.setFatal(err)
@@ -213,6 +229,47 @@ func (w *Worker) runContained(ctx context.Context, a *pb.Assignment) (err error)
 		}
 	}()
 	return w.runGeneration(ctx, a)
+}
+
+// probePeers opens a TCP connection to every other rank of a's generation
+// and returns the workers that did not accept one within the probe time.
+// That is evidence about the network, not about the peer: a crashed peer
+// refuses (its session breaking tells the leader more), a paused one's
+// kernel still accepts, and a cut link times out on both of its ends. The
+// leader acts only on links reported from both ends, so a report alone
+// never takes a worker out (a collective failure cascades along the ring,
+// and blaming the next rank would take out the wrong one).
+func (w *Worker) probePeers(ctx context.Context, a *pb.Assignment) []string {
+	timeout := min(w.cfg.PeerTimeout, 2*time.Second)
+	var (
+		mu   sync.Mutex
+		down []string
+		wg   sync.WaitGroup
+	)
+	for _, r := range a.GetGeneration().GetRanks() {
+		if r.WorkerId == w.cfg.ID || r.Address == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{Timeout: timeout}
+			c, err := d.DialContext(ctx, "tcp", r.Address)
+			if err == nil {
+				c.Close()
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			mu.Lock()
+			down = append(down, r.WorkerId)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(down)
+	return slices.Compact(down)
 }
 
 func isCollectiveFailure(err error) bool {
