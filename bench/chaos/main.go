@@ -651,6 +651,21 @@ func (ch *chaos) report(seed uint64, injected int, d time.Duration, resumes []ti
 		}
 		fmt.Printf("steps replayed per recovering rank: median %d, max %d, total %d\n", replayed[len(replayed)/2], replayed[len(replayed)-1], sum)
 	}
+	var loads, fetches, localBytes, fetchedBytes int64
+	for _, w := range ch.c.Workers {
+		for _, l := range logLines(w.Log, `msg="checkpoint loaded"`) {
+			n, _ := strconv.ParseInt(l.fields["bytes"], 10, 64)
+			loads++
+			if l.fields["source"] == "replica" {
+				fetches++
+				fetchedBytes += n
+			} else {
+				localBytes += n
+			}
+		}
+	}
+	fmt.Printf("checkpoint loads at resume: %d (%d from a replica); bytes re-fetched from replicas: %.1f MB, loaded from local disks: %.1f MB\n",
+		loads, fetches, float64(fetchedBytes)/1e6, float64(localBytes)/1e6)
 	fmt.Printf("violations: %d\n", len(ch.violations))
 	for _, v := range ch.violations {
 		fmt.Println("  -", v)

@@ -77,7 +77,7 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	jm := w.metrics.Job(a.JobId, int(a.Rank), mesh.World(), gen.Number, flopsPerToken(tr.Spec))
 	storeFloat(&w.valLoss, math.NaN())
 	if gen.ResumeStep > 0 {
-		if err := w.resume(ctx, a.JobId, tr, int(gen.ResumeStep), jm); err != nil {
+		if err := w.resume(ctx, log, a.JobId, tr, int(gen.ResumeStep), jm); err != nil {
 			return err
 		}
 	}

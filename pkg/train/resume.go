@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -91,7 +92,9 @@ func (w *Worker) persist(ctx context.Context, shard *ckpt.Shard, keep int, final
 // that holds that checkpoint loads it from its store; in a data-parallel
 // group, the lowest rank holding it broadcasts it to the others (a worker
 // that just joined holds nothing yet), so every replica starts identical.
-func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int, jm *metrics.JobTraining) error {
+// It logs where the state came from and how many bytes it was, so that an
+// operator (and bench/chaos) can tell local loads from re-fetched ones.
+func (w *Worker) resume(ctx context.Context, log *slog.Logger, job string, tr *Trainer, step int, jm *metrics.JobTraining) error {
 	start := time.Now()
 	state, held := w.load(job, tr, step)
 	if errors.Is(held, ckpt.ErrCorrupt) {
@@ -133,7 +136,13 @@ func (w *Worker) resume(ctx context.Context, job string, tr *Trainer, step int, 
 		return fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
 	}
 	tr.SetIter(step)
-	jm.Loaded(time.Since(start), 4*int64(len(state.Params)+len(state.M)+len(state.V)), fromReplica)
+	bytes := 4 * int64(len(state.Params)+len(state.M)+len(state.V))
+	jm.Loaded(time.Since(start), bytes, fromReplica)
+	source := "local"
+	if fromReplica {
+		source = "replica"
+	}
+	log.Info("checkpoint loaded", "step", step, "source", source, "bytes", bytes, "seconds", time.Since(start).Seconds())
 	return nil
 }
 
