@@ -176,7 +176,11 @@ func (n *Node) joinLoop(ctx context.Context) {
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
 		target, err := cl.Join(ctx, req)
-		if err == nil && !req.Promote && n.isVoter() {
+		// A restart with its state finds itself a voter already. A wiped
+		// node must not take that shortcut: while it catches up it replays
+		// the old configuration that still lists it as a voter, although
+		// the leader has just removed that entry (Replace).
+		if err == nil && !req.Promote && !req.Replace && n.isVoter() {
 			return // already promoted (a restart)
 		}
 		if err == nil && !req.Promote {
