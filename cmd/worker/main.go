@@ -140,13 +140,21 @@ func run(args []string) error {
 		host, _, _ := net.SplitHostPort(lis.Addr().String())
 		bulkAddr = net.JoinHostPort(host, "0")
 	}
-	peer, err := allreduce.NewServer(allreduce.ServerOptions{BulkAddr: bulkAddr, NoLocalBulk: !*localBulk, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// With TLS every peer link is mutual TLS, accepted only from the worker
+	// the generation puts at that rank (refusals counted on /metrics).
+	peerOpts := allreduce.ServerOptions{BulkAddr: bulkAddr, NoLocalBulk: !*localBulk, Logger: log}
+	if tlsSrc != nil {
+		peerOpts.TLS, peerOpts.Rejections = tlsSrc, tlsauth.NewRejections(reg, log)
+	}
+	peer, err := allreduce.NewServer(peerOpts)
 	if err != nil {
 		_ = lis.Close()
 		return err
 	}
 	defer peer.Close()
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	gs := grpc.NewServer(append(peer.GRPCServerOptions(), grpc.MaxRecvMsgSize(64<<20))...)
 	peer.Register(gs)
 
 	if *dataDir == "" {
@@ -161,8 +169,6 @@ func run(args []string) error {
 	}
 	defer store.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	peakFLOPS := *peakGFLOPS * 1e9
 	if *peakGFLOPS == 0 {
 		// Measured on the cores matrix products use, before any job runs.

@@ -22,6 +22,10 @@ var (
 	ErrUnexpectedFrame = errors.New("allreduce: unexpected frame")
 	// ErrMismatch: ranks called different collectives or with different sizes.
 	ErrMismatch = errors.New("allreduce: mismatched collective across ranks")
+	// ErrUnauthorized: with mutual TLS on, a link came from (or led to) a
+	// worker other than the one the generation puts at that rank, or
+	// without the credentials the link needs.
+	ErrUnauthorized = errors.New("allreduce: peer not authorized for this rank")
 	// ErrClosed: the communicator was closed.
 	ErrClosed = errors.New("allreduce: communicator closed")
 )

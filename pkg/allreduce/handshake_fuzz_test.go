@@ -46,7 +46,7 @@ func FuzzBulkHandshake(f *testing.F) {
 		}
 		c := &scriptConn{in: bytes.NewReader(in)}
 		s.wg.Add(1)
-		s.handshake(c)
+		s.handshake(c, false)
 
 		var h pb.PeerHello
 		decoded := false

@@ -2,6 +2,8 @@ package allreduce
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -31,7 +34,20 @@ type ServerOptions struct {
 	// about 1.7× the bandwidth of loopback TCP). It is on whenever bulk
 	// streams are, on Linux.
 	NoLocalBulk bool
-	Logger      *slog.Logger
+	// TLS, when set, makes every peer link mutual TLS with the cluster's
+	// certificates: the gRPC peer service (serve it with
+	// GRPCServerOptions), the bulk TCP streams and the dials to peers. A
+	// link is then accepted only from the worker that the group's PeerIDs
+	// put at the sending rank, and a sender talks only to the worker it
+	// expects at the receiving rank. Same-host Unix-socket links, which
+	// carry no certificate, need a one-time token handed out over the
+	// authenticated gRPC call and a connecting process of this process's
+	// user (SO_PEERCRED).
+	TLS *tlsauth.Source
+	// Rejections counts and logs refused peers (component "peer" for gRPC
+	// calls, "bulk" for bulk streams); nil: logged only.
+	Rejections *tlsauth.Rejections
+	Logger     *slog.Logger
 }
 
 // Server is a worker process's peer service: one per process, serving every
@@ -47,12 +63,15 @@ type Server struct {
 	local     net.Listener // Unix-socket bulk listener for same-host peers; nil without
 	localAddr string
 	hostID    string // this process's kernel and network namespace (see hostID)
+	tls       *tlsauth.Source
+	rej       *tlsauth.Rejections
 
 	mu      sync.Mutex
 	groups  map[GroupID]*endpoint
 	latest  map[string]uint64 // newest generation joined, by job
 	ended   map[GroupID]bool  // groups that were joined and have closed
 	pending map[net.Conn]struct{}
+	tokens  map[linkKey]localGrant // Unix-socket links OpenBulk admitted (TLS only)
 	closed  bool
 	wg      sync.WaitGroup // accept loop and bulk handshakes
 }
@@ -69,7 +88,13 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		latest:  make(map[string]uint64),
 		ended:   make(map[GroupID]bool),
 		pending: make(map[net.Conn]struct{}),
+		tokens:  make(map[linkKey]localGrant),
 		hostID:  hostID(),
+		tls:     opts.TLS,
+		rej:     opts.Rejections,
+	}
+	if s.rej == nil {
+		s.rej = tlsauth.NewRejections(nil, opts.Logger)
 	}
 	if opts.BulkAddr != "" {
 		ln, err := net.Listen("tcp", opts.BulkAddr)
@@ -82,7 +107,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			s.advertise = ln.Addr().String()
 		}
 		s.wg.Add(1)
-		go s.acceptLoop(ln)
+		go s.acceptLoop(ln, false)
 		if !opts.NoLocalBulk && s.hostID != "" {
 			// Best effort: without it, same-host peers use TCP.
 			if l, err := net.Listen("unix", localBulkName()); err != nil {
@@ -90,7 +115,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			} else {
 				s.local, s.localAddr = l, l.Addr().String()
 				s.wg.Add(1)
-				go s.acceptLoop(l)
+				go s.acceptLoop(l, true)
 			}
 		}
 	}
@@ -99,6 +124,36 @@ func NewServer(opts ServerOptions) (*Server, error) {
 
 // Register registers the PeerCollective service on gs.
 func (s *Server) Register(gs grpc.ServiceRegistrar) { pb.RegisterPeerCollectiveServer(gs, s) }
+
+// GRPCServerOptions are the options of the gRPC server that serves this
+// peer service: with TLS, the server's certificate and a check on every
+// call that the caller holds a worker certificate from the cluster CA
+// (Unauthenticated / PermissionDenied otherwise, counted as "peer"
+// rejections); without, none.
+func (s *Server) GRPCServerOptions() []grpc.ServerOption {
+	if s.tls == nil {
+		return nil
+	}
+	worker := tlsauth.Rule{Roles: []tlsauth.Role{tlsauth.RoleWorker}}
+	a := &tlsauth.Authorizer{Source: s.tls, Component: "peer", Rejections: s.rej, Policy: tlsauth.Policy{
+		pb.PeerCollective_OpenBulk_FullMethodName: worker,
+		pb.PeerCollective_Frames_FullMethodName:   worker,
+	}}
+	return a.ServerOptions()
+}
+
+// linkKey names one incoming link of one group.
+type linkKey struct {
+	group GroupID
+	from  int
+}
+
+// localGrant is a Unix-socket link OpenBulk admitted: the token the sender
+// must present and the worker it was given to.
+type localGrant struct {
+	token  []byte
+	caller string
+}
 
 // BulkAddr is the bulk listener's advertised address ("" without one).
 func (s *Server) BulkAddr() string { return s.advertise }
@@ -159,8 +214,13 @@ type GroupConfig struct {
 	// PeerTimeout bounds every wait on a peer (default 10s).
 	PeerTimeout time.Duration
 	Mode        Mode
+	// PeerIDs are the worker ids of the ranks (the generation's rank
+	// table). With ServerOptions.TLS they are required: a link from rank r
+	// is accepted only from a certificate naming PeerIDs[r], and a dial to
+	// rank r only reaches a server whose certificate names PeerIDs[r].
+	PeerIDs []string
 	// DialOptions are added to the peer connections' options (transport
-	// credentials default to insecure).
+	// credentials: insecure, or the server's TLS).
 	DialOptions []grpc.DialOption
 }
 
@@ -175,6 +235,16 @@ func (s *Server) Join(cfg GroupConfig) (Transport, error) {
 	}
 	if cfg.PeerTimeout <= 0 {
 		cfg.PeerTimeout = 10 * time.Second
+	}
+	if s.tls != nil {
+		if len(cfg.PeerIDs) != n {
+			return nil, fmt.Errorf("allreduce: join %s/%d: mutual TLS needs the worker id of each of the %d ranks (GroupConfig.PeerIDs has %d)", cfg.Job, cfg.Generation, n, len(cfg.PeerIDs))
+		}
+		for r, id := range cfg.PeerIDs {
+			if id == "" {
+				return nil, fmt.Errorf("allreduce: join %s/%d: mutual TLS needs the worker id of rank %d (GroupConfig.PeerIDs[%d] is empty)", cfg.Job, cfg.Generation, r, r)
+			}
+		}
 	}
 	id := GroupID{Job: cfg.Job, Generation: cfg.Generation}
 	s.mu.Lock()
@@ -201,10 +271,17 @@ func (s *Server) leave(ep *endpoint) {
 		delete(s.groups, ep.id)
 		s.ended[ep.id] = true
 	}
+	for k := range s.tokens {
+		if k.group == ep.id {
+			delete(s.tokens, k)
+		}
+	}
 }
 
-// route finds the group a link described by h belongs to.
-func (s *Server) route(h *pb.PeerHello) (*endpoint, error) {
+// route finds the group a link described by h belongs to. With TLS, caller
+// is the verified worker id of the link's sender, which must be the worker
+// the group has at the sending rank.
+func (s *Server) route(h *pb.PeerHello, caller string) (*endpoint, error) {
 	id := GroupID{Job: h.GetJob(), Generation: h.GetGeneration()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -212,6 +289,10 @@ func (s *Server) route(h *pb.PeerHello) (*endpoint, error) {
 		if int(h.GetTo()) != ep.rank || int(h.GetFrom()) >= ep.size || int(h.GetWorldSize()) != ep.size || int(h.GetFrom()) == ep.rank {
 			return nil, fmt.Errorf("link %d→%d of %d ranks, group %s/%d has rank %d of %d: %w",
 				h.GetFrom(), h.GetTo(), h.GetWorldSize(), id.Job, id.Generation, ep.rank, ep.size, ErrMismatch)
+		}
+		if s.tls != nil && caller != ep.peerIDs[h.GetFrom()] {
+			return nil, &tlsauth.Rejection{Reason: "wrong_rank", Err: fmt.Errorf("link from rank %d of group %s/%d must come from worker %q, not %q: %w",
+				h.GetFrom(), id.Job, id.Generation, ep.peerIDs[h.GetFrom()], caller, ErrUnauthorized)}
 		}
 		return ep, nil
 	}
@@ -226,11 +307,51 @@ func (s *Server) route(h *pb.PeerHello) (*endpoint, error) {
 
 // OpenBulk implements the gRPC service: it checks that the group exists and
 // returns the bulk listener's address ("" when frames must use gRPC).
+//
+// With TLS it also hands the caller a one-time token for a Unix-socket link.
 func (s *Server) OpenBulk(ctx context.Context, h *pb.PeerHello) (*pb.PeerBulkEndpoint, error) {
-	if _, err := s.route(h); err != nil {
+	caller := tlsauth.Caller(ctx).Name
+	if _, err := s.route(h, caller); err != nil {
+		s.refused("peer", tlsauth.PeerAddr(ctx), caller, err)
 		return nil, toStatus(err)
 	}
-	return &pb.PeerBulkEndpoint{Address: s.advertise, LocalAddress: s.localAddr, HostId: s.hostID}, nil
+	out := &pb.PeerBulkEndpoint{Address: s.advertise, LocalAddress: s.localAddr, HostId: s.hostID}
+	if s.tls != nil && s.local != nil {
+		tok := make([]byte, 16)
+		rand.Read(tok)
+		key := linkKey{GroupID{Job: h.GetJob(), Generation: h.GetGeneration()}, int(h.GetFrom())}
+		s.mu.Lock()
+		if s.groups[key.group] != nil { // not after the group closed
+			s.tokens[key] = localGrant{token: tok, caller: caller}
+			out.LocalToken = tok
+		}
+		s.mu.Unlock()
+	}
+	return out, nil
+}
+
+// takeLocalGrant consumes the Unix-socket grant h presents and returns the
+// worker it was given to.
+func (s *Server) takeLocalGrant(h *pb.PeerHello) (string, error) {
+	key := linkKey{GroupID{Job: h.GetJob(), Generation: h.GetGeneration()}, int(h.GetFrom())}
+	s.mu.Lock()
+	g, ok := s.tokens[key]
+	if ok && subtle.ConstantTimeCompare(g.token, h.GetLocalToken()) == 1 {
+		delete(s.tokens, key)
+		s.mu.Unlock()
+		return g.caller, nil
+	}
+	s.mu.Unlock()
+	return "", &tlsauth.Rejection{Reason: "bad_token", Err: fmt.Errorf("unix-socket link from rank %d of group %s/%d without the token OpenBulk issued: %w",
+		h.GetFrom(), h.GetJob(), h.GetGeneration(), ErrUnauthorized)}
+}
+
+// refused counts and logs a link refused for its identity (routing errors
+// of other kinds are the ordinary life of generations and are not).
+func (s *Server) refused(component, remote, caller string, err error) {
+	if errors.Is(err, ErrUnauthorized) {
+		s.rej.Record(component, remote, tlsauth.Identity{Role: tlsauth.RoleWorker, Name: caller}, "peer link", err)
+	}
 }
 
 // Frames implements the gRPC service: the stream's frames are handed to the
@@ -240,8 +361,10 @@ func (s *Server) Frames(stream pb.PeerCollective_FramesServer) error {
 	if err != nil {
 		return err
 	}
-	ep, err := s.route(first.GetHello())
+	caller := tlsauth.Caller(stream.Context()).Name
+	ep, err := s.route(first.GetHello(), caller)
 	if err != nil {
+		s.refused("peer", tlsauth.PeerAddr(stream.Context()), caller, err)
 		return toStatus(err)
 	}
 	from := int(first.GetHello().GetFrom())
@@ -278,6 +401,8 @@ func toStatus(err error) error {
 		c = codes.Aborted
 	case errors.Is(err, ErrMismatch):
 		c = codes.InvalidArgument
+	case errors.Is(err, ErrUnauthorized):
+		c = codes.PermissionDenied
 	}
 	return status.Error(c, err.Error())
 }
@@ -297,6 +422,8 @@ func fromStatus(err error) error {
 		return fmt.Errorf("%s: %w", st.Message(), ErrPeerClosed)
 	case codes.InvalidArgument:
 		return fmt.Errorf("%s: %w", st.Message(), ErrMismatch)
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return fmt.Errorf("%s: %w", st.Message(), ErrUnauthorized)
 	case codes.Unavailable:
 		return fmt.Errorf("%s: %w", st.Message(), ErrPeerClosed)
 	case codes.DeadlineExceeded:

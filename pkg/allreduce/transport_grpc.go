@@ -2,6 +2,7 @@ package allreduce
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -25,9 +28,10 @@ type endpoint struct {
 	rank    int
 	size    int
 	peers   []string
+	peerIDs []string // worker id by rank (with TLS)
 	timeout time.Duration
 	mode    Mode
-	dial    []grpc.DialOption
+	dial    []grpc.DialOption // GroupConfig.DialOptions; transport credentials are added per peer
 
 	ctx    context.Context // the endpoint's lifetime: cancelled by Close
 	cancel context.CancelFunc
@@ -72,9 +76,9 @@ func newEndpoint(s *Server, id GroupID, cfg GroupConfig) *endpoint {
 	ctx, cancel := context.WithCancel(context.Background())
 	ep := &endpoint{
 		s: s, id: id, job: JobHash(id.Job), rank: cfg.Rank, size: len(cfg.Peers),
-		peers: append([]string(nil), cfg.Peers...), timeout: cfg.PeerTimeout, mode: cfg.Mode,
-		dial: append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.DialOptions...),
-		ctx:  ctx, cancel: cancel, done: make(chan struct{}),
+		peers: append([]string(nil), cfg.Peers...), peerIDs: append([]string(nil), cfg.PeerIDs...),
+		timeout: cfg.PeerTimeout, mode: cfg.Mode, dial: cfg.DialOptions,
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	for range ep.size {
 		ep.out = append(ep.out, &outLink{})
@@ -200,7 +204,11 @@ func (ep *endpoint) connect(ctx context.Context, to int, o *outLink) error {
 		return ErrClosed
 	default:
 	}
-	cc, err := grpc.NewClient(ep.peers[to], ep.dial...)
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if ep.s.tls != nil {
+		creds = ep.s.tls.DialOption(ep.expect(to))
+	}
+	cc, err := grpc.NewClient(ep.peers[to], append([]grpc.DialOption{creds}, ep.dial...)...)
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
@@ -244,6 +252,19 @@ func (ep *endpoint) connect(ctx context.Context, to int, o *outLink) error {
 
 var errRetry = errors.New("retry")
 
+// expect is who the server of rank to must be (with TLS).
+func (ep *endpoint) expect(to int) tlsauth.Expect {
+	return tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: ep.peerIDs[to]}
+}
+
+// bulkTLS is the TLS config of a bulk TCP stream to rank to (nil without TLS).
+func (ep *endpoint) bulkTLS(to int) *tls.Config {
+	if ep.s.tls == nil {
+		return nil
+	}
+	return ep.s.tls.ClientConfig(ep.expect(to))
+}
+
 // tryConnect opens the link to peer to; sameHost says whether the peer runs
 // on this host (the same host id).
 func (ep *endpoint) tryConnect(ctx context.Context, client pb.PeerCollectiveClient, hello *pb.PeerHello, to int) (w linkWriter, sameHost bool, err error) {
@@ -264,14 +285,16 @@ func (ep *endpoint) tryConnect(ctx context.Context, client pb.PeerCollectiveClie
 func (ep *endpoint) openLink(ctx context.Context, client pb.PeerCollectiveClient, hello *pb.PeerHello, to int, bulk *pb.PeerBulkEndpoint, sameHost bool) (linkWriter, error) {
 	if ep.mode != ModeGRPC && bulk.GetAddress() != "" {
 		if ep.mode == ModeBulk && sameHost && bulk.GetLocalAddress() != "" {
-			w, err := dialBulk(ctx, "unix", bulk.GetLocalAddress(), hello)
+			local := proto.CloneOf(hello)
+			local.LocalToken = bulk.GetLocalToken()
+			w, err := dialBulk(ctx, "unix", bulk.GetLocalAddress(), local, nil)
 			if err == nil || !errors.Is(err, errRetry) {
 				return w, err
 			}
 			// Same host id but unreachable (should not happen): TCP still works.
 			ep.s.log.Warn("local bulk link failed, using TCP", "peer", to, "err", err)
 		}
-		return dialBulk(ctx, "tcp", bulkAddress(bulk.GetAddress(), ep.peers[to]), hello)
+		return dialBulk(ctx, "tcp", bulkAddress(bulk.GetAddress(), ep.peers[to]), hello, ep.bulkTLS(to))
 	}
 	// gRPC stream for the lifetime of the endpoint.
 	sctx, cancel := context.WithCancel(ep.ctx)

@@ -3,6 +3,7 @@ package allreduce
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -30,6 +32,7 @@ const (
 	bulkUnknown
 	bulkStale
 	bulkRejected
+	bulkUnauthorized
 )
 
 const (
@@ -47,14 +50,27 @@ const (
 var aLongTimeAgo = time.Unix(1, 0)
 
 // dialBulk opens a bulk stream to addr on network ("tcp" or "unix") and
-// names the link with hello.
-func dialBulk(ctx context.Context, network, addr string, hello *pb.PeerHello) (linkWriter, error) {
+// names the link with hello. With tlsCfg the stream is TLS, and the
+// handshake checks that the server is the expected peer before the hello.
+func dialBulk(ctx context.Context, network, addr string, hello *pb.PeerHello, tlsCfg *tls.Config) (linkWriter, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
+	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: bulk dial %s: %v", errRetry, addr, err)
 	}
-	tuneConn(c)
+	tuneConn(raw)
+	c := raw
+	if tlsCfg != nil {
+		tc := tls.Client(raw, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: bulk tls handshake with %s: %v", errRetry, addr, err)
+			}
+			return nil, fmt.Errorf("bulk tls handshake with %s: %v: %w", addr, err, ErrUnauthorized)
+		}
+		c = tc
+	}
 	b, err := proto.Marshal(hello)
 	if err != nil {
 		c.Close()
@@ -78,13 +94,16 @@ func dialBulk(ctx context.Context, network, addr string, hello *pb.PeerHello) (l
 	c.SetDeadline(time.Time{})
 	switch st[0] {
 	case bulkOK:
-		return &tcpWriter{c: c.(bulkConn), network: network}, nil
+		return &tcpWriter{c: c, network: network}, nil
 	case bulkUnknown:
 		c.Close()
 		return nil, fmt.Errorf("bulk %s: %w", addr, ErrUnknownGroup)
 	case bulkStale:
 		c.Close()
 		return nil, fmt.Errorf("bulk %s: %w", addr, ErrStaleGeneration)
+	case bulkUnauthorized:
+		c.Close()
+		return nil, fmt.Errorf("bulk %s refused the link's credentials: %w", addr, ErrUnauthorized)
 	}
 	c.Close()
 	return nil, fmt.Errorf("bulk %s rejected the link: %w", addr, ErrMismatch)
@@ -108,8 +127,9 @@ func tuneConn(c net.Conn) {
 	}
 }
 
-// acceptLoop accepts bulk connections on ln until it closes.
-func (s *Server) acceptLoop(ln net.Listener) {
+// acceptLoop accepts bulk connections on ln (the Unix-socket listener when
+// local) until it closes.
+func (s *Server) acceptLoop(ln net.Listener, local bool) {
 	defer s.wg.Done()
 	for {
 		c, err := ln.Accept()
@@ -128,24 +148,51 @@ func (s *Server) acceptLoop(ln net.Listener) {
 		s.pending[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.handshake(c)
+		go s.handshake(c, local)
 	}
 }
 
 // handshake reads a bulk connection's hello and attaches it to its group.
-func (s *Server) handshake(c net.Conn) {
+// With TLS, a TCP stream must complete a mutual TLS handshake with a worker
+// certificate first (no byte of the hello is read before), and a Unix-socket
+// stream must come from this process's user and present the token OpenBulk
+// gave its sender.
+func (s *Server) handshake(raw net.Conn, local bool) {
 	defer s.wg.Done()
 	keep := false
+	c := raw
 	defer func() {
 		s.mu.Lock()
-		delete(s.pending, c)
+		delete(s.pending, raw)
 		s.mu.Unlock()
 		if !keep {
 			c.Close()
 		}
 	}()
-	tuneConn(c)
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	tuneConn(raw)
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	remote := raw.RemoteAddr().String()
+	caller := ""
+	if s.tls != nil && !local {
+		tc := tls.Server(raw, s.tls.MutualConfig(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}}, func(remote string, err error) {
+			s.rej.Record("bulk", remote, tlsauth.Identity{}, "bulk handshake", err)
+		}))
+		c = tc
+		if err := tc.Handshake(); err != nil {
+			return // counted and logged by the config's onReject (or a plain I/O failure)
+		}
+		id, err := s.tls.PeerIdentity(tc)
+		if err != nil {
+			return
+		}
+		caller = id.Name
+	}
+	if s.tls != nil && local {
+		if err := samePeerUser(raw); err != nil {
+			s.rej.Record("bulk", "unix", tlsauth.Identity{}, "bulk handshake", err)
+			return
+		}
+	}
 	var lb [4]byte
 	if _, err := io.ReadFull(c, lb[:]); err != nil {
 		return
@@ -162,7 +209,14 @@ func (s *Server) handshake(c net.Conn) {
 	if err := proto.Unmarshal(b, &hello); err != nil {
 		return
 	}
-	ep, err := s.route(&hello)
+	var err error
+	if s.tls != nil && local {
+		caller, err = s.takeLocalGrant(&hello)
+	}
+	var ep *endpoint
+	if err == nil {
+		ep, err = s.route(&hello, caller)
+	}
 	if err == nil {
 		r := &tcpReader{c: c, br: bufio.NewReaderSize(c, bulkReadBuf)}
 		err = ep.attach(int(hello.GetFrom()), r)
@@ -174,6 +228,9 @@ func (s *Server) handshake(c net.Conn) {
 		st = bulkUnknown
 	case errors.Is(err, ErrStaleGeneration):
 		st = bulkStale
+	case errors.Is(err, ErrUnauthorized):
+		st = bulkUnauthorized
+		s.refused("bulk", remote, caller, err)
 	default:
 		st = bulkRejected
 	}
@@ -189,9 +246,10 @@ func (s *Server) handshake(c net.Conn) {
 	keep = true // owned by the group's endpoint now
 }
 
-// tcpWriter writes frames to a bulk connection.
+// tcpWriter writes frames to a bulk connection (raw: one writev per frame;
+// TLS: one record per write).
 type tcpWriter struct {
-	c       bulkConn
+	c       net.Conn
 	network string // "tcp" or "unix"
 	hdr     [headerSize]byte
 }

@@ -44,9 +44,14 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 			_ = c.Close()
 		}
 	}()
-	join := func(name string, index int, peers []string) (*allreduce.Communicator, error) {
+	ids := make([]string, len(gen.Ranks))
+	for i, r := range gen.Ranks {
+		ids[i] = r.WorkerId // who must be at each rank (checked on every link under TLS)
+	}
+	join := func(name string, index int, group []int) (*allreduce.Communicator, error) {
 		tr, err := w.cfg.Peer.Join(allreduce.GroupConfig{
-			Job: name, Generation: gen.Number, Rank: index, Peers: peers, PeerTimeout: w.cfg.PeerTimeout,
+			Job: name, Generation: gen.Number, Rank: index, Peers: peerAddresses(addrs, group),
+			PeerIDs: peerAddresses(ids, group), PeerTimeout: w.cfg.PeerTimeout,
 		})
 		if err != nil {
 			return nil, err
@@ -56,14 +61,12 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 		return c, nil
 	}
 	if mesh.DP > 1 {
-		peers := peerAddresses(addrs, mesh.DPGroup(int(me.Tp)))
-		if layout.DP, err = join(fmt.Sprintf("%s/dp/tp%d", a.JobId, me.Tp), int(me.Dp), peers); err != nil {
+		if layout.DP, err = join(fmt.Sprintf("%s/dp/tp%d", a.JobId, me.Tp), int(me.Dp), mesh.DPGroup(int(me.Tp))); err != nil {
 			return err
 		}
 	}
 	if mesh.TP > 1 {
-		peers := peerAddresses(addrs, mesh.TPGroup(int(me.Dp)))
-		if layout.TP, err = join(fmt.Sprintf("%s/tp/dp%d", a.JobId, me.Dp), int(me.Tp), peers); err != nil {
+		if layout.TP, err = join(fmt.Sprintf("%s/tp/dp%d", a.JobId, me.Dp), int(me.Tp), mesh.TPGroup(int(me.Dp))); err != nil {
 			return err
 		}
 	}
@@ -216,7 +219,8 @@ func rankAddresses(gen *pb.Generation, mesh parallel.Mesh) ([]string, error) {
 	return addrs, nil
 }
 
-// peerAddresses lists the addresses of a group's ranks, in group order.
+// peerAddresses lists what addrs says of a group's ranks (their addresses,
+// or their worker ids), in group order.
 func peerAddresses(addrs []string, group []int) []string {
 	peers := make([]string, len(group))
 	for i, r := range group {

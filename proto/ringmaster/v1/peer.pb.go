@@ -24,12 +24,18 @@ const (
 // PeerHello names a directed link: frames from rank `from` to rank `to` of the
 // group (job, generation).
 type PeerHello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
-	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
-	From          uint32                 `protobuf:"varint,3,opt,name=from,proto3" json:"from,omitempty"`
-	To            uint32                 `protobuf:"varint,4,opt,name=to,proto3" json:"to,omitempty"`
-	WorldSize     uint32                 `protobuf:"varint,5,opt,name=world_size,json=worldSize,proto3" json:"world_size,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Job        string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	From       uint32                 `protobuf:"varint,3,opt,name=from,proto3" json:"from,omitempty"`
+	To         uint32                 `protobuf:"varint,4,opt,name=to,proto3" json:"to,omitempty"`
+	WorldSize  uint32                 `protobuf:"varint,5,opt,name=world_size,json=worldSize,proto3" json:"world_size,omitempty"`
+	// local_token is the one-time token the receiver's OpenBulk returned
+	// (local_token there), presented on its Unix-socket bulk listener when the
+	// cluster runs mutual TLS: the socket carries no certificate, so the token
+	// (learned over the authenticated gRPC link) and the connecting process's
+	// credentials (SO_PEERCRED) stand in for it.
+	LocalToken    []byte `protobuf:"bytes,6,opt,name=local_token,json=localToken,proto3" json:"local_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -97,6 +103,13 @@ func (x *PeerHello) GetWorldSize() uint32 {
 		return x.WorldSize
 	}
 	return 0
+}
+
+func (x *PeerHello) GetLocalToken() []byte {
+	if x != nil {
+		return x.LocalToken
+	}
+	return nil
 }
 
 // PeerFrameHeader identifies one frame of one collective.
@@ -297,7 +310,10 @@ type PeerBulkEndpoint struct {
 	LocalAddress string `protobuf:"bytes,2,opt,name=local_address,json=localAddress,proto3" json:"local_address,omitempty"`
 	// host_id names the receiver's kernel and network namespace
 	// ("<boot id>/<netns inode>"); the sender compares it with its own.
-	HostId        string `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	HostId string `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// local_token, with mutual TLS on, admits one Unix-socket bulk link from
+	// the caller (the worker its certificate names) for this group and rank.
+	LocalToken    []byte `protobuf:"bytes,4,opt,name=local_token,json=localToken,proto3" json:"local_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,11 +369,18 @@ func (x *PeerBulkEndpoint) GetHostId() string {
 	return ""
 }
 
+func (x *PeerBulkEndpoint) GetLocalToken() []byte {
+	if x != nil {
+		return x.LocalToken
+	}
+	return nil
+}
+
 var File_ringmaster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringmaster_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x18ringmaster/v1/peer.proto\x12\rringmaster.v1\"\x80\x01\n" +
+	"\x18ringmaster/v1/peer.proto\x12\rringmaster.v1\"\xa1\x01\n" +
 	"\tPeerHello\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x1e\n" +
 	"\n" +
@@ -366,7 +389,9 @@ const file_ringmaster_v1_peer_proto_rawDesc = "" +
 	"\x04from\x18\x03 \x01(\rR\x04from\x12\x0e\n" +
 	"\x02to\x18\x04 \x01(\rR\x02to\x12\x1d\n" +
 	"\n" +
-	"world_size\x18\x05 \x01(\rR\tworldSize\"\x95\x01\n" +
+	"world_size\x18\x05 \x01(\rR\tworldSize\x12\x1f\n" +
+	"\vlocal_token\x18\x06 \x01(\fR\n" +
+	"localToken\"\x95\x01\n" +
 	"\x0fPeerFrameHeader\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x1e\n" +
 	"\n" +
@@ -380,11 +405,13 @@ const file_ringmaster_v1_peer_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x18.ringmaster.v1.PeerHelloR\x05hello\x126\n" +
 	"\x06header\x18\x02 \x01(\v2\x1e.ringmaster.v1.PeerFrameHeaderR\x06header\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\"\x0f\n" +
-	"\rPeerFramesAck\"j\n" +
+	"\rPeerFramesAck\"\x8b\x01\n" +
 	"\x10PeerBulkEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12\x17\n" +
-	"\ahost_id\x18\x03 \x01(\tR\x06hostId2\x9b\x01\n" +
+	"\ahost_id\x18\x03 \x01(\tR\x06hostId\x12\x1f\n" +
+	"\vlocal_token\x18\x04 \x01(\fR\n" +
+	"localToken2\x9b\x01\n" +
 	"\x0ePeerCollective\x12B\n" +
 	"\x06Frames\x12\x18.ringmaster.v1.PeerFrame\x1a\x1c.ringmaster.v1.PeerFramesAck(\x01\x12E\n" +
 	"\bOpenBulk\x12\x18.ringmaster.v1.PeerHello\x1a\x1f.ringmaster.v1.PeerBulkEndpointBFZDgithub.com/ringmaster-ml/ringmaster/proto/ringmaster/v1;ringmasterv1b\x06proto3"
