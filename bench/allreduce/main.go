@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 )
 
 var (
@@ -35,7 +36,8 @@ var (
 	worlds   = flag.String("world-sizes", "2,4", "world sizes")
 	sizesF   = flag.String("sizes", "4096,65536,1048576,4194304,16777216,67108864", "bytes, comma separated")
 	rounds   = flag.Int("rounds", 3, "A/B rounds (ringmaster, then gloo) per world size")
-	mode     = flag.String("mode", "bulk", "ringmaster transports to run each round, comma separated: bulk (the default: raw streams negotiated over gRPC, a Unix socket between processes on one host), tcp (raw TCP streams even on one host) or grpc (gRPC streams)")
+	mode     = flag.String("mode", "bulk", "ringmaster transports to run each round, comma separated: bulk (the default: raw streams negotiated over gRPC, a Unix socket between processes on one host), tcp (raw TCP streams even on one host) or grpc (gRPC streams); a +tls suffix (tcp+tls, ...) runs it with mutual TLS, as a cluster with --tls-dir does")
+	tlsDirF  = flag.String("tls-dir", "", "certificates of the ranks (internal: the launcher makes them for +tls modes)")
 	shared   = flag.String("shared", "", "path of the shared folder (default $RINGMASTER_SHARED or <repo>/../shared)")
 	python   = flag.String("python", "/usr/bin/python3", "python with torch")
 	noGloo   = flag.Bool("no-gloo", false, "skip the Gloo reference")
@@ -107,7 +109,20 @@ func runRank() error {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	srv, err := allreduce.NewServer(allreduce.ServerOptions{BulkAddr: "127.0.0.1:0"})
+	base, secure := strings.CutSuffix(*mode, "+tls")
+	opts := allreduce.ServerOptions{BulkAddr: "127.0.0.1:0"}
+	var ids []string
+	if secure {
+		for r := range n {
+			ids = append(ids, rankName(r))
+		}
+		src, err := tlsauth.Load(tlsauth.InDir(*tlsDirF, rankName(rank)), nil)
+		if err != nil {
+			return err
+		}
+		opts.TLS = src
+	}
+	srv, err := allreduce.NewServer(opts)
 	if err != nil {
 		return err
 	}
@@ -116,23 +131,23 @@ func runRank() error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	var wg sync.WaitGroup
 	wg.Go(func() { gs.Serve(ln) })
 	defer func() { gs.Stop(); wg.Wait() }()
 
 	m := allreduce.ModeBulk
-	switch *mode {
+	switch base {
 	case "bulk":
 	case "grpc":
 		m = allreduce.ModeGRPC
 	case "tcp":
 		m = allreduce.ModeTCP
 	default:
-		return fmt.Errorf("-mode %q: want bulk, tcp or grpc", *mode)
+		return fmt.Errorf("-mode %q: want bulk, tcp or grpc, with or without +tls", *mode)
 	}
-	tr, err := srv.Join(allreduce.GroupConfig{Job: "bench", Generation: 1, Rank: rank, Peers: peers, PeerTimeout: 60 * time.Second, Mode: m})
+	tr, err := srv.Join(allreduce.GroupConfig{Job: "bench", Generation: 1, Rank: rank, Peers: peers, PeerIDs: ids, PeerTimeout: 60 * time.Second, Mode: m})
 	if err != nil {
 		return err
 	}
@@ -267,10 +282,40 @@ func freePorts(n int) ([]string, error) {
 	return out, nil
 }
 
+// rankName is rank r's worker id (and certificate name) in +tls modes.
+func rankName(r int) string { return "rank" + strconv.Itoa(r) }
+
+// issueRankCerts makes a cluster CA and worker certificates for ranks
+// 0…world-1 in dir.
+func issueRankCerts(dir string, world int) error {
+	ca, err := tlsauth.LoadCA(dir)
+	if err != nil {
+		if ca, err = tlsauth.InitDir(dir, 0, false); err != nil {
+			return err
+		}
+	}
+	for r := range world {
+		if _, err := ca.IssueToDir(dir, "", tlsauth.IssueOptions{Identity: tlsauth.Identity{Role: tlsauth.RoleWorker, Name: rankName(r)}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func runOurs(ctx context.Context, world, round int, mode string) ([]row, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
+	}
+	tlsDir := ""
+	if strings.HasSuffix(mode, "+tls") {
+		if tlsDir, err = os.MkdirTemp("", "allreduce-bench-tls-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tlsDir)
+		if err := issueRankCerts(tlsDir, world); err != nil {
+			return nil, err
+		}
 	}
 	peers, err := freePorts(world)
 	if err != nil {
@@ -280,7 +325,7 @@ func runOurs(ctx context.Context, world, round int, mode string) ([]row, error) 
 	var out strings.Builder
 	for r := range world {
 		args := []string{"-role=rank", "-rank=" + strconv.Itoa(r), "-peers=" + strings.Join(peers, ","),
-			"-sizes=" + *sizesF, "-mode=" + mode, "-chunk-bytes=" + strconv.Itoa(*chunk), "-small-bytes=" + strconv.Itoa(*small), "-iters=" + strconv.Itoa(*itersF), "-cpuprofile=" + *cpuProf}
+			"-sizes=" + *sizesF, "-mode=" + mode, "-chunk-bytes=" + strconv.Itoa(*chunk), "-small-bytes=" + strconv.Itoa(*small), "-iters=" + strconv.Itoa(*itersF), "-cpuprofile=" + *cpuProf, "-tls-dir=" + tlsDir}
 		cmd := exec.CommandContext(ctx, self, args...)
 		cmd.Stderr = os.Stderr
 		if r == 0 {
@@ -467,6 +512,45 @@ func report(all []row) {
 			}
 		}
 		reportMode(m, rows)
+	}
+	reportTLS(all)
+}
+
+// reportTLS prints, for every transport run both plain and +tls, TLS
+// busbw over plain busbw per size (median of per-round ratios).
+func reportTLS(all []row) {
+	type key struct {
+		mode string
+		w, b int
+	}
+	byKey := map[key][]row{}
+	for _, r := range all {
+		if r.Impl != "gloo" {
+			k := key{r.Transport, r.World, r.Bytes}
+			byKey[k] = append(byKey[k], r)
+		}
+	}
+	for _, m := range strings.Split(*mode, ",") {
+		plain, ok := strings.CutSuffix(m, "+tls")
+		if !ok || !slices.Contains(strings.Split(*mode, ","), plain) {
+			continue
+		}
+		fmt.Printf("\nmutual TLS cost on transport %q: busbw with TLS / without, median of per-round ratios\n", plain)
+		fmt.Printf("%2s %7s | %8s %8s | %6s\n", "n", "size", "plain", "tls", "ratio")
+		for _, w := range parseInts(*worlds) {
+			for _, b := range parseInts(*sizesF) {
+				p, t := byKey[key{plain, w, b}], byKey[key{m, w, b}]
+				if len(p) == 0 || len(t) == 0 {
+					continue
+				}
+				var ratios, pb, tb []float64
+				for i := range min(len(p), len(t)) {
+					ratios = append(ratios, t[i].BusBW/p[i].BusBW)
+					pb, tb = append(pb, p[i].BusBW), append(tb, t[i].BusBW)
+				}
+				fmt.Printf("%2d %7s | %8.3f %8.3f | %6.2f\n", w, human(b), median(pb), median(tb), median(ratios))
+			}
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -98,6 +99,8 @@ func plainErrors(err error) error {
 // clusterFlags are shared by every cluster command.
 type clusterFlags struct {
 	addrs   string
+	tlsDir  string
+	tlsName string
 	timeout time.Duration
 	json    bool
 	out     io.Writer
@@ -105,6 +108,8 @@ type clusterFlags struct {
 
 func (cf *clusterFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&cf.addrs, "coordinators", "", "comma-separated coordinator gRPC addresses; any one will do (default: $RINGMASTER_COORDINATORS, else the running `ringctl local` cluster, else 127.0.0.1:7100 when something listens there)")
+	c.Flags().StringVar(&cf.tlsDir, "tls-dir", "", "directory with the cluster's ca.crt and your operator certificate (default: $RINGMASTER_TLS_DIR, else the running `ringctl local` cluster's; none: plaintext)")
+	c.Flags().StringVar(&cf.tlsName, "tls-name", localcluster.OperatorCert, "certificate file name in --tls-dir (NAME.crt, NAME.key)")
 	c.Flags().DurationVar(&cf.timeout, "timeout", 15*time.Second, "give up after this long (retrying through leader changes)")
 	c.Flags().BoolVar(&cf.json, "json", false, "print the coordinators' answer as JSON")
 }
@@ -116,8 +121,9 @@ const defaultCoordinator = "127.0.0.1:7100"
 // RINGMASTER_COORDINATORS, then a running `ringctl local` cluster (its
 // discovery file in ./ringmaster-data/local or the runtime directory), then
 // a coordinator on the default port if one accepts a connection. With none
-// it fails at once, naming both ways to get one.
-func (cf *clusterFlags) coordinators() ([]string, error) {
+// it fails at once, naming both ways to get one. localTLS is the TLS
+// directory of the local cluster the addresses came from ("" otherwise).
+func (cf *clusterFlags) coordinators() (addrs []string, localTLS string, err error) {
 	list := cf.addrs
 	if list == "" {
 		list = os.Getenv("RINGMASTER_COORDINATORS")
@@ -125,38 +131,62 @@ func (cf *clusterFlags) coordinators() ([]string, error) {
 	if list == "" {
 		for _, dir := range []string{defaultLocalDir, ""} {
 			if d, err := localcluster.Find(dir); err == nil && len(d.Coordinators) > 0 {
-				return d.Coordinators, nil
+				return d.Coordinators, d.TLSDir, nil
 			}
 		}
 		if conn, err := net.DialTimeout("tcp", defaultCoordinator, 500*time.Millisecond); err == nil {
 			conn.Close()
-			return []string{defaultCoordinator}, nil
+			return []string{defaultCoordinator}, "", nil
 		}
-		return nil, errors.New("no coordinators to talk to: RINGMASTER_COORDINATORS is unset, no `ringctl local` cluster is running, and nothing listens on " +
+		return nil, "", errors.New("no coordinators to talk to: RINGMASTER_COORDINATORS is unset, no `ringctl local` cluster is running, and nothing listens on " +
 			defaultCoordinator + "; start a local cluster with `ringctl local -keep`, or name a running group with RINGMASTER_COORDINATORS=host:port,… (or --coordinators host:port,…)")
 	}
-	var addrs []string
 	for _, a := range strings.Split(list, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			addrs = append(addrs, a)
 		}
 	}
 	if len(addrs) == 0 {
-		return nil, usagef("--coordinators %q: no address in it; want host:port,…", list)
+		return nil, "", usagef("--coordinators %q: no address in it; want host:port,…", list)
 	}
-	return addrs, nil
+	return addrs, "", nil
+}
+
+// newClient dials addrs presenting the operator certificate in --tls-dir,
+// else $RINGMASTER_TLS_DIR, else localTLS (the local cluster's); in
+// plaintext when none is given.
+func (cf *clusterFlags) newClient(addrs []string, localTLS string) (*coord.Client, error) {
+	dir := cf.tlsDir
+	if dir == "" {
+		dir = os.Getenv("RINGMASTER_TLS_DIR")
+	}
+	if dir == "" {
+		dir = localTLS
+	}
+	if dir == "" {
+		return coord.NewClient(addrs), nil
+	}
+	src, err := tlsauth.Load(tlsauth.InDir(dir, cf.tlsName), nil)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-dir %s: %w (issue one with `ringctl certs issue --role operator %s`)", dir, err, cf.tlsName)
+	}
+	return coord.NewClient(addrs, src.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}})), nil
 }
 
 func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Context, context.CancelFunc, error) {
 	if cf.timeout <= 0 {
 		return nil, nil, nil, usagef("--timeout %v: want > 0", cf.timeout)
 	}
-	addrs, err := cf.coordinators()
+	addrs, localTLS, err := cf.coordinators()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := cf.newClient(addrs, localTLS)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	return coord.NewClient(addrs), ctx, cancel, nil
+	return cl, ctx, cancel, nil
 }
 
 // printJSON writes one protobuf message as a JSON document.

@@ -26,11 +26,12 @@ var defaultLocalDir = filepath.Join("ringmaster-data", "local")
 
 // localFlags are local's flags.
 type localFlags struct {
-	spec    specFlags
-	workers int
-	dir     string
-	threads int
-	keep    bool
+	spec     specFlags
+	workers  int
+	dir      string
+	threads  int
+	keep     bool
+	insecure bool
 }
 
 func newLocalCmd() *cobra.Command {
@@ -43,7 +44,9 @@ func newLocalCmd() *cobra.Command {
 			"everything when it ends or on Ctrl-C. The processes die with ringctl, however it\n" +
 			"ends. With --keep the cluster stays up after the job for the client commands\n" +
 			"(jobs, status, submit, ...), which find it without RINGMASTER_COORDINATORS,\n" +
-			"until Ctrl-C or `ringctl local stop`.",
+			"until Ctrl-C or `ringctl local stop`. Every connection is mutual TLS: a cluster\n" +
+			"CA and a certificate per process (and one for the operator, which the client\n" +
+			"commands present) are issued into DIR/tls; --insecure runs plaintext.",
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runLocal(c.Context(), c.OutOrStdout(), f) },
 	}
@@ -52,6 +55,7 @@ func newLocalCmd() *cobra.Command {
 	c.Flags().StringVar(&f.dir, "dir", defaultLocalDir, "folder for the cluster's data, models and logs (emptied first)")
 	c.Flags().IntVar(&f.threads, "threads", 1, "matrix-product cores per worker (≥ 1)")
 	c.Flags().BoolVar(&f.keep, "keep", false, "keep the cluster running after the job ends (until Ctrl-C or `ringctl local stop`)")
+	c.Flags().BoolVar(&f.insecure, "insecure", false, "run every process without TLS (anyone who reaches a port is trusted; development only)")
 	_ = c.MarkFlagDirname("dir")
 	c.AddCommand(newLocalStopCmd())
 	return c
@@ -88,14 +92,14 @@ func runLocal(ctx context.Context, out io.Writer, f localFlags) error {
 	fmt.Fprintf(out, "starting 3 coordinators and %d workers on 127.0.0.1 (logs in %s)\n", f.workers, logs)
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cl, err := localcluster.Start(startCtx, localcluster.Config{Dir: dir, BinDir: bins, Workers: f.workers, Threads: f.threads})
+	cl, err := localcluster.Start(startCtx, localcluster.Config{Dir: dir, BinDir: bins, Workers: f.workers, Threads: f.threads, Insecure: f.insecure})
 	if err != nil {
 		if ctx.Err() != nil {
 			return interrupted(ctx, "interrupted while starting the cluster")
 		}
 		return err
 	}
-	disc := localcluster.Discovery{PID: os.Getpid(), Dir: dir, Coordinators: cl.CoordAddrs, Dashboards: cl.HTTPAddrs, Keep: f.keep, Started: time.Now()}
+	disc := localcluster.Discovery{PID: os.Getpid(), Dir: dir, Coordinators: cl.CoordAddrs, Dashboards: cl.HTTPAddrs, TLSDir: cl.TLSDir, Keep: f.keep, Started: time.Now()}
 	for _, p := range cl.Coordinators {
 		disc.CoordPIDs = append(disc.CoordPIDs, p.PID())
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
@@ -137,7 +138,13 @@ func cmdWaitJob(ts *testscript.TestScript, neg bool, args []string) {
 
 func waitJob(ts *testscript.TestScript, dir, job string, want pb.JobState) {
 	d := readDiscovery(ts, dir)
-	cl := coord.NewClient(d.Coordinators)
+	var opts []grpc.DialOption
+	if d.TLSDir != "" {
+		opt, err := localcluster.OperatorDialOption(d.TLSDir)
+		ts.Check(err)
+		opts = append(opts, opt)
+	}
+	cl := coord.NewClient(d.Coordinators, opts...)
 	defer cl.Close()
 	poll(ts, fmt.Sprintf("%s %v", job, want), func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

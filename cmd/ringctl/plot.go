@@ -25,8 +25,8 @@ import (
 	"gonum.org/v1/plot/vg/vgpdf"
 	"gonum.org/v1/plot/vg/vgsvg"
 
-	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
 )
 
 // plotJob is the part of GET /api/v1/jobs/{id} that plot draws. Name and
@@ -95,7 +95,7 @@ func runPlot(ctx context.Context, cf *clusterFlags, id string, o plotOptions) er
 	if cf.timeout <= 0 {
 		return usagef("--timeout %v: want > 0", cf.timeout)
 	}
-	base, localCoords, err := resolveAPI(o.api)
+	base, local, err := resolveAPI(o.api)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func runPlot(ctx context.Context, cf *clusterFlags, id string, o plotOptions) er
 		return fmt.Errorf("job %s (%s) has no progress points yet, nothing to plot; `ringctl watch %s` follows it until it trains", id, j.State, id)
 	}
 	if j.Name == "" {
-		j.Name = jobName(ctx, cf, localCoords, id)
+		j.Name = jobName(ctx, cf, local, id)
 	}
 	b, err := renderPlot(j, format, o.width, o.height)
 	if err != nil {
@@ -140,23 +140,30 @@ func runPlot(ctx context.Context, cf *clusterFlags, id string, o plotOptions) er
 // jobName asks the coordinators for job id's spec name, for the title; ""
 // when they cannot say. It asks only a group that is surely the API's: one
 // named by --coordinators or $RINGMASTER_COORDINATORS, or the local cluster
-// whose API answered (local), lest another cluster's job of the same id
-// name the plot.
-func jobName(ctx context.Context, cf *clusterFlags, local []string, id string) string {
-	addrs := local
+// whose API answered (local, nil if none), lest another cluster's job of
+// the same id name the plot.
+func jobName(ctx context.Context, cf *clusterFlags, local *localcluster.Discovery, id string) string {
+	var addrs []string
+	localTLS := ""
+	if local != nil {
+		addrs, localTLS = local.Coordinators, local.TLSDir
+	}
 	if cf.addrs != "" || os.Getenv("RINGMASTER_COORDINATORS") != "" {
-		a, err := cf.coordinators()
+		a, _, err := cf.coordinators()
 		if err != nil {
 			return ""
 		}
-		addrs = a
+		addrs, localTLS = a, ""
 	}
 	if len(addrs) == 0 {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, min(cf.timeout, 3*time.Second))
 	defer cancel()
-	cl := coord.NewClient(addrs)
+	cl, err := cf.newClient(addrs, localTLS)
+	if err != nil {
+		return ""
+	}
 	defer cl.Close()
 	r, err := cl.GetJob(ctx, id)
 	if err != nil || r.Job == nil {

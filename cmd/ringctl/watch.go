@@ -24,18 +24,18 @@ func apiBase(flag string) (string, error) {
 	return base, err
 }
 
-// resolveAPI is apiBase that also returns the local cluster's coordinator
-// gRPC addresses when the API is that cluster's (nil otherwise), so a
-// command may ask the same group for what the API lacks.
-func resolveAPI(flag string) (string, []string, error) {
+// resolveAPI is apiBase that also returns the local cluster when the API
+// is that cluster's (nil otherwise), so a command may ask the same group's
+// coordinators for what the API lacks.
+func resolveAPI(flag string) (string, *localcluster.Discovery, error) {
 	s := flag
 	if s == "" {
 		s = os.Getenv("RINGMASTER_API")
 	}
-	var coords []string
+	var local *localcluster.Discovery
 	if s == "" {
 		if d, err := localcluster.Find(localcluster.RuntimeDir()); err == nil && len(d.Dashboards) > 0 {
-			s, coords = d.Dashboards[0], d.Coordinators
+			s, local = d.Dashboards[0], &d
 		}
 	}
 	if s == "" {
@@ -48,7 +48,7 @@ func resolveAPI(flag string) (string, []string, error) {
 	if err != nil || u.Host == "" {
 		return "", nil, usagef("--api %q: want HOST:PORT or http://HOST:PORT", s)
 	}
-	return strings.TrimRight(u.String(), "/"), coords, nil
+	return strings.TrimRight(u.String(), "/"), local, nil
 }
 
 // watchRecord is one --json line of `ringctl watch`.

@@ -40,8 +40,6 @@ func (f *Flags) Load(ctx context.Context, defName string, log *slog.Logger) (*tl
 	case *f.Insecure && *f.Dir != "":
 		return nil, errors.New("--insecure and --tls-dir: give one")
 	case *f.Insecure || *f.Dir == "":
-		// Plaintext is still the default while ringctl local, compose and
-		// k8s learn to issue certificates; the warning says what it means.
 		log.Warn("running WITHOUT TLS (no --tls-dir): any process that reaches this node's ports is trusted; give --tls-dir for mutual TLS")
 		return nil, nil
 	}

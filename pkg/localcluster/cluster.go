@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/ringmaster-ml/ringmaster/internal/freeport"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -37,6 +41,11 @@ type Config struct {
 	WorkerNet func(i int) (host string, prefix []string)
 	// WorkerArgs are extra flags for every worker.
 	WorkerArgs []string
+	// Insecure runs every process without TLS (--insecure). By default the
+	// cluster is mutual TLS throughout: Start makes a cluster CA in
+	// Dir/tls (or reuses the one there) and issues a certificate per
+	// coordinator and worker and one for the operator (Client, ringctl).
+	Insecure bool
 }
 
 // Proc is one process of the cluster.
@@ -58,6 +67,10 @@ type Cluster struct {
 	CoordAddrs   []string // gRPC addresses
 	HTTPAddrs    []string // the coordinators' dashboard, /api/v1/ and /metrics
 	WorkerHTTP   []string // the workers' /metrics, /healthz and /readyz, by worker
+	// TLSDir holds the cluster CA and every process's certificate, and
+	// the operator's (OperatorCert); "" for an insecure cluster.
+	TLSDir string
+	dial   []grpc.DialOption // how clients reach the coordinators
 
 	spawnMu sync.Mutex
 	spawn   chan spawnRequest // nil once stopped
@@ -101,6 +114,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	c := &Cluster{cfg: cfg, spawn: make(chan spawnRequest)}
+	security := []string{"--insecure"}
+	if !cfg.Insecure {
+		c.TLSDir = filepath.Join(cfg.Dir, "tls")
+		opt, err := issueCertificates(c.TLSDir, cfg.Coordinators, cfg.Workers)
+		if err != nil {
+			return nil, fmt.Errorf("local cluster: %w", err)
+		}
+		c.dial = []grpc.DialOption{opt}
+		security = []string{"--tls-dir", c.TLSDir}
+	}
 	go spawner(c.spawn)
 	ports, err := freePorts(3*cfg.Coordinators + cfg.Workers)
 	if err != nil {
@@ -120,11 +143,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	for i := range cfg.Coordinators {
 		name := fmt.Sprintf("c%d", i+1)
 		raft, _, _ := strings.Cut(strings.TrimPrefix(peers[i], name+"="), "=")
-		c.Coordinators = append(c.Coordinators, &Proc{Name: name, Args: []string{
+		args := []string{
 			filepath.Join(cfg.BinDir, "coordinator"), "--id", name, "--raft-addr", raft, "--grpc-addr", c.CoordAddrs[i],
 			"--data-dir", filepath.Join(cfg.Dir, name), "--peers", strings.Join(peers, ","),
 			"--worker-timeout", cfg.WorkerTimeout.String(), "--http-addr", c.HTTPAddrs[i],
-		}})
+		}
+		c.Coordinators = append(c.Coordinators, &Proc{Name: name, Args: append(args, security...)})
 	}
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("w%d", i+1)
@@ -137,6 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			filepath.Join(cfg.BinDir, "worker"), "--id", name, "--coordinators", strings.Join(c.CoordAddrs, ","),
 			"--listen", whost+":0", "--threads", fmt.Sprint(cfg.Threads), "--out-dir", filepath.Join(cfg.Dir, "models"),
 			"--data-dir", filepath.Join(cfg.Dir, name), "--http-addr", c.WorkerHTTP[i])
+		args = append(args, security...)
 		c.Workers = append(c.Workers, &Proc{Name: name, Args: append(args, cfg.WorkerArgs...)})
 	}
 	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
@@ -152,8 +177,49 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-// Client returns a coordinator client for the cluster.
-func (c *Cluster) Client() *coord.Client { return coord.NewClient(c.CoordAddrs) }
+// Client returns a coordinator client for the cluster (with the operator's
+// certificate when the cluster runs TLS).
+func (c *Cluster) Client() *coord.Client { return coord.NewClient(c.CoordAddrs, c.dial...) }
+
+// OperatorCert is the file name (in TLSDir) of the operator certificate
+// Start issues: what `ringctl` client commands present to a local cluster.
+const OperatorCert = "operator"
+
+// issueCertificates makes (or reuses) the cluster CA in dir, issues the
+// coordinators' (c1…), workers' (w1…) and operator's certificates, and
+// returns the dial option of a client presenting the operator's.
+func issueCertificates(dir string, coordinators, workers int) (grpc.DialOption, error) {
+	ca, err := tlsauth.LoadCA(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		ca, err = tlsauth.InitDir(dir, 0, false)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA in %s: %w", dir, err)
+	}
+	ids := []tlsauth.Identity{{Role: tlsauth.RoleOperator, Name: OperatorCert}}
+	for i := range coordinators {
+		ids = append(ids, tlsauth.Identity{Role: tlsauth.RoleCoordinator, Name: fmt.Sprintf("c%d", i+1)})
+	}
+	for i := range workers {
+		ids = append(ids, tlsauth.Identity{Role: tlsauth.RoleWorker, Name: fmt.Sprintf("w%d", i+1)})
+	}
+	for _, id := range ids {
+		if _, err := ca.IssueToDir(dir, "", tlsauth.IssueOptions{Identity: id, Hosts: []string{"127.0.0.1", "localhost"}}); err != nil {
+			return nil, fmt.Errorf("issue %s: %w", id, err)
+		}
+	}
+	return OperatorDialOption(dir)
+}
+
+// OperatorDialOption is how a client presenting the operator certificate
+// in dir (a local cluster's TLSDir) dials the coordinators.
+func OperatorDialOption(dir string) (grpc.DialOption, error) {
+	src, err := tlsauth.Load(tlsauth.InDir(dir, OperatorCert), nil)
+	if err != nil {
+		return nil, err
+	}
+	return src.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}}), nil
+}
 
 // DashboardURL is the first coordinator's dashboard (every coordinator
 // serves one showing the leader's view).

@@ -22,9 +22,12 @@ type Discovery struct {
 	Dir          string   `json:"dir"`          // absolute cluster directory
 	Coordinators []string `json:"coordinators"` // gRPC addresses
 	Dashboards   []string `json:"dashboards"`   // the coordinators' HTTP addresses (/, /api/v1/)
-	Workers      []int    `json:"worker_pids"`
-	CoordPIDs    []int    `json:"coordinator_pids"`
-	Keep         bool     `json:"keep"` // stays up after its job (`ringctl local -keep`)
+	// TLSDir holds the cluster CA and the operator certificate
+	// (OperatorCert) client commands present; "" for an insecure cluster.
+	TLSDir    string `json:"tls_dir,omitempty"`
+	Workers   []int  `json:"worker_pids"`
+	CoordPIDs []int  `json:"coordinator_pids"`
+	Keep      bool   `json:"keep"` // stays up after its job (`ringctl local -keep`)
 	// Idle is set (and the file rewritten) when a -keep cluster's job has
 	// ended and it only serves client commands until it is stopped.
 	Idle    bool      `json:"idle"`
