@@ -92,6 +92,7 @@ func run(args []string) error {
 	var serverOpts []grpc.ServerOption
 	var dialOpts []grpc.DialOption
 	var raftTLS *tls.Config
+	var credVersion func() uint64
 	if tlsSrc != nil {
 		if tlsSrc.Identity().Role != tlsauth.RoleCoordinator {
 			return fmt.Errorf("--tls-dir: certificate names %s, a coordinator needs role coordinator", tlsSrc.Identity())
@@ -106,6 +107,7 @@ func run(args []string) error {
 		serverOpts = a.ServerOptions()
 		coordOnly := tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}}
 		dialOpts = []grpc.DialOption{tlsSrc.DialOption(coordOnly)}
+		credVersion = tlsSrc.Version
 		raftTLS = tlsSrc.MutualConfig(coordOnly, func(remote string, err error) {
 			rej.Record("raft", remote, tlsauth.Identity{}, "raft handshake", err)
 		})
@@ -117,7 +119,7 @@ func run(args []string) error {
 	node, err := coord.Open(ctx, coord.Config{
 		ID: *id, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, DataDir: *dataDir, Peers: ps, Join: *join,
 		WorkerTimeout: *workerTimeout, HeartbeatTimeout: *raftTimeout, ElectionTimeout: *raftTimeout,
-		Logger: log, Metrics: coord.NewMetrics(reg), RaftTLS: raftTLS, DialOptions: dialOpts,
+		Logger: log, Metrics: coord.NewMetrics(reg), RaftTLS: raftTLS, DialOptions: dialOpts, CredentialsVersion: credVersion,
 	})
 	if err != nil {
 		_ = lis.Close()

@@ -184,6 +184,9 @@ func run(args []string) error {
 		log.Info("measured peak", "gflops", f/1e9, "threads", n, "isa", isa)
 	}
 	client := coord.NewClient(strings.Split(*coords, ","), coordDial...)
+	if tlsSrc != nil {
+		client.RedialOnChange(tlsSrc.Version) // after a rotation, calls present the new certificate
+	}
 	defer client.Close()
 	w, err := train.NewWorker(train.WorkerConfig{
 		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,

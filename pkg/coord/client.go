@@ -22,12 +22,15 @@ import (
 // until ctx ends. Errors are gRPC statuses. One caveat: a connection that
 // breaks after a write was sent also reads as Unavailable and is retried.
 type Client struct {
-	opts []grpc.DialOption
+	opts    []grpc.DialOption
+	version func() uint64 // credentials version (RedialOnChange); nil: never redial
 
-	mu     sync.Mutex
-	addrs  []string
-	conns  map[string]*grpc.ClientConn
-	prefer string
+	mu      sync.Mutex
+	addrs   []string
+	conns   map[string]*grpc.ClientConn
+	madeAt  map[string]uint64  // credentials version each conn was dialed at
+	retired []*grpc.ClientConn // replaced after a credentials change; closed by Close
+	prefer  string
 }
 
 // NewClient returns a client over addrs (no connection is made yet). With
@@ -36,10 +39,22 @@ func NewClient(addrs []string, opts ...grpc.DialOption) *Client {
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	c := &Client{opts: opts, addrs: append([]string(nil), addrs...), conns: map[string]*grpc.ClientConn{}}
+	c := &Client{opts: opts, addrs: append([]string(nil), addrs...), conns: map[string]*grpc.ClientConn{}, madeAt: map[string]uint64{}}
 	if len(addrs) > 0 {
 		c.prefer = addrs[0]
 	}
+	return c
+}
+
+// RedialOnChange makes every call after a change of version (the TLS
+// credentials' tlsauth.Source.Version: a reload after rotation) use a new
+// connection, so the coordinators see the new certificate: they check each
+// call against their current CA, and a connection keeps the certificate of
+// its handshake. Streams already open stay on their old connection until
+// they end (a worker's session is not broken by a rotation). Call it before
+// the first call. It returns c.
+func (c *Client) RedialOnChange(version func() uint64) *Client {
+	c.version = version
 	return c
 }
 
@@ -51,20 +66,32 @@ func (c *Client) Close() error {
 		_ = cc.Close()
 		delete(c.conns, a)
 	}
+	for _, cc := range c.retired {
+		_ = cc.Close()
+	}
+	c.retired = nil
 	return nil
 }
 
 func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var v uint64
+	if c.version != nil {
+		v = c.version()
+	}
 	if cc, ok := c.conns[addr]; ok {
-		return cc, nil
+		if c.madeAt[addr] == v {
+			return cc, nil
+		}
+		c.retired = append(c.retired, cc)
+		delete(c.conns, addr)
 	}
 	cc, err := grpc.NewClient(addr, c.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	c.conns[addr] = cc
+	c.conns[addr], c.madeAt[addr] = cc, v
 	return cc, nil
 }
 

@@ -170,7 +170,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 	if n.rejoin {
 		via = n.otherPeerAddrs()
 	}
-	cl := NewClient(via, n.cfg.DialOptions...)
+	cl := NewClient(via, n.cfg.DialOptions...).RedialOnChange(n.cfg.CredentialsVersion)
 	defer cl.Close()
 	req := &pb.JoinCoordinatorRequest{Id: n.cfg.ID, RaftAddress: n.cfg.RaftAddr, GrpcAddress: n.cfg.GRPCAddr, Replace: n.rejoin}
 	backoff := 200 * time.Millisecond
@@ -218,7 +218,7 @@ func (n *Node) otherPeerAddrs() []string {
 // are starting too) or hold only the bootstrap entry mean a new group.
 func (n *Node) groupRunsWithout(ctx context.Context, timeout time.Duration) (evidence string, ok bool) {
 	addrs := n.otherPeerAddrs()
-	cl := NewClient(addrs, n.cfg.DialOptions...)
+	cl := NewClient(addrs, n.cfg.DialOptions...).RedialOnChange(n.cfg.CredentialsVersion)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

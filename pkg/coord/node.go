@@ -42,10 +42,13 @@ type Config struct {
 	// DialOptions are used when this node calls another coordinator
 	// (catch-up reads, joining); none: plaintext.
 	DialOptions []grpc.DialOption
-	Logger      *slog.Logger // nil: slog.Default()
-	RaftLog     io.Writer    // raft's own log (warnings and errors); nil: stderr
-	Now         func() time.Time
-	Metrics     *Metrics // nil: none
+	// CredentialsVersion, with TLS, is the node's tlsauth.Source.Version:
+	// its clients redial after a certificate rotation (coord.Client.RedialOnChange).
+	CredentialsVersion func() uint64
+	Logger             *slog.Logger // nil: slog.Default()
+	RaftLog            io.Writer    // raft's own log (warnings and errors); nil: stderr
+	Now                func() time.Time
+	Metrics            *Metrics // nil: none
 }
 
 // Node is one running coordinator: raft, the FSM and (while leader) the
@@ -106,7 +109,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("coord: data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: NewFSM(), peers: map[string]Peer{}, peerClient: NewClient(nil, cfg.DialOptions...)}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: NewFSM(), peers: map[string]Peer{}, peerClient: NewClient(nil, cfg.DialOptions...).RedialOnChange(cfg.CredentialsVersion)}
 	for _, p := range cfg.Peers {
 		n.peers[p.ID] = p
 	}

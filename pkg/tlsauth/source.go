@@ -42,6 +42,7 @@ type Source struct {
 	now   func() time.Time
 	cur   atomic.Pointer[material]
 	mu    sync.Mutex // serialises Reload
+	ver   atomic.Uint64
 }
 
 // Load reads files and returns a Source over them. It fails when they are
@@ -60,6 +61,13 @@ func Load(files Files, log *slog.Logger) (*Source, error) {
 	return s, nil
 }
 
+// Version counts the reloads that changed the material. A client compares
+// it with the version its connections were made at and redials after a
+// change: a connection keeps the certificate of its handshake, which a
+// server checking each call against the current CA refuses once the CA
+// was rotated (coord.Client.RedialOnChange).
+func (s *Source) Version() uint64 { return s.ver.Load() }
+
 // Identity is who this node's current certificate names.
 func (s *Source) Identity() Identity { return s.cur.Load().self }
 
@@ -77,6 +85,7 @@ func (s *Source) Reload() error {
 	}
 	old := s.cur.Swap(m)
 	if old.stamp != m.stamp {
+		s.ver.Add(1)
 		s.log.Info("certificates reloaded", "identity", m.self.String(), "not_after", m.cert.Leaf.NotAfter.Format(time.RFC3339), "cert", s.files.Cert)
 	}
 	return nil
