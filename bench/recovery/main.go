@@ -40,6 +40,7 @@ func run() error {
 	rounds := flag.Int("rounds", 20, "worker kills")
 	timeout := flag.Duration("worker-timeout", 3*time.Second, "coordinator --worker-timeout")
 	seed := flag.Uint64("seed", 1, "which worker each round kills")
+	insecure := flag.Bool("insecure", false, "run the cluster without TLS (default: mutual TLS, as ringctl local does), to compare")
 	flag.Parse()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "recovery")
@@ -56,7 +57,7 @@ func run() error {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	c, err := localcluster.Start(sctx, localcluster.Config{Dir: dir, BinDir: bin, Workers: 5, WorkerTimeout: *timeout})
+	c, err := localcluster.Start(sctx, localcluster.Config{Dir: dir, BinDir: bin, Workers: 5, WorkerTimeout: *timeout, Insecure: *insecure})
 	cancel()
 	if err != nil {
 		return err
