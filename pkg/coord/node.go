@@ -194,8 +194,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		n.watchLeadership(runCtx, notify)
 	}()
-	if (n.rejoin || len(cfg.Peers) == 0 && cfg.Join != "") && !n.isVoter() {
-		// First start, or a restart before the promotion landed.
+	// A wiped node always rejoins: raft may already have replayed the old
+	// configuration that lists it as a voter (the leader replicates to
+	// its address at once), but that entry has lost its vote and must be
+	// replaced. A --join node joins on its first start, or on a restart
+	// before the promotion landed.
+	if n.rejoin || len(cfg.Peers) == 0 && cfg.Join != "" && !n.isVoter() {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
