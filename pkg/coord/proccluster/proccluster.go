@@ -2,6 +2,7 @@ package proccluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -157,7 +158,51 @@ func (c *Cluster) StartAll() error {
 			return err
 		}
 	}
-	return nil
+	return c.waitAllVoters(ctx)
+}
+
+// waitAllVoters polls the nodes' /api/v1/cluster until one of them follows
+// a leader with every node a voter. A node that starts well after the
+// others finds the group running and rejoins as a new member (a non-voter
+// until it catches up); a test that kills a node before the promotion
+// would find no quorum.
+func (c *Cluster) waitAllVoters(ctx context.Context) error {
+	cl := &http.Client{Timeout: time.Second}
+	var last string
+	for {
+		for _, n := range c.Nodes {
+			var st struct {
+				Leader  string `json:"leader"`
+				Members []struct {
+					ID       string `json:"id"`
+					Suffrage string `json:"suffrage"`
+				} `json:"members"`
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTPAddr+"/api/v1/cluster", nil)
+			resp, err := cl.Do(req)
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			voters := 0
+			for _, m := range st.Members {
+				if m.Suffrage == "voter" {
+					voters++
+				}
+			}
+			if err == nil && st.Leader != "" && voters == len(c.Nodes) && len(st.Members) == len(c.Nodes) {
+				return nil
+			}
+			last = fmt.Sprintf("%s sees leader %q and %d of %d members voters (%v)", n.ID, st.Leader, voters, len(c.Nodes), err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("coordinator group not formed: %s", last)
+		case <-time.After(20 * time.Millisecond): // polling interval
+		}
+	}
 }
 
 // waitServing polls the node's /healthz until it answers.
