@@ -25,6 +25,7 @@ import (
 type testNode struct {
 	id, raftAddr, grpcAddr, dir string
 	workerTimeout               time.Duration
+	brokenSessionGrace          time.Duration
 	raftTLS                     *tls.Config
 
 	node *Node
@@ -67,7 +68,7 @@ func (tn *testNode) start(t testing.TB, peers []Peer, join string) {
 	t.Helper()
 	node, err := Open(context.Background(), Config{
 		ID: tn.id, RaftAddr: tn.raftAddr, GRPCAddr: tn.grpcAddr, DataDir: tn.dir, Peers: peers, Join: join,
-		WorkerTimeout: tn.workerTimeout,
+		WorkerTimeout: tn.workerTimeout, BrokenSessionGrace: tn.brokenSessionGrace,
 		// Fast enough for short tests, slow enough not to flap on a loaded 2-core CI machine.
 		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, LeaderLeaseTimeout: 250 * time.Millisecond,
 		RaftTLS: tn.raftTLS,

@@ -307,6 +307,9 @@ func (n *Node) Heartbeat(m *pb.WorkerMessage) error {
 // attempt has no backoff); a SIGKILLed one never does, and waiting the full
 // heartbeat timeout for it was most of a recovery (issue 12).
 func (n *Node) brokenSessionGrace() time.Duration {
+	if n.cfg.BrokenSessionGrace > 0 {
+		return min(n.cfg.WorkerTimeout, n.cfg.BrokenSessionGrace)
+	}
 	return min(n.cfg.WorkerTimeout, 300*time.Millisecond)
 }
 

@@ -32,6 +32,10 @@ type Config struct {
 
 	WorkerTimeout time.Duration // failure detector timeout (default 3 s)
 	WorkerGrace   time.Duration // extra time a new leader gives every worker (default WorkerTimeout)
+	// BrokenSessionGrace is how long a worker whose session stream broke
+	// without a goodbye has to reopen it before it is lost (default and
+	// cap: min(WorkerTimeout, 300 ms)).
+	BrokenSessionGrace time.Duration
 
 	// Raft timing; zero keeps hashicorp/raft's defaults.
 	HeartbeatTimeout   time.Duration

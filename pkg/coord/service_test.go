@@ -105,6 +105,10 @@ func TestWorkerLostAndBack(t *testing.T) {
 func TestBrokenSessionLosesWorkerAtOnce(t *testing.T) {
 	nodes := newTestNodes(t, 1)
 	nodes[0].workerTimeout = time.Minute
+	// 2 s rather than 300 ms: under -race on a loaded 2-core CI machine
+	// the reconnecting worker's reopen took longer than 300 ms, it was
+	// lost too, and the test saw the wrong generation.
+	nodes[0].brokenSessionGrace = 2 * time.Second
 	nodes[0].start(t, peersOf(nodes), "")
 	addrs := grpcAddrs(nodes)
 	cl := NewClient(addrs)
