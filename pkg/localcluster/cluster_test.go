@@ -39,9 +39,17 @@ func binDir(t *testing.T) string {
 
 func startCluster(t *testing.T, workers int) *Cluster {
 	t.Helper()
+	return startClusterWith(t, Config{Workers: workers, WorkerTimeout: 2 * time.Second})
+}
+
+// startClusterWith starts cfg (Dir and BinDir filled in) and stops it with
+// the test, logging the processes' log tails when the test failed.
+func startClusterWith(t *testing.T, cfg Config) *Cluster {
+	t.Helper()
+	cfg.Dir, cfg.BinDir = t.TempDir(), binDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := Start(ctx, Config{Dir: t.TempDir(), BinDir: binDir(t), Workers: workers, WorkerTimeout: 2 * time.Second})
+	c, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,9 @@ import (
 // held out (its heartbeats do not put it back). After healing, the job takes
 // it back and completes.
 func TestClusterWorkerCutOffFromPeers(t *testing.T) {
-	bin := binDir(t)
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
 	lab, err := netlab.New(fmt.Sprintf("rml%d", os.Getpid()%10000), 1, 3)
 	if errors.Is(err, netlab.ErrUnsupported) {
 		t.Skipf("network partitions: %v", err)
@@ -32,25 +34,10 @@ func TestClusterWorkerCutOffFromPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(lab.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c, err := Start(ctx, Config{Dir: t.TempDir(), BinDir: bin, Workers: 3, WorkerTimeout: 2 * time.Second,
+	c := startClusterWith(t, Config{Workers: 3, WorkerTimeout: 2 * time.Second,
 		CoordHost:  lab.HostAddr(),
 		WorkerNet:  func(i int) (string, []string) { return lab.Addr(i), lab.Prefix(i) },
 		WorkerArgs: []string{"--peer-timeout", "2s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Stop()
-		if t.Failed() {
-			for _, p := range append(c.Coordinators, c.Workers...) {
-				if b, err := os.ReadFile(p.Log); err == nil {
-					t.Logf("--- %s ---\n%s", p.Name, tail(string(b), 4000))
-				}
-			}
-		}
-	})
 	spec := smallSpec(t, "train.max_iters=100000", "parallel.min_workers=2", "checkpoint.interval=20")
 	cl, job := submit(t, c, spec)
 	members := func(r *pb.GetJobResponse) string {
