@@ -1,6 +1,6 @@
-// Command chaos trains a job on a local cluster (3 coordinators, 4 worker
-// processes on 127.0.0.1) while injecting faults on a seeded random
-// schedule, then checks what must survive:
+// Command chaos trains a job on a local cluster (3 coordinators, 4
+// workers) while injecting faults on a seeded random schedule, then checks
+// what must survive:
 //
 //   - the job completes;
 //   - no committed checkpoint is lost (the committed step never goes back)
@@ -16,6 +16,14 @@
 // killed at once, and a coordinator restarted with its data dir wiped (it
 // rejoins as a new member). After each fault it waits for the job to train
 // and commit a checkpoint again before the next one.
+//
+// Where a Docker engine answers (-runtime auto, the default), every
+// coordinator and worker runs in its own container on a private Docker
+// network (localcluster's container mode), and two more faults cut a
+// container off the network for a while: a training worker (its peers and
+// the coordinators lose it at once, its process keeps running) and the raft
+// leader (the majority elects a new one; the old one must step down). With
+// -runtime process they are processes on 127.0.0.1.
 //
 //	go run ./bench/chaos -faults 100 -seed 1
 //
@@ -56,17 +64,24 @@ func main() {
 	}
 }
 
-// kinds of fault, with their weight in the random schedule.
-var kinds = []struct {
+// faultKind is a kind of fault and its weight in the random schedule.
+type faultKind struct {
 	name   string
 	weight int
-}{
+}
+
+// processFaults work on processes and containers alike.
+var processFaults = []faultKind{
 	{"worker-kill", 3}, {"leader-kill", 2}, {"worker-stall", 2}, {"coordinator-stall", 1},
 	{"worker-lost", 1}, {"worker+leader-kill", 1}, {"coordinator-wipe", 1},
 }
 
+// networkFaults need containers (a network of their own to be cut from).
+var networkFaults = []faultKind{{"worker-disconnect", 2}, {"leader-disconnect", 1}}
+
 type chaos struct {
 	c      *localcluster.Cluster
+	kinds  []faultKind
 	cl     *coord.Client
 	dir    string
 	rng    *rand.Rand
@@ -93,8 +108,19 @@ func run() error {
 	seed := flag.Uint64("seed", 1, "seed of the fault schedule (the same seed gives the same schedule)")
 	stepsPerFault := flag.Int("steps-per-fault", 8000, "training steps of the job per fault (max_iters = faults × this)")
 	keep := flag.Bool("keep", false, "keep the cluster directory (logs, data) instead of deleting it")
+	runtime := flag.String("runtime", "auto", "where the cluster runs: containers (one per process, on a private Docker network), process (127.0.0.1), or auto (containers where a Docker engine answers)")
 	flag.Parse()
 	ctx := context.Background()
+	var containers bool
+	switch *runtime {
+	case "auto":
+		containers = localcluster.ContainersAvailable(ctx)
+	case "containers":
+		containers = true
+	case "process":
+	default:
+		return fmt.Errorf("-runtime %q: want containers, process or auto", *runtime)
+	}
 	dir, err := os.MkdirTemp("", "chaos")
 	if err != nil {
 		return err
@@ -113,10 +139,17 @@ func run() error {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	c, err := localcluster.Start(sctx, localcluster.Config{Dir: dir, BinDir: bin, Workers: 4})
+	c, err := localcluster.Start(sctx, localcluster.Config{Dir: dir, BinDir: bin, Workers: 4, Containers: containers})
 	cancel()
 	if err != nil {
 		return err
+	}
+	kinds := processFaults
+	if containers {
+		kinds = append(append([]faultKind{}, processFaults...), networkFaults...)
+		fmt.Printf("cluster: 3 coordinators and 4 workers, each in its own container on a private Docker network (coordinators at %s)\n", strings.Join(c.CoordAddrs, " "))
+	} else {
+		fmt.Println("cluster: 3 coordinators and 4 workers, processes on 127.0.0.1 (-runtime process)")
 	}
 	defer c.Stop()
 	cl := c.Client()
@@ -129,7 +162,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ch := &chaos{c: c, cl: cl, dir: dir, rng: rand.New(rand.NewPCG(*seed, 0x6368616f73)), faults: map[string]int{},
+	ch := &chaos{c: c, kinds: kinds, cl: cl, dir: dir, rng: rand.New(rand.NewPCG(*seed, 0x6368616f73)), faults: map[string]int{},
 		logf: func(format string, a ...any) { fmt.Printf(format+"\n", a...) }}
 
 	// The reference: the same spec, nothing injected.
@@ -222,11 +255,11 @@ func (ch *chaos) submit(ctx context.Context, spec jobspec.Spec) (string, error) 
 
 func (ch *chaos) pick() string {
 	total := 0
-	for _, k := range kinds {
+	for _, k := range ch.kinds {
 		total += k.weight
 	}
 	n := ch.rng.IntN(total)
-	for _, k := range kinds {
+	for _, k := range ch.kinds {
 		if n < k.weight {
 			return k.name
 		}
@@ -450,6 +483,23 @@ func (ch *chaos) inject(ctx context.Context, kind string, g *pb.Generation) (str
 		}
 		time.Sleep(restartAfter) // the fault's shape
 		return "SIGKILL " + coordinator.Name + ", data dir wiped", ch.c.Restart(coordinator)
+	case "worker-disconnect", "leader-disconnect":
+		p := member
+		if kind == "leader-disconnect" {
+			l, err := ch.leader(ctx)
+			if err != nil {
+				return "", err
+			}
+			p = l
+		}
+		if err := ch.c.Disconnect(p); err != nil {
+			return "", err
+		}
+		time.Sleep(pause) // the fault's shape: off the network for this long
+		if err := ch.c.Reconnect(p); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("cut %s off the network for %v", p.Name, pause.Round(time.Millisecond)), nil
 	}
 	return "", fmt.Errorf("unknown fault %q", kind)
 }
@@ -635,7 +685,7 @@ func (ch *chaos) report(seed uint64, injected int, d time.Duration, resumes []ti
 	fmt.Printf("\nchaos run: seed %d, %d faults in %v\n", seed, injected, d.Round(time.Second))
 	fmt.Println("| fault | count |")
 	fmt.Println("|---|---|")
-	for _, k := range kinds {
+	for _, k := range ch.kinds {
 		fmt.Printf("| %s | %d |\n", k.name, ch.faults[k.name])
 	}
 	fmt.Printf("new generations after a fault: %d; worker recoveries logged: %d\n", len(resumes), recoveries)

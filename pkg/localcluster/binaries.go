@@ -36,10 +36,13 @@ func FindBinaries(ctx context.Context, buildDir string) (string, error) {
 	return buildDir, Build(ctx, root, buildDir)
 }
 
-// Build compiles cmd/coordinator and cmd/worker of the module at root into dir.
+// Build compiles cmd/coordinator and cmd/worker of the module at root into
+// dir, statically linked (CGO_ENABLED=0), so that they run on the host and
+// in the empty image of container mode alike.
 func Build(ctx context.Context, root, dir string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/coordinator", "./cmd/worker")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build coordinator and worker: %w\n%s", err, out)
 	}

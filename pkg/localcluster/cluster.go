@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +47,11 @@ type Config struct {
 	// Dir/tls (or reuses the one there) and issues a certificate per
 	// coordinator and worker and one for the operator (Client, ringctl).
 	Insecure bool
+	// Containers runs every process in its own container on a private
+	// Docker network instead of on 127.0.0.1 (see containers.go): each has
+	// its own network stack and address, and Disconnect cuts one off.
+	// Needs a Docker engine; not with CoordHost or WorkerNet.
+	Containers bool
 }
 
 // Proc is one process of the cluster.
@@ -57,6 +63,8 @@ type Proc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
+
+	container, ip string // container mode: the container's name and address
 }
 
 // Cluster is a running local cluster.
@@ -71,6 +79,7 @@ type Cluster struct {
 	// the operator's (OperatorCert); "" for an insecure cluster.
 	TLSDir string
 	dial   []grpc.DialOption // how clients reach the coordinators
+	net    *dockerNet        // container mode: the cluster's network
 
 	spawnMu sync.Mutex
 	spawn   chan spawnRequest // nil once stopped
@@ -114,10 +123,40 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	c := &Cluster{cfg: cfg, spawn: make(chan spawnRequest)}
+	// Where each process listens: 127.0.0.1 on free ports, or in container
+	// mode its container's address on fixed ports.
+	coordHosts, workerHosts := make([]string, cfg.Coordinators), make([]string, cfg.Workers)
+	for i := range coordHosts {
+		coordHosts[i] = cfg.CoordHost
+		if coordHosts[i] == "" {
+			coordHosts[i] = "127.0.0.1"
+		}
+	}
+	for i := range workerHosts {
+		workerHosts[i] = "127.0.0.1"
+	}
+	if cfg.Containers {
+		if cfg.CoordHost != "" || cfg.WorkerNet != nil {
+			return nil, errors.New("local cluster: Containers gives every process its own address; leave CoordHost and WorkerNet unset")
+		}
+		n, err := newDockerNet(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("local cluster: %w", err)
+		}
+		c.net = n
+		for _, hosts := range [][]string{coordHosts, workerHosts} {
+			for i := range hosts {
+				if hosts[i], err = n.addr(); err != nil {
+					c.removeContainers()
+					return nil, fmt.Errorf("local cluster: %w", err)
+				}
+			}
+		}
+	}
 	security := []string{"--insecure"}
 	if !cfg.Insecure {
 		c.TLSDir = filepath.Join(cfg.Dir, "tls")
-		opt, err := issueCertificates(c.TLSDir, cfg.Coordinators, cfg.Workers)
+		opt, err := issueCertificates(c.TLSDir, coordHosts, workerHosts)
 		if err != nil {
 			return nil, fmt.Errorf("local cluster: %w", err)
 		}
@@ -125,16 +164,26 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		security = []string{"--tls-dir", c.TLSDir}
 	}
 	go spawner(c.spawn)
-	ports, err := freePorts(3*cfg.Coordinators + cfg.Workers)
-	if err != nil {
-		return nil, err
-	}
-	host := cfg.CoordHost
-	if host == "" {
-		host = "127.0.0.1"
+	var ports []int
+	if cfg.Containers {
+		// Every container has an address of its own: the same ports on each.
+		for i := range 3*cfg.Coordinators + cfg.Workers {
+			switch {
+			case i < 2*cfg.Coordinators:
+				ports = append(ports, 7000+100*(i%2)) // raft 7000, gRPC 7100
+			default:
+				ports = append(ports, 7300) // HTTP
+			}
+		}
+	} else {
+		var err error
+		if ports, err = freePorts(3*cfg.Coordinators + cfg.Workers); err != nil {
+			return nil, err
+		}
 	}
 	var peers []string
 	for i := range cfg.Coordinators {
+		host := coordHosts[i]
 		raft, grpcAddr := fmt.Sprintf("%s:%d", host, ports[2*i]), fmt.Sprintf("%s:%d", host, ports[2*i+1])
 		peers = append(peers, fmt.Sprintf("c%d=%s=%s", i+1, raft, grpcAddr))
 		c.CoordAddrs = append(c.CoordAddrs, grpcAddr)
@@ -148,11 +197,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			"--data-dir", filepath.Join(cfg.Dir, name), "--peers", strings.Join(peers, ","),
 			"--worker-timeout", cfg.WorkerTimeout.String(), "--http-addr", c.HTTPAddrs[i],
 		}
-		c.Coordinators = append(c.Coordinators, &Proc{Name: name, Args: append(args, security...)})
+		c.Coordinators = append(c.Coordinators, &Proc{Name: name, Args: append(args, security...), ip: coordHosts[i]})
 	}
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("w%d", i+1)
-		whost, prefix := "127.0.0.1", []string(nil)
+		whost, prefix := workerHosts[i], []string(nil)
 		if cfg.WorkerNet != nil {
 			whost, prefix = cfg.WorkerNet(i)
 		}
@@ -162,7 +211,20 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			"--listen", whost+":0", "--threads", fmt.Sprint(cfg.Threads), "--out-dir", filepath.Join(cfg.Dir, "models"),
 			"--data-dir", filepath.Join(cfg.Dir, name), "--http-addr", c.WorkerHTTP[i])
 		args = append(args, security...)
-		c.Workers = append(c.Workers, &Proc{Name: name, Args: append(args, cfg.WorkerArgs...)})
+		c.Workers = append(c.Workers, &Proc{Name: name, Args: append(args, cfg.WorkerArgs...), ip: whost})
+	}
+	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+		if c.net != nil {
+			p.container = c.net.name + "-" + p.Name
+			var env []string
+			if strings.HasPrefix(p.Name, "w") {
+				env = cfg.WorkerEnv
+			}
+			if err := c.createContainer(ctx, p, env); err != nil {
+				c.Stop()
+				return nil, err
+			}
+		}
 	}
 	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
 		if err := c.start(p); err != nil {
@@ -186,9 +248,10 @@ func (c *Cluster) Client() *coord.Client { return coord.NewClient(c.CoordAddrs, 
 const OperatorCert = "operator"
 
 // issueCertificates makes (or reuses) the cluster CA in dir, issues the
-// coordinators' (c1…), workers' (w1…) and operator's certificates, and
-// returns the dial option of a client presenting the operator's.
-func issueCertificates(dir string, coordinators, workers int) (grpc.DialOption, error) {
+// coordinators' (c1…, on coordHosts) and workers' (w1…, on workerHosts)
+// certificates and the operator's, and returns the dial option of a client
+// presenting the operator's.
+func issueCertificates(dir string, coordHosts, workerHosts []string) (grpc.DialOption, error) {
 	ca, err := tlsauth.LoadCA(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		ca, err = tlsauth.InitDir(dir, 0, false)
@@ -196,15 +259,23 @@ func issueCertificates(dir string, coordinators, workers int) (grpc.DialOption, 
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA in %s: %w", dir, err)
 	}
-	ids := []tlsauth.Identity{{Role: tlsauth.RoleOperator, Name: OperatorCert}}
-	for i := range coordinators {
-		ids = append(ids, tlsauth.Identity{Role: tlsauth.RoleCoordinator, Name: fmt.Sprintf("c%d", i+1)})
+	type leaf struct {
+		id   tlsauth.Identity
+		host string
 	}
-	for i := range workers {
-		ids = append(ids, tlsauth.Identity{Role: tlsauth.RoleWorker, Name: fmt.Sprintf("w%d", i+1)})
+	leaves := []leaf{{tlsauth.Identity{Role: tlsauth.RoleOperator, Name: OperatorCert}, "127.0.0.1"}}
+	for i, h := range coordHosts {
+		leaves = append(leaves, leaf{tlsauth.Identity{Role: tlsauth.RoleCoordinator, Name: fmt.Sprintf("c%d", i+1)}, h})
 	}
-	for _, id := range ids {
-		if _, err := ca.IssueToDir(dir, "", tlsauth.IssueOptions{Identity: id, Hosts: []string{"127.0.0.1", "localhost"}}); err != nil {
+	for i, h := range workerHosts {
+		leaves = append(leaves, leaf{tlsauth.Identity{Role: tlsauth.RoleWorker, Name: fmt.Sprintf("w%d", i+1)}, h})
+	}
+	for _, l := range leaves {
+		id, hosts := l.id, []string{"127.0.0.1", "localhost"}
+		if l.host != "127.0.0.1" {
+			hosts = append(hosts, l.host)
+		}
+		if _, err := ca.IssueToDir(dir, "", tlsauth.IssueOptions{Identity: id, Hosts: hosts}); err != nil {
 			return nil, fmt.Errorf("issue %s: %w", id, err)
 		}
 	}
@@ -237,11 +308,14 @@ func (c *Cluster) start(p *Proc) error {
 		return fmt.Errorf("local cluster: %w", err)
 	}
 	cmd := exec.Command(p.Args[0], p.Args[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = os.Environ()
 	if strings.HasPrefix(p.Name, "w") {
 		cmd.Env = append(cmd.Env, c.cfg.WorkerEnv...)
 	}
+	if p.container != "" {
+		cmd = exec.Command("docker", "start", "--attach", p.container)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = childAttrs()
 	if err := c.startCmd(cmd); err != nil {
 		f.Close()
@@ -285,10 +359,21 @@ func (c *Cluster) Restart(p *Proc) error {
 	return c.start(p)
 }
 
-// Signal sends sig to the process (no-op when it is not running).
+// Signal sends sig to the process (no-op when it is not running); in
+// container mode to the container's process.
 func (p *Proc) Signal(sig syscall.Signal) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.container != "" {
+		if p.done != nil {
+			select {
+			case <-p.done:
+			default:
+				_, _ = docker(context.Background(), nil, "kill", "--signal", strconv.Itoa(int(sig)), p.container)
+			}
+		}
+		return
+	}
 	if p.cmd != nil && p.cmd.Process != nil {
 		_ = p.cmd.Process.Signal(sig)
 	}
@@ -324,6 +409,7 @@ func (p *Proc) Running() bool {
 // their step and leave), then to coordinators; SIGKILL after a grace period.
 // A stopped cluster cannot start processes again.
 func (c *Cluster) Stop() {
+	defer c.removeContainers()
 	defer func() {
 		c.spawnMu.Lock()
 		if c.spawn != nil {
@@ -359,7 +445,11 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 				return fmt.Errorf("%w: %s exited; see %s", errFatal, p.Name, p.Log)
 			}
 		}
-		ws, err := cl.ListWorkers(ctx)
+		// A short deadline per call: a process that exits at once must be
+		// seen by the check above, not wait out ctx inside a dial.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ws, err := cl.ListWorkers(actx)
+		cancel()
 		if err != nil {
 			return err
 		}
