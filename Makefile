@@ -39,12 +39,15 @@ FUZZ_TARGETS := FuzzParse:./pkg/jobspec FuzzParseHeader:./pkg/allreduce FuzzFSMA
 	FuzzDecodeHeader:./pkg/ckpt FuzzDecode:./pkg/model/safetensors FuzzParseVocab:./pkg/data FuzzRoundTrip:./pkg/tokenizer FuzzParseFiles:./pkg/tokenizer \
 	FuzzBulkHandshake:./pkg/allreduce FuzzCheckManifest:./pkg/ckpt
 # The chaos run (bench/chaos): a job on 3 coordinators + 4 workers under
-# FAULTS seeded random faults; fails on any violation. CI runs a few.
-FAULTS ?= 100
-SEED   ?= 1
+# FAULTS seeded random faults; fails on any violation. CI runs a few, in
+# containers on a private Docker network and as processes on 127.0.0.1.
+# RUNTIME: auto (containers where a Docker engine answers), containers, process.
+FAULTS  ?= 100
+SEED    ?= 1
+RUNTIME ?= auto
 .PHONY: chaos
 chaos:
-	$(GO) run ./bench/chaos -faults $(FAULTS) -seed $(SEED)
+	$(GO) run ./bench/chaos -faults $(FAULTS) -seed $(SEED) -runtime $(RUNTIME)
 
 .PHONY: fuzz
 fuzz:

@@ -9,4 +9,9 @@
 // is claimed by an flock (LockDir) naming the owner's PID, and a running
 // cluster publishes where its coordinators are (Publish, Find) so that
 // client commands and `ringctl local stop` find it.
+//
+// In container mode (Config.Containers) each process runs instead in its
+// own container on a private Docker network, with an address and network
+// stack of its own, so that a test can cut one off the network
+// (Disconnect) as well as kill or stop it; see containers.go.
 package localcluster
