@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -208,4 +210,61 @@ func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("exit code %s, want %s (%v)", got, want, err)
 	}
 	ts.Check(os.WriteFile(filepath.Join(ts.Getenv("WORK"), "interrupt.stderr"), []byte(stderr.String()), 0o644))
+}
+
+// certs ensure makes the CA once, issues what is missing, keeps what is
+// valid, and reissues what a new CA or the passing of time invalidated.
+func TestCertsEnsureIsIdempotent(t *testing.T) {
+	root := t.TempDir()
+	caDir, workers := filepath.Join(root, "ca"), filepath.Join(root, "workers")
+	args := []string{"coordinator:c1", "worker:worker-{1..3}:" + workers}
+	var out bytes.Buffer
+	now := time.Now()
+	if err := runCertsEnsure(&out, caDir, args, "", 30*24*time.Hour, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), ": issued (none there)"); got != 4 || !strings.Contains(out.String(), "CA made in") {
+		t.Fatalf("first run:\n%s", out.String())
+	}
+	for _, f := range []string{"ca.crt", "worker-1.crt", "worker-3.key"} {
+		if _, err := os.Stat(filepath.Join(workers, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(workers, "ca.key")); err == nil {
+		t.Fatal("the CA key was written into an OUT_DIR")
+	}
+	out.Reset()
+	if err := runCertsEnsure(&out, caDir, args, "", 30*24*time.Hour, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), ": kept"); got != 4 || strings.Contains(out.String(), "issued") {
+		t.Fatalf("second run, want all kept:\n%s", out.String())
+	}
+	out.Reset()
+	if err := runCertsEnsure(&out, caDir, args, "", 30*24*time.Hour, now.Add(340*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), ": issued (expires "); got != 4 {
+		t.Fatalf("near expiry, want all reissued:\n%s", out.String())
+	}
+	if _, err := tlsauth.InitDir(caDir, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runCertsEnsure(&out, caDir, args, "", 30*24*time.Hour, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), ": issued (not valid under this CA)"); got != 4 {
+		t.Fatalf("after a new CA, want all reissued:\n%s", out.String())
+	}
+	ca, _ := os.ReadFile(filepath.Join(caDir, "ca.crt"))
+	if w, _ := os.ReadFile(filepath.Join(workers, "ca.crt")); !bytes.Equal(ca, w) {
+		t.Fatal("the workers' ca.crt is not the new CA's")
+	}
+	for _, bad := range []string{"worker", "pilot:x", "worker:w-{3..1}"} {
+		if err := runCertsEnsure(&out, caDir, []string{bad}, "", time.Hour, now); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }
