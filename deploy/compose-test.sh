@@ -2,7 +2,9 @@
 # compose-test.sh: end-to-end check of docker-compose.yml on this host.
 #
 # Builds the images (make images; SKIP_BUILD=1 skips), starts 3 coordinators
-# and 2 workers, waits for a leader and the workers, submits the built-in
+# and 2 workers with mutual TLS (the certs service issues the certificates),
+# waits for a leader and the workers (each has claimed its own certificate of
+# the pool), checks that a client without a certificate is refused, submits the built-in
 # job (sort preset) and waits for it to complete, samples the trained model,
 # kills the leader's container and checks that a new leader serves
 # `ringctl jobs` with the job still there, then removes everything
@@ -28,9 +30,9 @@ fail() {
 	echo "compose-test: FAIL: $*" >&2
 	exit 1
 }
-# ctl runs ringctl inside the first worker container (workers are never
-# killed here), against every coordinator (RINGMASTER_COORDINATORS).
-ctl() { compose exec -T --index=1 worker /ringctl "$@"; }
+# ctl runs ringctl as the operator (the ctl service: the operator
+# certificate), against every coordinator (RINGMASTER_COORDINATORS).
+ctl() { compose run --rm -T ctl "$@"; }
 # wait_for DESCRIPTION SECONDS COMMAND...: run COMMAND every second until it
 # succeeds; fail after SECONDS.
 wait_for() {
@@ -75,7 +77,17 @@ step "wait for a leader and 2 workers"
 wait_for "a raft leader" 90 has_leader
 wait_for "2 alive workers" 90 workers_alive
 ctl coordinators
-ctl workers
+workers=$(ctl workers)
+echo "$workers"
+for w in worker-1 worker-2; do
+	grep -q "^$w " <<<"$workers" || fail "no worker $w: each replica should claim its own certificate of the pool"
+done
+
+step "a client without a certificate is refused"
+if out=$(compose run --rm -T -e RINGMASTER_TLS_DIR= ctl jobs 2>&1); then
+	fail "ringctl without a certificate was served: $out"
+fi
+echo "refused: $(tail -1 <<<"$out")"
 
 if command -v curl >/dev/null 2>&1; then
 	step "readiness and metrics over the ports published on 127.0.0.1"
