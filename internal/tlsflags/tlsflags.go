@@ -104,7 +104,13 @@ func Claim(dir, pattern string) (name string, held *os.File, err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("--tls-name %q: %w", pattern, err)
 	}
-	slices.Sort(certs)
+	// worker-2 before worker-10: replicas take the low numbers first.
+	slices.SortFunc(certs, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
 	for _, c := range certs {
 		name = strings.TrimSuffix(filepath.Base(c), ".crt")
 		if name == "ca" {

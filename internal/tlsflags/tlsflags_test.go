@@ -17,7 +17,7 @@ func TestClaimGivesEachHolderItsOwnCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 3; i++ {
+	for _, i := range []int{10, 1, 2} {
 		id := tlsauth.Identity{Role: tlsauth.RoleWorker, Name: fmt.Sprintf("worker-%d", i)}
 		if _, err := ca.IssueToDir(dir, "", tlsauth.IssueOptions{Identity: id}); err != nil {
 			t.Fatal(err)
@@ -36,8 +36,8 @@ func TestClaimGivesEachHolderItsOwnCertificate(t *testing.T) {
 		}
 		names = append(names, name)
 	}
-	if got := strings.Join(names, ","); got != "worker-1,worker-2,worker-3" {
-		t.Fatalf("claimed %s, want worker-1,worker-2,worker-3", got)
+	if got := strings.Join(names, ","); got != "worker-1,worker-2,worker-10" {
+		t.Fatalf("claimed %s, want worker-1,worker-2,worker-10", got)
 	}
 	if _, _, err := Claim(dir, "worker-*"); err == nil || !strings.Contains(err.Error(), "all 3 matching certificates") {
 		t.Fatalf("fourth claim: %v, want the pool exhausted", err)
