@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -369,4 +370,37 @@ func TestClusterTrainsThroughLeaderFailover(t *testing.T) {
 		t.Errorf("generations seen %v: a leader change must not restart the workers", generations)
 	}
 	compareModel(t, c.ModelDir(job.Id), want)
+}
+
+// jobMembers is the sorted worker ids of r's generation, comma-separated.
+func jobMembers(r *pb.GetJobResponse) string {
+	var ids []string
+	for _, rk := range r.GetGeneration().GetRanks() {
+		ids = append(ids, rk.WorkerId)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
+}
+
+// pollJob reads the job every 100 ms until cond holds, and fails the test
+// when the job ends or limit passes first.
+func pollJob(t *testing.T, cl *coord.Client, job, what string, limit time.Duration, cond func(*pb.GetJobResponse) bool) *pb.GetJobResponse {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r, err := cl.GetJob(rctx, job)
+		cancel()
+		if err == nil && cond(r) {
+			return r
+		}
+		if err == nil && r.Job.State != pb.JobState_JOB_STATE_RUNNING && r.Job.State != pb.JobState_JOB_STATE_WAITING &&
+			r.Job.State != pb.JobState_JOB_STATE_QUEUED {
+			t.Fatalf("waiting for %s: job %v: %s", what, r.Job.State, r.Job.Reason)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s (last: %v, %v)", limit, what, r.GetJob(), err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
+	}
 }

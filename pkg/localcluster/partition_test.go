@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,33 +39,10 @@ func TestClusterWorkerCutOffFromPeers(t *testing.T) {
 		WorkerArgs: []string{"--peer-timeout", "2s"}})
 	spec := smallSpec(t, "train.max_iters=100000", "parallel.min_workers=2", "checkpoint.interval=20")
 	cl, job := submit(t, c, spec)
-	members := func(r *pb.GetJobResponse) string {
-		var ids []string
-		for _, rk := range r.GetGeneration().GetRanks() {
-			ids = append(ids, rk.WorkerId)
-		}
-		slices.Sort(ids)
-		return strings.Join(ids, ",")
-	}
+	members := jobMembers
 	poll := func(what string, limit time.Duration, cond func(*pb.GetJobResponse) bool) *pb.GetJobResponse {
 		t.Helper()
-		deadline := time.Now().Add(limit)
-		for {
-			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			r, err := cl.GetJob(rctx, job.Id)
-			cancel()
-			if err == nil && cond(r) {
-				return r
-			}
-			if err == nil && r.Job.State != pb.JobState_JOB_STATE_RUNNING && r.Job.State != pb.JobState_JOB_STATE_WAITING &&
-				r.Job.State != pb.JobState_JOB_STATE_QUEUED {
-				t.Fatalf("waiting for %s: job %v: %s", what, r.Job.State, r.Job.Reason)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after %v waiting for %s (last: %v, %v)", limit, what, r.GetJob(), err)
-			}
-			time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
-		}
+		return pollJob(t, cl, job.Id, what, limit, cond)
 	}
 	before := poll("three workers training", 2*time.Minute, func(r *pb.GetJobResponse) bool {
 		return members(r) == "w1,w2,w3" && r.Job.CommittedStep >= 20
