@@ -330,7 +330,7 @@ func (ch *chaos) settle(ctx context.Context, limit time.Duration) (*pb.Generatio
 }
 
 func (ch *chaos) settled(ctx context.Context) string {
-	for _, p := range append(append([]*localcluster.Proc{}, ch.c.Coordinators...), ch.c.Workers...) {
+	for _, p := range ch.c.Procs() {
 		if !p.Running() {
 			return p.Name + " is not running"
 		}
@@ -400,7 +400,7 @@ func (ch *chaos) checkCommitted(step int64) {
 }
 
 func (ch *chaos) proc(name string) *localcluster.Proc {
-	for _, p := range append(append([]*localcluster.Proc{}, ch.c.Coordinators...), ch.c.Workers...) {
+	for _, p := range ch.c.Procs() {
 		if p.Name == name {
 			return p
 		}

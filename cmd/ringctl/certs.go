@@ -163,7 +163,7 @@ func runCertsEnsure(stdout io.Writer, caDir string, args []string, chown string,
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	for _, sp := range specs {
-		why := certNeeds(sp, ca, roots, renewWithin, now)
+		why := certNeeds(sp, roots, renewWithin, now)
 		if why == "" {
 			fmt.Fprintf(stdout, "%s in %s: kept\n", sp.id, sp.dir)
 		} else {
@@ -192,8 +192,9 @@ func runCertsEnsure(stdout io.Writer, caDir string, args []string, chown string,
 }
 
 // certNeeds says why sp's certificate must be issued ("" when the one in
-// its folder is for that identity, signed by ca and valid long enough).
-func certNeeds(sp certSpec, ca *tlsauth.CA, roots *x509.CertPool, renewWithin time.Duration, now time.Time) string {
+// its folder is for that identity, signed by a CA in roots and valid long
+// enough).
+func certNeeds(sp certSpec, roots *x509.CertPool, renewWithin time.Duration, now time.Time) string {
 	b, err := os.ReadFile(filepath.Join(sp.dir, tlsauth.CertFile(sp.id.Name)))
 	if err != nil {
 		return "none there"

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,7 +105,7 @@ func spawner(reqs <-chan spawnRequest) {
 
 // Start launches the coordinators and workers and waits (up to ctx) until
 // the group has a leader and every worker has registered.
-func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if cfg.Coordinators == 0 {
 		cfg.Coordinators = 3
 	}
@@ -139,15 +140,19 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		if cfg.CoordHost != "" || cfg.WorkerNet != nil {
 			return nil, errors.New("local cluster: Containers gives every process its own address; leave CoordHost and WorkerNet unset")
 		}
-		n, err := newDockerNet(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("local cluster: %w", err)
+		n, netErr := newDockerNet(ctx)
+		if netErr != nil {
+			return nil, fmt.Errorf("local cluster: %w", netErr)
 		}
 		c.net = n
+		defer func() {
+			if err != nil { // Start's result
+				c.removeContainers() // the network, and any container made
+			}
+		}()
 		for _, hosts := range [][]string{coordHosts, workerHosts} {
 			for i := range hosts {
 				if hosts[i], err = n.addr(); err != nil {
-					c.removeContainers()
 					return nil, fmt.Errorf("local cluster: %w", err)
 				}
 			}
@@ -164,16 +169,13 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		security = []string{"--tls-dir", c.TLSDir}
 	}
 	go spawner(c.spawn)
+	// ports: each coordinator's raft and gRPC, then every process's HTTP.
 	var ports []int
 	if cfg.Containers {
 		// Every container has an address of its own: the same ports on each.
-		for i := range 3*cfg.Coordinators + cfg.Workers {
-			switch {
-			case i < 2*cfg.Coordinators:
-				ports = append(ports, 7000+100*(i%2)) // raft 7000, gRPC 7100
-			default:
-				ports = append(ports, 7300) // HTTP
-			}
+		ports = slices.Repeat([]int{7300}, 3*cfg.Coordinators+cfg.Workers)
+		for i := range cfg.Coordinators {
+			ports[2*i], ports[2*i+1] = 7000, 7100
 		}
 	} else {
 		var err error
@@ -213,20 +215,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		args = append(args, security...)
 		c.Workers = append(c.Workers, &Proc{Name: name, Args: append(args, cfg.WorkerArgs...), ip: whost})
 	}
-	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+	for _, p := range c.Procs() {
 		if c.net != nil {
 			p.container = c.net.name + "-" + p.Name
-			var env []string
-			if strings.HasPrefix(p.Name, "w") {
-				env = cfg.WorkerEnv
-			}
-			if err := c.createContainer(ctx, p, env); err != nil {
+			if err := c.createContainer(ctx, p); err != nil {
 				c.Stop()
 				return nil, err
 			}
 		}
 	}
-	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+	for _, p := range c.Procs() {
 		if err := c.start(p); err != nil {
 			c.Stop()
 			return nil, err
@@ -237,6 +235,20 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Procs is every process of the cluster: the coordinators, then the workers.
+func (c *Cluster) Procs() []*Proc {
+	return append(append([]*Proc{}, c.Coordinators...), c.Workers...)
+}
+
+// extraEnv is the environment p gets beyond this process's: WorkerEnv for
+// workers.
+func (c *Cluster) extraEnv(p *Proc) []string {
+	if strings.HasPrefix(p.Name, "w") {
+		return c.cfg.WorkerEnv
+	}
+	return nil
 }
 
 // Client returns a coordinator client for the cluster (with the operator's
@@ -307,13 +319,12 @@ func (c *Cluster) start(p *Proc) error {
 	if err != nil {
 		return fmt.Errorf("local cluster: %w", err)
 	}
-	cmd := exec.Command(p.Args[0], p.Args[1:]...)
-	cmd.Env = os.Environ()
-	if strings.HasPrefix(p.Name, "w") {
-		cmd.Env = append(cmd.Env, c.cfg.WorkerEnv...)
-	}
+	var cmd *exec.Cmd
 	if p.container != "" {
 		cmd = exec.Command("docker", "start", "--attach", p.container)
+	} else {
+		cmd = exec.Command(p.Args[0], p.Args[1:]...)
+		cmd.Env = append(os.Environ(), c.extraEnv(p)...)
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = childAttrs()
@@ -440,7 +451,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	cl := c.Client()
 	defer cl.Close()
 	return poll(ctx, func() error {
-		for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+		for _, p := range c.Procs() {
 			if !p.Running() {
 				return fmt.Errorf("%w: %s exited; see %s", errFatal, p.Name, p.Log)
 			}

@@ -154,12 +154,12 @@ func removeOrphans(ctx context.Context) {
 
 // createContainer creates p's container (not started) on the network at
 // p.ip, running p.Args with the binaries and the cluster directory mounted.
-func (c *Cluster) createContainer(ctx context.Context, p *Proc, env []string) error {
+func (c *Cluster) createContainer(ctx context.Context, p *Proc) error {
 	args := []string{"create", "--name", p.container, "--hostname", p.Name,
 		"--network", c.net.name, "--ip", p.ip, "--label", ownerLabel + "=" + strconv.Itoa(os.Getpid()),
 		"--user", fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
 		"-v", c.cfg.Dir + ":" + c.cfg.Dir, "-v", c.cfg.BinDir + ":" + c.cfg.BinDir + ":ro"}
-	for _, e := range env {
+	for _, e := range c.extraEnv(p) {
 		args = append(args, "-e", e)
 	}
 	args = append(append(args, ContainerImage), p.Args...)
@@ -197,7 +197,7 @@ func (c *Cluster) removeContainers() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	names := []string{"rm", "-f"}
-	for _, p := range append(append([]*Proc{}, c.Coordinators...), c.Workers...) {
+	for _, p := range c.Procs() {
 		if p.container != "" {
 			names = append(names, p.container)
 		}
