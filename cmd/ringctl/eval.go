@@ -57,15 +57,16 @@ func runEval(stdout io.Writer, dir string, sets []string, threads int, asJSON bo
 	if threads < 0 {
 		return usagef("--threads %d: want ≥ 0 (0: all cores)", threads)
 	}
-	stopGEMM, err := useFastGEMM(threads)
+	compute, stopGEMM, err := fastCompute(threads, threads)
 	if err != nil {
 		return err
 	}
 	defer stopGEMM()
-	tr, err := train.Restore(dir, sets)
+	tr, err := train.Restore(dir, sets, train.WithCompute(compute))
 	if err != nil {
 		return err
 	}
+	defer tr.Close()
 	ev, err := tr.Evaluate()
 	if err != nil {
 		return err

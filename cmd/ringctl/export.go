@@ -22,7 +22,7 @@ func newExportCmd() *cobra.Command {
 			if out == "" {
 				return usagef("-o: required (the .safetensors file to write)")
 			}
-			saved, err := train.Load(dir)
+			saved, err := train.Load(dir, model.Compute{}) // weights only: nothing is computed
 			if err != nil {
 				return err
 			}

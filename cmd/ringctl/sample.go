@@ -54,10 +54,16 @@ func runSample(stdout io.Writer, f sampleFlags) error {
 	case f.samples < 1:
 		return usagef("--samples %d: want ≥ 1", f.samples)
 	}
-	saved, err := train.Load(f.dir)
+	compute, stopGEMM, err := fastCompute(0, 0)
 	if err != nil {
 		return err
 	}
+	defer stopGEMM()
+	saved, err := train.Load(f.dir, compute)
+	if err != nil {
+		return err
+	}
+	defer saved.Model.Close()
 	ids, err := saved.Vocab.Encode(f.prompt)
 	if err != nil {
 		return fmt.Errorf("--prompt: %w", err)

@@ -12,10 +12,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 )
@@ -57,22 +57,22 @@ func (f *specFlags) load() (jobspec.Spec, error) {
 	return jobspec.Override(spec, f.sets)
 }
 
-// useFastGEMM installs the fastest SGEMM this CPU supports as gonum's BLAS
-// (RINGMASTER_GEMM=auto|avx512|avx2|generic forces a path; openblas in a
-// binary built with -tags openblas). The returned
-// function stops its worker pool.
-func useFastGEMM(threads int) (func(), error) {
+// fastCompute is the model execution for this command: the fastest SGEMM
+// this CPU supports on gemmThreads goroutines (RINGMASTER_GEMM=auto|avx512|
+// avx2|generic forces a path; openblas in a binary built with -tags
+// openblas) and layerThreads for a GPT's other loops (0: GOMAXPROCS). The
+// returned function stops the GEMM's pool.
+func fastCompute(gemmThreads, layerThreads int) (model.Compute, func(), error) {
 	path, err := kernels.ParsePath(os.Getenv("RINGMASTER_GEMM"))
 	if err != nil {
-		return nil, fmt.Errorf("RINGMASTER_GEMM: %w", err)
+		return model.Compute{}, nil, fmt.Errorf("RINGMASTER_GEMM: %w", err)
 	}
-	impl, err := kernels.New(kernels.Options{Threads: threads, Path: path})
+	impl, err := kernels.New(kernels.Options{Threads: gemmThreads, Path: path})
 	if err != nil {
-		return nil, fmt.Errorf("RINGMASTER_GEMM=%s: %w", path, err)
+		return model.Compute{}, nil, fmt.Errorf("RINGMASTER_GEMM=%s: %w", path, err)
 	}
-	blas32.Use(impl)
 	slog.Debug("gemm", "path", impl.Path(), "threads", impl.Threads())
-	return func() { _ = impl.Close() }, nil
+	return model.Compute{GEMM: impl, Threads: layerThreads}, func() { _ = impl.Close() }, nil
 }
 
 // trainFlags are train's flags.
@@ -133,7 +133,7 @@ func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
 			return err
 		}
 	}
-	stopGEMM, err := useFastGEMM(max(1, nThreads/max(1, nLanes)))
+	compute, stopGEMM, err := fastCompute(max(1, nThreads/max(1, nLanes)), nThreads)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
 	if dir == "" {
 		dir = filepath.Join("out", spec.Name)
 	}
-	res, err := train.Run(ctx, spec, train.Options{OutDir: dir, Out: stdout, Lanes: nLanes})
+	res, err := train.Run(ctx, spec, train.Options{OutDir: dir, Out: stdout, Lanes: nLanes, Compute: compute})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		step, ckpt := 0, "no checkpoint"
 		if res != nil {

@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
-	"gonum.org/v1/gonum/blas/blas32"
+
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
@@ -32,6 +32,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
@@ -122,7 +123,6 @@ func run(args []string) error {
 		return err
 	}
 	defer gemm.Close()
-	blas32.Use(gemm)
 
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -192,6 +192,7 @@ func run(args []string) error {
 		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,
 		OutDir: *outDir, PeerTimeout: *peerTimeout, Memory: *memoryMiB << 20, Logger: log,
 		Registerer: reg, PeakFLOPS: max(peakFLOPS, 0),
+		Compute: model.Compute{GEMM: gemm, Threads: *threads},
 	})
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
@@ -153,7 +154,7 @@ func reference(t *testing.T, spec jobspec.Spec) []float32 {
 
 func compareModel(t *testing.T, dir string, want []float32) {
 	t.Helper()
-	saved, err := train.Load(dir)
+	saved, err := train.Load(dir, model.Compute{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"gonum.org/v1/gonum/blas"
+
 	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
@@ -43,6 +45,8 @@ type AttnArgs struct {
 	Att     []float32 // (B,NHead,T,S) softmax probabilities, written by Forward, read by Backward
 	Mask    []float32 // (B,NHead,T,S) dropout mask; only used when dropout is active
 	Scratch []float32 // work space of Attention.ScratchSize(T,S)
+
+	GEMM blas.Float32 // the products' implementation (the model's, see Compute); nil: gonum's reference
 }
 
 // AttnGrads are the gradient tensors of Backward, laid out like AttnArgs
@@ -116,9 +120,9 @@ func (j *attnJob) run(i, w int) {
 // (transposeHead). With the assembly and a head size in multiples of 8 it
 // runs on vecmath.SmallGemm, which reads op(a) in place (no packing);
 // otherwise on sgemm.
-func (a *Attention) gemm(ta bool, m, n, k int, alpha float32, am []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func (a *Attention) gemm(impl blas.Float32, ta bool, m, n, k int, alpha float32, am []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if !vecmath.HasAsm() || a.HeadSize%8 != 0 {
-		sgemm(ta, false, m, n, k, alpha, am, lda, b, ldb, beta, c, ldc)
+		sgemm(impl, ta, false, m, n, k, alpha, am, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if ta {
@@ -204,12 +208,12 @@ func (a *Attention) forwardHead(x AttnArgs, b, h int, kt []float32) {
 		i1 := min(i0+attnRowBlock, T)
 		kv := a.keysFor(i1, S)
 		if small {
-			a.gemm(false, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, kt, S, 0, att[i0*S:], S) // s·Q·Kᵀ
+			a.gemm(x.GEMM, false, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, kt, S, 0, att[i0*S:], S) // s·Q·Kᵀ
 		} else {
-			sgemm(false, true, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, k, x.LDKV, 0, att[i0*S:], S)
+			sgemm(x.GEMM, false, true, i1-i0, kv, hs, a.scale(), q[i0*x.LDQ:], x.LDQ, k, x.LDKV, 0, att[i0*S:], S)
 		}
 		a.softmaxRows(att, valid, i0, i1, S)
-		a.gemm(false, i1-i0, hs, kv, 1, att[i0*S:], S, v, x.LDKV, 0, out[i0*x.LDO:], x.LDO) // P·V
+		a.gemm(x.GEMM, false, i1-i0, hs, kv, 1, att[i0*S:], S, v, x.LDKV, 0, out[i0*x.LDO:], x.LDO) // P·V
 	}
 }
 
@@ -272,14 +276,14 @@ func (a *Attention) backwardHead(x AttnArgs, g AttnGrads, b, h int, dp, vt []flo
 			}
 		}
 		if small {
-			a.gemm(false, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, vt, S, 0, dp[i0*S:], S) // dP = dOut·Vᵀ
+			a.gemm(x.GEMM, false, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, vt, S, 0, dp[i0*S:], S) // dP = dOut·Vᵀ
 		} else {
-			sgemm(false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)
+			sgemm(x.GEMM, false, true, rows, kv, hs, 1, dout[i0*x.LDO:], x.LDO, v, x.LDKV, 0, dp[i0*S:], S)
 		}
-		a.gemm(true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, setKV, dv, x.LDKV) // dV += Pᵀ·dOut
+		a.gemm(x.GEMM, true, kv, hs, rows, 1, att[i0*S:], S, dout[i0*x.LDO:], x.LDO, setKV, dv, x.LDKV) // dV += Pᵀ·dOut
 		softmaxGradRows(att, dp, i0, i1, S, kv)
-		a.gemm(false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, setQ, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
-		a.gemm(true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, setKV, dk, x.LDKV) // dK += s·dSᵀ·Q
+		a.gemm(x.GEMM, false, rows, hs, kv, sc, dp[i0*S:], S, k, x.LDKV, setQ, dq[i0*x.LDQ:], x.LDQ) // dQ += s·dS·K
+		a.gemm(x.GEMM, true, kv, hs, rows, sc, dp[i0*S:], S, q[i0*x.LDQ:], x.LDQ, setKV, dk, x.LDKV) // dK += s·dSᵀ·Q
 		setKV = 1
 	}
 }
@@ -306,7 +310,7 @@ func (a *Attention) forwardRef(rng *rand.Rand, x AttnArgs, train bool) {
 			q := x.Q[b*T*x.LDQ+h*hs:]
 			k := x.K[b*S*x.LDKV+h*hs:]
 			v := x.V[b*S*x.LDKV+h*hs:]
-			sgemm(false, true, T, S, hs, a.scale(), q, x.LDQ, k, x.LDKV, 0, att, S)
+			sgemm(x.GEMM, false, true, T, S, hs, a.scale(), q, x.LDQ, k, x.LDKV, 0, att, S)
 			for i := 0; i < T; i++ {
 				a.maskedSoftmax(att[i*S:(i+1)*S], valid, i)
 			}
@@ -316,7 +320,7 @@ func (a *Attention) forwardRef(rng *rand.Rand, x AttnArgs, train bool) {
 				src = x.Scratch[:T*S]
 				a.Dropout.Forward(rng, src, mask, att, true)
 			}
-			sgemm(false, false, T, hs, S, 1, src, S, v, x.LDKV, 0, x.Out[b*T*x.LDO+h*hs:], x.LDO)
+			sgemm(x.GEMM, false, false, T, hs, S, 1, src, S, v, x.LDKV, 0, x.Out[b*T*x.LDO+h*hs:], x.LDO)
 		}
 	}
 }
@@ -378,8 +382,8 @@ func (a *Attention) backwardRef(x AttnArgs, g AttnGrads, train bool) {
 				}
 			}
 			dp := x.Scratch[T*S : 2*T*S]
-			sgemm(false, true, T, S, hs, 1, dout, x.LDO, v, x.LDKV, 0, dp, S)   // dP' = dOut·Vᵀ
-			sgemm(true, false, S, hs, T, 1, src, S, dout, x.LDO, 1, dv, x.LDKV) // dV += P'ᵀ·dOut
+			sgemm(x.GEMM, false, true, T, S, hs, 1, dout, x.LDO, v, x.LDKV, 0, dp, S)   // dP' = dOut·Vᵀ
+			sgemm(x.GEMM, true, false, S, hs, T, 1, src, S, dout, x.LDO, 1, dv, x.LDKV) // dV += P'ᵀ·dOut
 			if drop {
 				for i := range dp {
 					dp[i] *= mask[i]
@@ -396,8 +400,8 @@ func (a *Attention) backwardRef(x AttnArgs, g AttnGrads, train bool) {
 					d[j] = p[j] * (d[j] - dot)
 				}
 			}
-			sgemm(false, false, T, hs, S, sc, dp, S, k, x.LDKV, 1, dq, x.LDQ) // dQ += s·dS·K
-			sgemm(true, false, S, hs, T, sc, dp, S, q, x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
+			sgemm(x.GEMM, false, false, T, hs, S, sc, dp, S, k, x.LDKV, 1, dq, x.LDQ) // dQ += s·dS·K
+			sgemm(x.GEMM, true, false, S, hs, T, sc, dp, S, q, x.LDQ, 1, dk, x.LDKV)  // dK += s·dSᵀ·Q
 		}
 	}
 }

@@ -5,9 +5,12 @@ import "testing"
 // BenchmarkGPTStep is one training micro-step (Forward+Backward+AdamW) of
 // nanoGPT's CPU "baby GPT" (n_layer 4, n_head 4, n_embd 128, block 64,
 // batch 12, vocab 65).
-func BenchmarkGPTStep(b *testing.B) {
+func BenchmarkGPTStep(b *testing.B) { benchmarkGPTStep(b, Compute{}) }
+
+// benchmarkGPTStep is BenchmarkGPTStep on c.
+func benchmarkGPTStep(b *testing.B, c Compute) {
 	cfg := Config{Arch: ArchGPT, NLayer: 4, NHead: 4, NEmbd: 128, BlockSize: 64, VocabSize: 65}.WithDefaults()
-	m, err := New(cfg, 1337)
+	m, err := New(cfg, 1337, WithCompute(c))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -122,7 +122,8 @@ func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	if cfg.VocabSize < 1 {
 		return nil, errors.New("model.vocab_size: must be set (≥ 1) before building the model; take it from the tokenizer")
 	}
-	tp, err := newTPGroup(cfg, seed, opts)
+	o := applyOptions(opts)
+	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +161,7 @@ func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bert: laying out parameters: %w", err)
 	}
+	params.gemm = o.compute.GEMM
 	m.params = params
 	if tp.active() {
 		return m, initFromWhole(params, NewBERT, cfg, seed)
@@ -206,6 +208,9 @@ func (m *BERT) Config() Config { return m.cfg }
 
 // Params returns the flat parameter buffer and its manifest.
 func (m *BERT) Params() *Params { return m.params }
+
+// Close does nothing: a BERT runs its layers on the calling goroutine.
+func (m *BERT) Close() {}
 
 // SetGradHook implements Model: ranges are the heads, each layer from the
 // last, then the embeddings (the word embeddings are also the MLM decoder).
@@ -309,7 +314,7 @@ func growI32(buf []int32, n int) []int32 {
 func (m *BERT) attnArgs(a *bertLayerActs) AttnArgs {
 	s, C := &m.s, m.tp.part(m.cfg.NEmbd) // this rank's heads
 	return AttnArgs{B: s.B, T: s.T, S: s.T, Q: a.q, LDQ: C, K: a.k, V: a.v, LDKV: C, Out: a.y, LDO: C,
-		KeyValid: s.keyValid, Att: a.att, Mask: a.attMask, Scratch: s.attScratch}
+		KeyValid: s.keyValid, Att: a.att, Mask: a.attMask, Scratch: s.attScratch, GEMM: m.params.gemm}
 }
 
 // Forward runs the model on b and returns the loss (masked-LM cross-entropy,

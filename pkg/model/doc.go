@@ -34,8 +34,10 @@
 //	ResidualForward/ResidualBackward                                  residual.go
 //	CrossEntropy  softmax CE, IgnoreIndex, Batch.LossDenom            crossentropy.go
 //
-// Every matrix product goes through gonum's blas32.Implementation(), so a
-// faster kernel installed with blas32.Use is used everywhere. Attention runs
+// Every matrix product goes through the GEMM the model was built with
+// (WithCompute: a kernels.Impl in the binaries; nil is gonum's pure-Go
+// reference), carried in Params and AttnArgs; nothing reads a process-wide
+// choice, so models with different kernels can share a process. Attention runs
 // as GEMMs per (batch row, head) over preallocated buffers, in causal row
 // blocks that skip the masked keys; it takes its (local) head count and head
 // size separately from n_embd so that a tensor-parallel rank can hold a
@@ -55,7 +57,7 @@
 // them; a GPT set to useReference runs only those, and
 // TestFastPathMatchesReferenceLosses holds 50 training losses of the two
 // paths within 1e-4. A GPT also owns a small worker pool (pool.go,
-// SetThreads, default GOMAXPROCS) that its layers share through an exec
+// Compute.Threads, default GOMAXPROCS) that its layers share through an exec
 // (exec.go): attention over (batch row, head) pairs, activations over
 // chunks, LayerNorm over row blocks (dW, dB summed per block in a fixed
 // order, so results do not depend on scheduling). Dropout in attention

@@ -108,7 +108,8 @@ func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	if cfg.VocabSize < 1 {
 		return nil, errors.New("model.vocab_size: must be ≥ 1 to build a model; set it from the tokenizer")
 	}
-	tp, err := newTPGroup(cfg, seed, opts)
+	o := applyOptions(opts)
+	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +156,7 @@ func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encdec: laying out parameters: %w", err)
 	}
+	params.gemm = o.compute.GEMM
 	m.params = params
 	if tp.active() {
 		return m, initFromWhole(params, NewEncDec, cfg, seed)
@@ -201,6 +203,9 @@ func (m *EncDec) Config() Config { return m.cfg }
 
 // Params returns the flat parameter buffer and its manifest.
 func (m *EncDec) Params() *Params { return m.params }
+
+// Close does nothing: an EncDec runs its layers on the calling goroutine.
+func (m *EncDec) Close() {}
 
 // SetGradHook implements Model: ranges are each decoder layer from the last,
 // each encoder layer from the last, then both embeddings (tgt_emb is also
@@ -279,7 +284,7 @@ func (s *encDecState) reserve(cfg Config, tp *tpGroup, B, S, T int) {
 func (m *EncDec) attnArgs(a *attnActs, B, Tq, Tk int, keyValid []uint8) AttnArgs {
 	C := m.tp.part(m.cfg.NEmbd) // this rank's heads
 	return AttnArgs{B: B, T: Tq, S: Tk, Q: a.q, LDQ: C, K: a.k, V: a.v, LDKV: C, Out: a.y, LDO: C,
-		KeyValid: keyValid, Att: a.att, Mask: a.attMask, Scratch: m.s.attScratch}
+		KeyValid: keyValid, Att: a.att, Mask: a.attMask, Scratch: m.s.attScratch, GEMM: m.params.gemm}
 }
 
 // dropInPlace multiplies d by a dropout mask saved by Forward (nothing when

@@ -10,7 +10,8 @@ import "github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 // methods use.
 type exec struct {
 	pool    *workers
-	started bool // pool has been set up (GPT.SetThreads)
+	threads int  // goroutines for the pool (Compute.Threads)
+	started bool // pool has been set up (GPT.startPool)
 	ref     bool
 
 	act       actJob

@@ -3,22 +3,17 @@ package model
 import (
 	"testing"
 
-	"gonum.org/v1/gonum/blas/blas32"
-
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 )
 
-// BenchmarkGPTStepKernels is BenchmarkGPTStep with the fast SGEMM installed
-// as gonum's BLAS (restored afterwards).
+// BenchmarkGPTStepKernels is BenchmarkGPTStep on the fast SGEMM.
 func BenchmarkGPTStepKernels(b *testing.B) {
 	impl, err := kernels.New(kernels.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	prev := blas32.Implementation()
-	blas32.Use(impl)
-	b.Cleanup(func() { blas32.Use(prev); _ = impl.Close() })
-	BenchmarkGPTStep(b)
+	b.Cleanup(func() { _ = impl.Close() })
+	benchmarkGPTStep(b, Compute{GEMM: impl})
 }
 
 // BenchmarkAttentionKernels is one baby-GPT attention layer, forward and
@@ -28,9 +23,7 @@ func BenchmarkAttentionKernels(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	prev := blas32.Implementation()
-	blas32.Use(impl)
-	b.Cleanup(func() { blas32.Use(prev); _ = impl.Close() })
+	b.Cleanup(func() { _ = impl.Close() })
 	const B, NH, hs, T = 12, 4, 32, 64
 	const C = NH * hs
 	rng := newRNG(1, 1)
@@ -39,7 +32,7 @@ func BenchmarkAttentionKernels(b *testing.B) {
 	qkv := randSlice(rng, B*T*3*C, 1)
 	dqkv := make([]float32, B*T*3*C)
 	x := AttnArgs{B: B, T: T, S: T, Q: qkv, LDQ: 3 * C, K: qkv[C:], V: qkv[2*C:], LDKV: 3 * C,
-		Out: make([]float32, B*T*C), LDO: C, Att: make([]float32, attN), Scratch: make([]float32, scrN)}
+		Out: make([]float32, B*T*C), LDO: C, Att: make([]float32, attN), Scratch: make([]float32, scrN), GEMM: impl}
 	g := AttnGrads{DQ: dqkv, DK: dqkv[C:], DV: dqkv[2*C:], DOut: randSlice(rng, B*T*C, 1)}
 	ex := &exec{pool: newWorkers(0)}
 	defer ex.pool.close()

@@ -6,31 +6,22 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 )
 
-// useBLAS installs impl as gonum's BLAS for the rest of the test.
-func useBLAS(t testing.TB, impl blas.Float32) {
-	t.Helper()
-	prev := blas32.Implementation()
-	blas32.Use(impl)
-	t.Cleanup(func() { blas32.Use(prev) })
-}
-
 // trainLosses trains a small GPT (3 layers, 4 heads, n_embd 64, block 48:
 // two causal row blocks, vocabulary 65) for steps AdamW steps on a fixed
 // learnable token stream and returns the losses. ref selects the reference
 // layer loops on one goroutine; otherwise the fast kernels on threads.
-func trainLosses(t *testing.T, steps int, ref bool, threads int) []float32 {
+// Every product runs on gemm.
+func trainLosses(t *testing.T, steps int, ref bool, gemm blas.Float32, threads int) []float32 {
 	t.Helper()
 	cfg := Config{Arch: ArchGPT, NLayer: 3, NHead: 4, NEmbd: 64, BlockSize: 48, VocabSize: 65}.WithDefaults()
-	g := mustGPT(t, cfg, 1337)
+	g := mustGPT(t, cfg, 1337, WithCompute(Compute{GEMM: gemm, Threads: threads}))
 	t.Cleanup(g.Close)
 	g.useReference(ref)
-	g.SetThreads(threads)
 	opt, err := NewAdamW(g.Params(), 0.9, 0.99, 0, 0.1)
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +67,7 @@ func trainLosses(t *testing.T, steps int, ref bool, threads int) []float32 {
 // the first 50 steps.
 func TestFastPathMatchesReferenceLosses(t *testing.T) {
 	const steps = 50
-	useBLAS(t, gonum.Implementation{})
-	want := trainLosses(t, steps, true, 1)
+	want := trainLosses(t, steps, true, gonum.Implementation{}, 1)
 	type run struct {
 		path    kernels.Path
 		threads int
@@ -95,8 +85,7 @@ func TestFastPathMatchesReferenceLosses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			useBLAS(t, impl)
-			got := trainLosses(t, steps, false, threads)
+			got := trainLosses(t, steps, false, impl, threads)
 			_ = impl.Close()
 			var worst, total float64
 			for i := range got {

@@ -21,13 +21,15 @@ func (c *countingBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, 
 	c.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
 
-// A BLAS installed with blas32.Use carries every matrix product.
-func TestUsesInstalledBLAS(t *testing.T) {
+// The GEMM a model is built with (WithCompute) carries every matrix
+// product, and one installed process-wide with blas32.Use carries none.
+func TestUsesItsComputeGEMM(t *testing.T) {
 	prev := blas32.Implementation()
-	counter := &countingBLAS{}
-	blas32.Use(counter)
+	global := &countingBLAS{}
+	blas32.Use(global)
 	t.Cleanup(func() { blas32.Use(prev) })
-	g := mustGPT(t, tinyGPTConfig(), 1)
+	counter := &countingBLAS{}
+	g := mustGPT(t, tinyGPTConfig(), 1, WithCompute(Compute{GEMM: counter}))
 	if _, err := g.Forward(tinyBatch(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +39,27 @@ func TestUsesInstalledBLAS(t *testing.T) {
 	L, B, NH := 2, 2, 2
 	want := L*(4+2*B*NH) + 1 + L*(8+4*B*NH) + 2
 	if got := counter.calls.Load(); got != int64(want) {
-		t.Fatalf("%d Sgemm calls through the installed BLAS, want %d", got, want)
+		t.Fatalf("%d Sgemm calls through the model's GEMM, want %d", got, want)
+	}
+	if n := global.calls.Load(); n != 0 {
+		t.Fatalf("%d Sgemm calls through blas32's process-wide implementation, want 0", n)
+	}
+	// BERT and the encoder–decoder take it the same way.
+	for _, tc := range []struct {
+		cfg   Config
+		batch *Batch
+	}{{tinyBERTConfig(), tinyBERTBatch()}, {tinyEncDecConfig(), tinyEncDecBatch()}} {
+		cfg := tc.cfg
+		c := &countingBLAS{}
+		m, err := New(cfg, 1, WithCompute(Compute{GEMM: c}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Forward(tc.batch, false); err != nil {
+			t.Fatal(err)
+		}
+		if c.calls.Load() == 0 || global.calls.Load() != 0 {
+			t.Fatalf("%s: %d products through its GEMM, %d through blas32's", cfg.Arch, c.calls.Load(), global.calls.Load())
+		}
 	}
 }

@@ -93,7 +93,8 @@ func NewGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 	if cfg.VocabSize < 1 || cfg.NHidden < 1 || cfg.LayerNormEps <= 0 || cfg.Activation == "" {
 		return nil, fmt.Errorf("model: GPT config needs vocab_size, n_hidden, layer_norm_eps and activation set (call Config.WithDefaults); got %+v", cfg)
 	}
-	tp, err := newTPGroup(cfg, seed, opts)
+	o := applyOptions(opts)
+	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +123,9 @@ func NewGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.gemm = o.compute.GEMM
 	g.params = p
+	g.ex.threads = o.compute.Threads
 	if tp.active() {
 		return g, initFromWhole(p, NewGPT, cfg, seed)
 	}
@@ -285,6 +288,7 @@ func (g *GPT) attnArgs(la *gptLayerActs) AttnArgs {
 		K: la.qkv[C:], V: la.qkv[2*C:], LDKV: 3 * C,
 		Out: la.atty, LDO: C,
 		Att: la.att, Mask: la.attMask, Scratch: g.acts.attScratch,
+		GEMM: g.params.gemm,
 	}
 }
 

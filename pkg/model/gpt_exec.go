@@ -2,16 +2,15 @@ package model
 
 import "runtime"
 
-// SetThreads sets the number of goroutines the GPT's layers use for their
-// parallel loops (attention over (batch row, head) pairs, activations over
-// chunks); n ≤ 0 means GOMAXPROCS, 1 runs everything on the caller. Matrix
-// products are parallelised by the installed BLAS, not by this setting.
-// Without a call the first Forward starts GOMAXPROCS. The helper goroutines
-// stop on Close or when the GPT is garbage collected.
-func (g *GPT) SetThreads(n int) {
-	g.Close()
+// startPool starts the goroutines the GPT's layers use for their parallel
+// loops (attention over (batch row, head) pairs, activations over chunks),
+// Compute.Threads of them (0: GOMAXPROCS; 1: everything on the caller).
+// Matrix products are parallelised by Compute.GEMM, not by this pool. It
+// runs at the first Forward; the helpers stop on Close or when the GPT is
+// garbage collected.
+func (g *GPT) startPool() {
 	g.ex.started = true
-	g.ex.pool = newWorkers(n)
+	g.ex.pool = newWorkers(g.ex.threads)
 	if g.ex.pool != nil {
 		g.cleanup = runtime.AddCleanup(g, (*workers).close, g.ex.pool)
 	}
@@ -20,6 +19,7 @@ func (g *GPT) SetThreads(n int) {
 // Close stops the layers' helper goroutines; the GPT keeps working, on the
 // calling goroutine alone.
 func (g *GPT) Close() {
+	g.ex.started = true
 	if g.ex.pool != nil {
 		g.cleanup.Stop()
 		g.ex.pool.close()
@@ -27,10 +27,10 @@ func (g *GPT) Close() {
 	}
 }
 
-// exe returns how g's layers run, starting the default workers on first use.
+// exe returns how g's layers run, starting the workers on first use.
 func (g *GPT) exe() *exec {
 	if !g.ex.started {
-		g.SetThreads(0)
+		g.startPool()
 	}
 	return &g.ex
 }

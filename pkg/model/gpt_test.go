@@ -10,9 +10,9 @@ func tinyGPTConfig() Config {
 	return Config{Arch: ArchGPT, NLayer: 2, NHead: 2, NEmbd: 8, BlockSize: 5, VocabSize: 7, Bias: true}.WithDefaults()
 }
 
-func mustGPT(t testing.TB, cfg Config, seed int64) *GPT {
+func mustGPT(t testing.TB, cfg Config, seed int64, opts ...Option) *GPT {
 	t.Helper()
-	m, err := New(cfg, seed)
+	m, err := New(cfg, seed, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // TestMain fails the package if a test leaves a goroutine behind. A GPT's
-// layer pool stops on Close or when the GPT is collected (SetThreads), so
+// layer pool stops on Close or when the GPT is collected (startPool), so
 // collect first: a pool still running after that is referenced or leaked.
 func TestMain(m *testing.M) {
 	code := m.Run()

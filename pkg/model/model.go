@@ -35,6 +35,9 @@ type Model interface {
 	// Logits of the last Forward: (B,T,V) for GPT; other architectures
 	// document theirs.
 	Logits() []float32
+	// Close stops any goroutines the model owns (a GPT's layer pool); the
+	// model keeps working on the calling goroutine alone.
+	Close()
 }
 
 // New builds the model cfg.Arch names with parameters initialised from seed.

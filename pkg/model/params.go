@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math/rand/v2"
+
+	"gonum.org/v1/gonum/blas"
 )
 
 // View names one tensor inside the flat parameter buffer: Data[Offset :
@@ -57,6 +59,7 @@ type Params struct {
 	// softmax, attention, the loss and the optimizer stay fp32.
 	BF16 bool
 
+	gemm  blas.Float32 // every product of this model (WithCompute); nil: gonum's reference
 	index map[string]int
 }
 

@@ -59,11 +59,9 @@ func TestGPTWorkersNoAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	useBLAS(t, impl)
 	t.Cleanup(func() { _ = impl.Close() })
 	cfg := Config{Arch: ArchGPT, NLayer: 1, NHead: 2, NEmbd: 16, BlockSize: 40, VocabSize: 11}.WithDefaults()
-	g := mustGPT(t, cfg, 1)
-	g.SetThreads(3)
+	g := mustGPT(t, cfg, 1, WithCompute(Compute{GEMM: impl, Threads: 3}))
 	t.Cleanup(g.Close)
 	const B, T = 5, 40 // enough rows for the parallel LayerNorm loop
 	b := &Batch{B: B, T: T, Tokens: make([]int32, B*T), Targets: make([]int32, B*T)}

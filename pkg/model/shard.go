@@ -57,7 +57,18 @@ type TensorParallel struct {
 type Option func(*options)
 
 type options struct {
-	tp TensorParallel
+	tp      TensorParallel
+	compute Compute
+}
+
+// applyOptions is opts over the defaults: no tensor parallelism, gonum's
+// reference GEMM, GOMAXPROCS layer threads.
+func applyOptions(opts []Option) options {
+	o := options{tp: TensorParallel{Rank: 0, Size: 1}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // WithTensorParallel builds only rank tp.Rank's shard of the model (see
@@ -67,14 +78,9 @@ func WithTensorParallel(tp TensorParallel) Option {
 	return func(o *options) { o.tp = tp }
 }
 
-// newTPGroup applies opts and validates the tensor-parallel layout against
-// cfg. seed seeds the per-rank dropout generator.
-func newTPGroup(cfg Config, seed int64, opts []Option) (tpGroup, error) {
-	o := options{tp: TensorParallel{Rank: 0, Size: 1}}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	tp := o.tp
+// newTPGroup validates the tensor-parallel layout tp against cfg. seed
+// seeds the per-rank dropout generator.
+func newTPGroup(cfg Config, seed int64, tp TensorParallel) (tpGroup, error) {
 	switch {
 	case tp.Size < 1:
 		return tpGroup{}, fmt.Errorf("parallel.tp: group size must be ≥ 1, got %d", tp.Size)

@@ -6,9 +6,8 @@ import (
 	"runtime"
 	"testing"
 
-	"gonum.org/v1/gonum/blas/blas32"
-
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 )
 
@@ -32,14 +31,9 @@ func BenchmarkBabyGPTStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			prev := blas32.Implementation()
-			blas32.Use(impl)
-			defer func() { blas32.Use(prev); impl.Close() }()
-			tr, err := New(spec)
+			defer impl.Close()
+			tr, err := New(spec, WithCompute(model.Compute{GEMM: impl}), WithLanes(lanes))
 			if err != nil {
-				b.Fatal(err)
-			}
-			if err := tr.SetLanes(lanes); err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()

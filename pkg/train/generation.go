@@ -73,10 +73,15 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	if err := w.checkMemory(spec, mesh); err != nil {
 		return fmt.Errorf("job %s generation %d on worker %s: %w", a.JobId, gen.Number, w.cfg.ID, err)
 	}
-	tr, err := NewReplica(spec, layout)
+	var topts []Option
+	if w.cfg.Compute.GEMM != nil {
+		topts = append(topts, WithCompute(w.cfg.Compute))
+	}
+	tr, err := NewReplica(spec, layout, topts...)
 	if err != nil {
 		return fmt.Errorf("job %s: %w", a.JobId, err)
 	}
+	defer tr.Close()
 	jm := w.metrics.Job(a.JobId, int(a.Rank), mesh.World(), gen.Number, flopsPerToken(tr.Spec))
 	storeFloat(&w.valLoss, math.NaN())
 	if gen.ResumeStep > 0 {

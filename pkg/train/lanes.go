@@ -31,21 +31,11 @@ type lane struct {
 	err   error
 }
 
-// singleThreaded is implemented by models whose layers can run parallel
-// loops of their own (GPT); lanes run them on the lane's goroutine.
-type singleThreaded interface{ SetThreads(n int) }
-
-// SetLanes splits every micro-batch across n lanes (n ≤ 1: one, the
-// default). It needs a single replica (no data or tensor parallelism across
-// processes) and a matrix-product implementation that is safe for
-// concurrent calls and, to be useful, single-threaded
-// (kernels.Options{Threads: 1}). Lanes beyond the micro-batch's rows idle.
-func (tr *Trainer) SetLanes(n int) error {
-	if tr.crew != nil {
-		tr.crew.close()
-		tr.crew = nil
-	}
-	tr.lanes = nil // one lane until the new ones are ready
+// setLanes makes the n−1 lanes beyond the trainer's own model (WithLanes;
+// n ≤ 1: none). Every lane's model runs on the trainer's GEMM, which must
+// be safe for concurrent calls (kernels.Impl is), with its layers on the
+// lane's goroutine.
+func (tr *Trainer) setLanes(n int) error {
 	if n <= 1 {
 		return nil
 	}
@@ -56,7 +46,7 @@ func (tr *Trainer) SetLanes(n int) error {
 	p0 := tr.Model.Params()
 	lanes := make([]*lane, n-1)
 	for i := range lanes {
-		m, err := model.New(tr.Spec.Model, tr.Spec.Train.Seed+int64(i+1))
+		m, err := model.New(tr.Spec.Model, tr.Spec.Train.Seed+int64(i+1), model.WithCompute(model.Compute{GEMM: tr.compute.GEMM, Threads: 1}))
 		if err != nil {
 			return fmt.Errorf("lane %d: %w", i+1, err)
 		}
@@ -66,13 +56,7 @@ func (tr *Trainer) SetLanes(n int) error {
 		}
 		p.Data = p0.Data // shared, read-only during a step; the optimizer writes it between steps
 		p.BF16 = p0.BF16
-		if st, ok := m.(singleThreaded); ok {
-			st.SetThreads(1)
-		}
 		lanes[i] = &lane{model: m}
-	}
-	if st, ok := tr.Model.(singleThreaded); ok {
-		st.SetThreads(1)
 	}
 	tr.lanes = lanes
 	tr.lane0 = lane{model: tr.Model}

@@ -36,10 +36,7 @@ func TestLanesEqualOneLane(t *testing.T) {
 		}
 		for _, n := range []int{2, 3} {
 			t.Run(fmt.Sprintf("%s/lanes%d", name, n), func(t *testing.T) {
-				tr := newTrainer(t, spec)
-				if err := tr.SetLanes(n); err != nil {
-					t.Fatal(err)
-				}
+				tr := newTrainer(t, spec, WithLanes(n))
 				if tr.Lanes() != n {
 					t.Fatalf("Lanes() = %d, want %d", tr.Lanes(), n)
 				}
@@ -82,15 +79,12 @@ func TestLanesEqualOneLane(t *testing.T) {
 func TestLanesNeedASingleReplica(t *testing.T) {
 	spec := tiny(t, "sort", "train.batch_size=8")
 	layouts := inprocMesh(t, parallel.Mesh{DP: 2, TP: 1})
-	tr, err := NewReplica(spec, layouts[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = tr.SetLanes(2)
+	_, err := NewReplica(spec, layouts[0], WithLanes(2))
 	if err == nil || !strings.Contains(err.Error(), "single replica") {
-		t.Fatalf("SetLanes(2) on a DP rank: %v, want an error about a single replica", err)
+		t.Fatalf("WithLanes(2) on a DP rank: %v, want an error about a single replica", err)
 	}
-	if err := tr.SetLanes(1); err != nil || tr.Lanes() != 1 {
-		t.Fatalf("SetLanes(1): %v, Lanes() = %d", err, tr.Lanes())
+	tr, err := NewReplica(spec, layouts[0], WithLanes(1))
+	if err != nil || tr.Lanes() != 1 {
+		t.Fatalf("WithLanes(1): %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
 )
 
 // Options control a single-process run.
@@ -21,9 +22,12 @@ type Options struct {
 	// Logger receives structured events (nil = discard).
 	Logger *slog.Logger
 	// Lanes splits every micro-batch across this many in-process replicas
-	// running at once (Trainer.SetLanes; ≤ 1: none). Install a
-	// single-threaded matrix product when using it.
+	// running at once (WithLanes; ≤ 1: none). Give them a single-threaded
+	// GEMM in Compute.
 	Lanes int
+	// Compute is how the model runs (WithCompute); nil GEMM: the trainer
+	// makes its own fast one.
+	Compute model.Compute
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -50,13 +54,15 @@ func Run(ctx context.Context, spec jobspec.Spec, opts Options) (*Result, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tr, err := New(spec)
-	if err == nil {
-		err = tr.SetLanes(opts.Lanes)
+	topts := []Option{WithLanes(opts.Lanes)}
+	if opts.Compute.GEMM != nil {
+		topts = append(topts, WithCompute(opts.Compute))
 	}
+	tr, err := New(spec, topts...)
 	if err != nil {
 		return nil, err
 	}
+	defer tr.Close()
 	spec = tr.Spec
 	info := tr.Data.Info()
 	res := &Result{Params: tr.Model.Params().NumParams()}

@@ -70,8 +70,9 @@ type Saved struct {
 
 // Load reads a model saved by Save: the spec and tokenizer from the weights'
 // metadata, then the weights, checked tensor by tensor against the spec's
-// architecture (names and shapes).
-func Load(dir string) (*Saved, error) {
+// architecture (names and shapes). The model runs on compute (the zero
+// Compute: gonum's reference GEMM; pass a kernels.Impl for speed).
+func Load(dir string, compute model.Compute) (*Saved, error) {
 	path := filepath.Join(dir, WeightsFile)
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
@@ -89,7 +90,7 @@ func Load(dir string) (*Saved, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load model: tokenizer in %s: %w", path, err)
 	}
-	m, err := model.New(spec.Model, spec.Train.Seed)
+	m, err := model.New(spec.Model, spec.Train.Seed, model.WithCompute(compute))
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
@@ -102,9 +103,9 @@ func Load(dir string) (*Saved, error) {
 
 // Restore returns a Trainer for a saved model: its spec (with the given
 // overrides, e.g. a longer train.eval_iters) and its weights, positioned at
-// the saved iteration.
-func Restore(dir string, overrides []string) (*Trainer, error) {
-	saved, err := Load(dir)
+// the saved iteration. opts are New's.
+func Restore(dir string, overrides []string, opts ...Option) (*Trainer, error) {
+	saved, err := Load(dir, model.Compute{})
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +113,12 @@ func Restore(dir string, overrides []string) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := New(spec)
+	tr, err := New(spec, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if len(tr.Model.Params().Data) != len(saved.Model.Params().Data) {
+		tr.Close()
 		return nil, fmt.Errorf("restore %s: the overrides change the model's size; override only train.* and data.* fields", dir)
 	}
 	copy(tr.Model.Params().Data, saved.Model.Params().Data)

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"time"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel/ddp"
 	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
@@ -46,18 +48,23 @@ type Trainer struct {
 	laneSqParts []float64
 	lane0       lane  // lane 0 of a lanes run: Model, with a batch of its own
 	crew        *crew // the lanes' goroutines
+
+	compute model.Compute // how the models run (WithCompute, or ownGEMM)
+	ownGEMM *kernels.Impl // the GEMM the trainer made for itself; nil when given one
 }
 
 // New opens the spec's dataset, builds the model (vocab_size from the
 // tokenizer when the spec leaves it 0) and its optimizer. The spec is
 // validated first; every error names the spec field to fix.
-func New(spec jobspec.Spec) (*Trainer, error) { return NewReplica(spec, Layout{}) }
+func New(spec jobspec.Spec, opts ...Option) (*Trainer, error) {
+	return NewReplica(spec, Layout{}, opts...)
+}
 
 // NewReplica is New for one rank of a DP × TP layout: the model holds the
 // rank's tensor-parallel shard, and each step computes the rank's rows of the
 // global batch and all-reduces gradients with its data-parallel group, so
 // that every replica takes the same step a single process would.
-func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
+func NewReplica(spec jobspec.Spec, layout Layout, opts ...Option) (*Trainer, error) {
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -66,6 +73,28 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 	if err := layout.validate(spec.Train.BatchSize); err != nil {
 		return nil, err
 	}
+	o, own, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := newReplica(spec, layout, o)
+	if err != nil {
+		if own != nil {
+			_ = own.Close()
+		}
+		return nil, err
+	}
+	if own != nil {
+		tr.ownGEMM = own
+		// The pool holds no reference to the trainer, so the trainer can
+		// be collected; then its GEMM stops.
+		runtime.AddCleanup(tr, func(im *kernels.Impl) { _ = im.Close() }, own)
+	}
+	return tr, nil
+}
+
+// newReplica is NewReplica after validation, with its options applied.
+func newReplica(spec jobspec.Spec, layout Layout, o options) (*Trainer, error) {
 	ds, err := data.Open(spec)
 	if err != nil {
 		return nil, err
@@ -73,8 +102,8 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 	if spec.Model.VocabSize == 0 {
 		spec.Model.VocabSize = ds.Tokenizer().Size()
 	}
-	tr := &Trainer{Spec: spec, Data: ds, layout: layout, ctx: context.Background(), sched: Schedule(spec.Train)}
-	var opts []model.Option
+	tr := &Trainer{Spec: spec, Data: ds, layout: layout, ctx: context.Background(), sched: Schedule(spec.Train), compute: o.compute}
+	opts := []model.Option{model.WithCompute(o.modelCompute())}
 	if layout.Mesh.TP > 1 {
 		opts = append(opts, model.WithTensorParallel(model.TensorParallel{
 			Rank: layout.TPRank, Size: layout.Mesh.TP,
@@ -116,6 +145,9 @@ func NewReplica(spec jobspec.Spec, layout Layout) (*Trainer, error) {
 		// (DDP-style overlap); the ranges come in the same order on every rank.
 		tr.grads = ddp.New(layout.DP)
 		m.SetGradHook(func(lo, hi int) { tr.grads.Launch(tr.ctx, m.Params().Grad[lo:hi]) })
+	}
+	if err := tr.setLanes(o.lanes); err != nil {
+		return nil, err
 	}
 	return tr, nil
 }

@@ -34,9 +34,9 @@ func tiny(t *testing.T, preset string, sets ...string) jobspec.Spec {
 	return s
 }
 
-func newTrainer(t *testing.T, s jobspec.Spec) *Trainer {
+func newTrainer(t *testing.T, s jobspec.Spec, opts ...Option) *Trainer {
 	t.Helper()
-	tr, err := New(s)
+	tr, err := New(s, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRunLearnsSortAndSavesALoadableModel(t *testing.T) {
 	if last.HeldOut == nil || last.HeldOut.N == 0 {
 		t.Fatalf("sort run scored no held-out problems: %+v", last)
 	}
-	saved, err := Load(dir)
+	saved, err := Load(dir, model.Compute{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestLoadRejectsWrongShapes(t *testing.T) {
 	if err := safetensors.WriteFile(path, f.Tensors, f.Metadata); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Load(dir)
+	_, err = Load(dir, model.Compute{})
 	if err == nil || !strings.Contains(err.Error(), "transformer.wpe.weight") {
 		t.Fatalf("Load of a wrong-shaped tensor: err = %v, want one naming transformer.wpe.weight", err)
 	}

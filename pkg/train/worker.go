@@ -18,6 +18,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -71,7 +72,11 @@ type WorkerConfig struct {
 	// PeakFLOPS is this worker's peak FLOP/s, the MFU denominator (0: MFU
 	// is not exported).
 	PeakFLOPS float64
-	Logger    *slog.Logger
+	// Compute is how every job's model runs on this worker: the GEMM (a
+	// kernels.Impl the caller owns and closes) and the layer threads. A nil
+	// GEMM: each generation's trainer makes its own.
+	Compute model.Compute
+	Logger  *slog.Logger
 }
 
 // Worker is one training process of the cluster: it registers, keeps a

@@ -1,12 +1,15 @@
 // Package kernels is ringmaster's fast single-precision GEMM behind gonum's
 // BLAS interface. Impl implements blas.Float32: Sgemm is ours, every other
-// routine is gonum's pure-Go one (embedded). Install it for the whole process
-// with
+// routine is gonum's pure-Go one (embedded). Hand it to the model that
+// should use it (never install it process-wide):
 //
 //	impl, err := kernels.New(kernels.Options{}) // Threads: GOMAXPROCS, Path: Auto
 //	if err != nil { ... }
 //	defer impl.Close()
-//	blas32.Use(impl)
+//	m, err := model.New(cfg, seed, model.WithCompute(model.Compute{GEMM: impl}))
+//
+// (train.WithCompute does the same for a trainer, its lanes and the models
+// it builds for gathering and saving.)
 //
 // It must not change numerics silently: every path is tested against a
 // float64 reference (relative error ≤ 1e-5·√k of Σ|a·b|), for all four

@@ -135,7 +135,7 @@ func ParsePrecision(s string) (Precision, error) {
 }
 
 // Impl implements gonum's blas.Float32 with a fast Sgemm; every other routine
-// is gonum's own (embedded). Install it with blas32.Use(impl). It is safe for
+// is gonum's own (embedded). Pass it to a model in model.Compute. It is safe for
 // concurrent use. Close stops its worker pool; after Close, Sgemm still works
 // on the calling goroutine only.
 type Impl struct {
