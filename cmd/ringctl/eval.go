@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,7 +23,7 @@ func newEvalCmd() *cobra.Command {
 		Short: "evaluate a model saved by train (loss, accuracy, held-out score)",
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runEval(c.OutOrStdout(), dir, sets, threads, asJSON)
+			return runEval(c.Context(), c.OutOrStdout(), dir, sets, threads, asJSON)
 		},
 	}
 	c.Flags().StringVar(&dir, "model", "out/sort-gpt", "directory written by `ringctl train`")
@@ -53,7 +54,7 @@ type heldOutDoc struct {
 	Accuracy float64 `json:"accuracy"`
 }
 
-func runEval(stdout io.Writer, dir string, sets []string, threads int, asJSON bool) error {
+func runEval(ctx context.Context, stdout io.Writer, dir string, sets []string, threads int, asJSON bool) error {
 	if threads < 0 {
 		return usagef("--threads %d: want ≥ 0 (0: all cores)", threads)
 	}
@@ -67,11 +68,11 @@ func runEval(stdout io.Writer, dir string, sets []string, threads int, asJSON bo
 		return err
 	}
 	defer tr.Close()
-	ev, err := tr.Evaluate()
+	ev, err := tr.Evaluate(ctx)
 	if err != nil {
 		return err
 	}
-	sc, err := tr.ScoreHeldOut()
+	sc, err := tr.ScoreHeldOut(ctx)
 	if err != nil {
 		return err
 	}

@@ -138,7 +138,7 @@ func runLocal(ctx context.Context, out io.Writer, f localFlags) error {
 	if final.State != pb.JobState_JOB_STATE_COMPLETED {
 		return fmt.Errorf("job %s %s: %s (logs in %s)", job.Id, progress.StateName(final.State), final.Reason, logs)
 	}
-	if err := report(out, cl.ModelDir(job.Id)); err != nil {
+	if err := report(ctx, out, cl.ModelDir(job.Id)); err != nil {
 		return err
 	}
 	if f.keep {
@@ -206,17 +206,18 @@ func watchJob(ctx context.Context, out io.Writer, client jobGetter, id string, s
 }
 
 // report evaluates the finished model and says how to use it.
-func report(out io.Writer, dir string) error {
+func report(ctx context.Context, out io.Writer, dir string) error {
 	tr, err := train.Restore(dir, nil)
 	if err != nil {
 		return fmt.Errorf("the job completed but its model could not be loaded: %w", err)
 	}
-	ev, err := tr.Evaluate()
+	defer tr.Close()
+	ev, err := tr.Evaluate(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "result: val loss %.4f, val accuracy %.4f", ev.ValLoss, ev.ValAccuracy)
-	if sc, err := tr.ScoreHeldOut(); err != nil {
+	if sc, err := tr.ScoreHeldOut(ctx); err != nil {
 		return err
 	} else if sc != nil {
 		fmt.Fprintf(out, ", held-out exact match %d/%d (%.2f%%)", sc.Correct, sc.N, 100*sc.Accuracy())

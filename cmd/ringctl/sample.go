@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -30,7 +31,7 @@ func newSampleCmd() *cobra.Command {
 		Use:   "sample [--model DIR] [--prompt TEXT] [--n N] [--temperature T] [--top-k K]",
 		Short: "generate from a model saved by train",
 		Args:  noArgs,
-		RunE:  func(c *cobra.Command, _ []string) error { return runSample(c.OutOrStdout(), f) },
+		RunE:  func(c *cobra.Command, _ []string) error { return runSample(c.Context(), c.OutOrStdout(), f) },
 	}
 	c.Flags().StringVar(&f.dir, "model", "out/sort-gpt", "directory written by `ringctl train`")
 	c.Flags().StringVar(&f.prompt, "prompt", "", "GPT: text to continue (default: a newline, or the first token when the vocabulary has none); encdec: digits to reverse")
@@ -43,7 +44,7 @@ func newSampleCmd() *cobra.Command {
 	return c
 }
 
-func runSample(stdout io.Writer, f sampleFlags) error {
+func runSample(ctx context.Context, stdout io.Writer, f sampleFlags) error {
 	switch {
 	case f.n < 0:
 		return usagef("--n %d: want ≥ 0 tokens", f.n)
@@ -77,7 +78,7 @@ func runSample(stdout io.Writer, f sampleFlags) error {
 	case *model.GPT:
 		rng := rand.New(rand.NewPCG(f.seed, 0))
 		for i := 0; i < f.samples; i++ {
-			out, err := m.Generate(ids, f.n, f.temperature, f.topK, rng)
+			out, err := m.Generate(ctx, ids, f.n, f.temperature, f.topK, rng)
 			if err != nil {
 				return err
 			}
@@ -87,7 +88,7 @@ func runSample(stdout io.Writer, f sampleFlags) error {
 			}
 		}
 	case *model.EncDec:
-		gen, err := train.Decoder(m)
+		gen, err := train.Decoder(ctx, m)
 		if err != nil {
 			return err
 		}

@@ -1,13 +1,17 @@
 package ckpt
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel/tp"
 )
 
 var reshardConfigs = []struct {
@@ -19,6 +23,13 @@ var reshardConfigs = []struct {
 	{"encdec", model.Config{Arch: model.ArchEncDec, NLayer: 1, NDecLayer: 2, NHead: 4, NEmbd: 16, BlockSize: 8, VocabSize: 12}.WithDefaults()},
 }
 
+// noSum is a collective that is never called.
+type noSum struct{}
+
+func (noSum) AllReduce(context.Context, []float32, allreduce.Op) error {
+	return errors.New("noSum: no collective in this test")
+}
+
 // modelShard builds rank of a TP group of size (size 1: the whole model)
 // from seed 7 as a checkpoint shard whose moments are 2× and 3× the
 // parameters, so they travel with the parameters they belong to.
@@ -26,8 +37,11 @@ func modelShard(t testing.TB, cfg model.Config, rank, size int) *Shard {
 	t.Helper()
 	var opts []model.Option
 	if size > 1 {
-		noop := func([]float32) error { return nil } // never called: nothing runs forward
-		opts = append(opts, model.WithTensorParallel(model.TensorParallel{Rank: rank, Size: size, AllReduce: noop}))
+		g, err := tp.New(rank, size, noSum{}) // never called: nothing runs forward
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, model.WithTensorParallel(g))
 	}
 	m, err := model.New(cfg, 7, opts...)
 	if err != nil {

@@ -1,6 +1,7 @@
 package jobspec
 
 import (
+	"context"
 	"math"
 	"runtime"
 	"strings"
@@ -64,10 +65,10 @@ func TestEstimateMemoryMatchesHeap(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := &model.Batch{B: B, T: T, Tokens: make([]int32, B*T), Targets: make([]int32, B*T)}
-		if _, err := m.Forward(b, true); err != nil {
+		if _, err := m.Forward(context.Background(), b, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.Backward(); err != nil {
+		if err := m.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		opt.Step(m.Params(), 1e-3)

@@ -15,6 +15,15 @@ func (pr *problems) bad(field, format string, args ...any) {
 	*pr = append(*pr, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 }
 
+// add records err, each of its problems separately when it joins several.
+func (pr *problems) add(err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		*pr = append(*pr, j.Unwrap()...)
+		return
+	}
+	*pr = append(*pr, err)
+}
+
 // Validate checks every field and reports all problems at once, section by
 // section (model, data, train, parallel, checkpoint).
 func (s Spec) Validate() error {
@@ -148,15 +157,10 @@ func (s Spec) validateTrain(pr *problems) {
 // validateParallel checks the layout against the model's sizes.
 func (s Spec) validateParallel(pr *problems) {
 	p := s.Parallel
-	if p.TP < 1 {
-		pr.bad("parallel.tp", "must be ≥ 1, got %d", p.TP)
-	} else {
-		if s.Model.NHead > 0 && s.Model.NHead%p.TP != 0 {
-			pr.bad("parallel.tp", "n_head %d is not divisible by tp %d; pick tp dividing n_head", s.Model.NHead, p.TP)
-		}
-		if hidden := s.Model.NHidden; hidden > 0 && hidden%p.TP != 0 {
-			pr.bad("parallel.tp", "MLP width %d is not divisible by tp %d", hidden, p.TP)
-		}
+	if err := s.Model.CheckTensorParallel(p.TP); err != nil {
+		pr.add(err)
+	}
+	if p.TP >= 1 {
 		if p.MinWorkers < p.TP || p.MinWorkers%p.TP != 0 {
 			pr.bad("parallel.min_workers", "must be a positive multiple of tp (%d), got %d", p.TP, p.MinWorkers)
 		}

@@ -1,6 +1,9 @@
 package model
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 // BenchmarkGPTStep is one training micro-step (Forward+Backward+AdamW) of
 // nanoGPT's CPU "baby GPT" (n_layer 4, n_head 4, n_embd 128, block 64,
@@ -28,10 +31,10 @@ func benchmarkGPTStep(b *testing.B, c Compute) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := m.Forward(batch, true); err != nil {
+		if _, err := m.Forward(context.Background(), batch, true); err != nil {
 			b.Fatal(err)
 		}
-		m.Backward()
+		m.Backward(context.Background())
 		ClipGradNorm(m.Params().Grad, 1)
 		opt.Step(m.Params(), 1e-3)
 		m.Params().ZeroGrad()

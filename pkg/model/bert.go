@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -141,13 +142,13 @@ func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	for i := range m.layers {
 		l := &m.layers[i]
 		p := fmt.Sprintf("layers.%d.", i)
-		l.query = tp.column(&b, p+"attention.query", C, C, 1, true)
-		l.key = tp.column(&b, p+"attention.key", C, C, 1, true)
-		l.value = tp.column(&b, p+"attention.value", C, C, 1, true)
-		l.dense = tp.row(&b, p+"attention.dense", C, C, true)
+		l.query = tp.Column(&b, p+"attention.query", C, C, 1, true)
+		l.key = tp.Column(&b, p+"attention.key", C, C, 1, true)
+		l.value = tp.Column(&b, p+"attention.value", C, C, 1, true)
+		l.dense = tp.Row(&b, p+"attention.dense", C, C, true)
 		l.attnLN = NewLayerNorm(&b, p+"attention.LayerNorm", C, eps, true)
-		l.intermediate = tp.column(&b, p+"intermediate", C, H, 1, true)
-		l.output = tp.row(&b, p+"output", H, C, true)
+		l.intermediate = tp.Column(&b, p+"intermediate", C, H, 1, true)
+		l.output = tp.Row(&b, p+"output", H, C, true)
 		l.outLN = NewLayerNorm(&b, p+"LayerNorm", C, eps, true)
 	}
 	m.mlmDense = NewLinear(&b, "mlm_dense", C, C, true)
@@ -214,7 +215,7 @@ func (m *BERT) Close() {}
 
 // SetGradHook implements Model: ranges are the heads, each layer from the
 // last, then the embeddings (the word embeddings are also the MLM decoder).
-func (m *BERT) SetGradHook(fn func(lo, hi int)) { m.marks.fn = fn }
+func (m *BERT) SetGradHook(fn func(ctx context.Context, lo, hi int)) { m.marks.fn = fn }
 
 // Logits returns the masked-LM logits of the last Forward, (M,V): one row per
 // position whose Target is not IgnoreIndex, in (b,t) order. The slice is
@@ -321,7 +322,7 @@ func (m *BERT) attnArgs(a *bertLayerActs) AttnArgs {
 // plus the [CLS] cross-entropy when b.ClassLabels is set; 0 when b has
 // neither Targets nor ClassLabels). train enables dropout. The activations
 // are kept for Backward.
-func (m *BERT) Forward(b *Batch, train bool) (float32, error) {
+func (m *BERT) Forward(ctx context.Context, b *Batch, train bool) (float32, error) {
 	m.s.ready = false
 	if err := m.validate(b); err != nil {
 		return 0, err
@@ -353,7 +354,7 @@ func (m *BERT) Forward(b *Batch, train bool) (float32, error) {
 		l.key.Forward(p, a.k, x, N)
 		l.value.Forward(p, a.v, x, N)
 		m.attn.Forward(m.tp.attnRNG(m.rng), m.attnArgs(a), train)
-		if err := m.tp.rowForward(p, &l.dense, a.r1, a.y, N); err != nil {
+		if err := m.tp.rowForward(ctx, p, &l.dense, a.r1, a.y, N); err != nil {
 			return 0, err
 		}
 		m.drop.Forward(m.rng, a.r1, a.mask1, a.r1, train)
@@ -361,7 +362,7 @@ func (m *BERT) Forward(b *Batch, train bool) (float32, error) {
 		l.attnLN.Forward(p, a.h, a.mean1, a.rstd1, a.r1, N)
 		l.intermediate.Forward(p, a.pre, a.h, N)
 		ActForward(cfg.Activation, a.act, a.pre)
-		if err := m.tp.rowForward(p, &l.output, a.r2, a.act, N); err != nil {
+		if err := m.tp.rowForward(ctx, p, &l.output, a.r2, a.act, N); err != nil {
 			return 0, err
 		}
 		m.drop.Forward(m.rng, a.r2, a.mask2, a.r2, train)
@@ -419,7 +420,7 @@ func (m *BERT) Forward(b *Batch, train bool) (float32, error) {
 // Backward accumulates d(loss)/d(parameters) of the last Forward into
 // Params().Grad. It panics when the last Forward failed or had neither
 // Targets nor ClassLabels; it fails only on a tensor-parallel all-reduce.
-func (m *BERT) Backward() error {
+func (m *BERT) Backward(ctx context.Context) error {
 	s := &m.s
 	if !s.ready {
 		panic("model: BERT.Backward needs a successful Forward with Targets or ClassLabels")
@@ -475,7 +476,7 @@ func (m *BERT) Backward() error {
 		}
 	}
 
-	m.marks.finalFrom(m.mlmDense.W.Offset) // the heads
+	m.marks.finalFrom(ctx, m.mlmDense.W.Offset) // the heads
 
 	// layers, last to first; dx holds d loss / d(layer output)
 	other := s.dB
@@ -499,7 +500,7 @@ func (m *BERT) Backward() error {
 		dcol := dr // the MLP path, summed over the tensor-parallel group (f)
 		clear(dcol)
 		l.intermediate.Backward(p, dcol, s.dpre, a.h, N)
-		if err := m.tp.reduce(dcol); err != nil {
+		if err := m.tp.reduce(ctx, dcol); err != nil {
 			return err
 		}
 		addTo(dh, dcol)
@@ -520,11 +521,11 @@ func (m *BERT) Backward() error {
 		l.query.Backward(p, dcol, s.dq, x, N)
 		l.key.Backward(p, dcol, s.dk, x, N)
 		l.value.Backward(p, dcol, s.dv, x, N)
-		if err := m.tp.reduce(dcol); err != nil {
+		if err := m.tp.reduce(ctx, dcol); err != nil {
 			return err
 		}
 		addTo(dxIn, dcol)
-		m.marks.finalFrom(l.query.W.Offset)
+		m.marks.finalFrom(ctx, l.query.W.Offset)
 		dx, other = dxIn, dh
 	}
 
@@ -536,7 +537,7 @@ func (m *BERT) Backward() error {
 	m.wordEmb.Backward(p, demb, s.ids)
 	m.posEmb.BackwardPositions(p, demb, B, T)
 	m.typeEmb.Backward(p, demb, s.types)
-	m.marks.finalFrom(0)
+	m.marks.finalFrom(ctx, 0)
 	return nil
 }
 

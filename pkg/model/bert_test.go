@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -162,7 +163,7 @@ func TestBERTMatchesPyTorch(t *testing.T) {
 			}
 			loadViews(t, m.Params(), weights)
 			b := fx.Batch.batch()
-			loss, err := m.Forward(b, false)
+			loss, err := m.Forward(context.Background(), b, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +177,7 @@ func TestBERTMatchesPyTorch(t *testing.T) {
 				checkVsTorch(t, "class logits", m.ClassLogits(), fx.ClassLogits, 1e-4)
 			}
 			m.Params().ZeroGrad()
-			if err := m.Backward(); err != nil {
+			if err := m.Backward(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			checkGradsVsTorch(t, m.Params(), grads, 1e-4)
@@ -277,7 +278,7 @@ func TestBERTGradientFiniteDifferences(t *testing.T) {
 			b := tinyBERTBatch()
 			lossAt := func() float32 {
 				m.rng = newRNG(99, 1) // the same dropout masks for every evaluation
-				loss, err := m.Forward(b, true)
+				loss, err := m.Forward(context.Background(), b, true)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -285,7 +286,7 @@ func TestBERTGradientFiniteDifferences(t *testing.T) {
 			}
 			lossAt()
 			m.Params().ZeroGrad()
-			if err := m.Backward(); err != nil {
+			if err := m.Backward(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			analytic := append([]float32(nil), m.Params().Grad...)
@@ -302,12 +303,12 @@ func TestBERTLossDenom(t *testing.T) {
 	perturbParams(m.Params(), 2)
 	b := tinyBERTBatch()
 	b.ClassLabels = nil
-	mean, err := m.Forward(b, false)
+	mean, err := m.Forward(context.Background(), b, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.LossDenom = 10 // 4 targets: the sum over 10
-	sum10, err := m.Forward(b, false)
+	sum10, err := m.Forward(context.Background(), b, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,13 +326,13 @@ func TestBERTPaddingIsInvisible(t *testing.T) {
 	}
 	perturbParams(m.Params(), 4)
 	b := tinyBERTBatch()
-	if _, err := m.Forward(b, false); err != nil {
+	if _, err := m.Forward(context.Background(), b, false); err != nil {
 		t.Fatal(err)
 	}
 	before := append([]float32(nil), m.Logits()...)
 	b.Tokens[8], b.Tokens[9] = 0, 1 // padded positions of row 1
 	b.TokenTypes[9] = 1
-	if _, err := m.Forward(b, false); err != nil {
+	if _, err := m.Forward(context.Background(), b, false); err != nil {
 		t.Fatal(err)
 	}
 	for i, v := range m.Logits() {
@@ -402,10 +403,10 @@ func TestBERTNoAllocsAfterWarmup(t *testing.T) {
 	}
 	b := tinyBERTBatch()
 	step := func() {
-		if _, err := m.Forward(b, true); err != nil {
+		if _, err := m.Forward(context.Background(), b, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.Backward(); err != nil {
+		if err := m.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -435,7 +436,7 @@ func TestBERTRejectsBadBatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tinyBERTBatch()
 			tc.edit(b)
-			_, err := m.Forward(b, false)
+			_, err := m.Forward(context.Background(), b, false)
 			if err == nil || !strings.Contains(err.Error(), tc.field) {
 				t.Fatalf("error %v, want one naming %s", err, tc.field)
 			}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -121,18 +122,18 @@ func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	var b Builder
 	newAttn := func(prefix, ln string, causal bool) attnSub {
 		return attnSub{
-			q:    tp.column(&b, prefix+".q_proj", C, C, 1, true),
-			k:    tp.column(&b, prefix+".k_proj", C, C, 1, true),
-			v:    tp.column(&b, prefix+".v_proj", C, C, 1, true),
-			out:  tp.row(&b, prefix+".out_proj", C, C, true),
+			q:    tp.Column(&b, prefix+".q_proj", C, C, 1, true),
+			k:    tp.Column(&b, prefix+".k_proj", C, C, 1, true),
+			v:    tp.Column(&b, prefix+".v_proj", C, C, 1, true),
+			out:  tp.Row(&b, prefix+".out_proj", C, C, true),
 			attn: Attention{NHead: tp.part(cfg.NHead), HeadSize: C / cfg.NHead, Causal: causal, Dropout: m.drop},
 			ln:   NewLayerNorm(&b, ln, C, eps, true),
 		}
 	}
 	newFFN := func(prefix, ln string) ffnSub {
 		return ffnSub{
-			fc1: tp.column(&b, prefix+".fc1", C, H, 1, true),
-			fc2: tp.row(&b, prefix+".fc2", H, C, true),
+			fc1: tp.Column(&b, prefix+".fc1", C, H, 1, true),
+			fc2: tp.Row(&b, prefix+".fc2", H, C, true),
 			ln:  NewLayerNorm(&b, ln, C, eps, true),
 		}
 	}
@@ -210,7 +211,7 @@ func (m *EncDec) Close() {}
 // SetGradHook implements Model: ranges are each decoder layer from the last,
 // each encoder layer from the last, then both embeddings (tgt_emb is also
 // the output projection and lies next to src_emb, so it is reported last).
-func (m *EncDec) SetGradHook(fn func(lo, hi int)) { m.marks.fn = fn }
+func (m *EncDec) SetGradHook(fn func(ctx context.Context, lo, hi int)) { m.marks.fn = fn }
 
 // Logits returns the decoder logits of the last Forward, (B,T,V). The slice
 // is reused by the next Forward or GreedyDecode.
@@ -311,17 +312,17 @@ func (m *EncDec) embed(emb *Embedding, out, mask []float32, ids []int32, B, T in
 }
 
 // encode runs the encoder on s.src (B,S) and returns the memory (B·S,C).
-func (m *EncDec) encode(B, S int, train bool) ([]float32, error) {
+func (m *EncDec) encode(ctx context.Context, B, S int, train bool) ([]float32, error) {
 	s := &m.s
 	Ns := B * S
 	m.embed(&m.srcEmb, s.e0[:Ns*m.cfg.NEmbd], s.e0Mask, s.src[:Ns], B, S, train)
 	x := s.e0
 	for i := range m.enc {
 		l, a := &m.enc[i], &s.enc[i]
-		if err := l.self.forward(m, &a.self, x, x, B, S, S, s.srcValid, train); err != nil {
+		if err := l.self.forward(ctx, m, &a.self, x, x, B, S, S, s.srcValid, train); err != nil {
 			return nil, err
 		}
-		if err := l.ffn.forward(m, &a.ffn, a.self.out, Ns, train); err != nil {
+		if err := l.ffn.forward(ctx, m, &a.ffn, a.self.out, Ns, train); err != nil {
 			return nil, err
 		}
 		x = a.ffn.out
@@ -330,20 +331,20 @@ func (m *EncDec) encode(B, S int, train bool) ([]float32, error) {
 }
 
 // decode runs the decoder on s.tokens (B,T) over mem and writes s.logits (B·T,V).
-func (m *EncDec) decode(mem []float32, B, S, T int, train bool) error {
+func (m *EncDec) decode(ctx context.Context, mem []float32, B, S, T int, train bool) error {
 	s := &m.s
 	Nt := B * T
 	m.embed(&m.tgtEmb, s.d0[:Nt*m.cfg.NEmbd], s.d0Mask, s.tokens[:Nt], B, T, train)
 	x := s.d0
 	for i := range m.dec {
 		l, a := &m.dec[i], &s.dec[i]
-		if err := l.self.forward(m, &a.self, x, x, B, T, T, s.keyValid, train); err != nil {
+		if err := l.self.forward(ctx, m, &a.self, x, x, B, T, T, s.keyValid, train); err != nil {
 			return err
 		}
-		if err := l.cross.forward(m, &a.cross, a.self.out, mem, B, T, S, s.srcValid, train); err != nil {
+		if err := l.cross.forward(ctx, m, &a.cross, a.self.out, mem, B, T, S, s.srcValid, train); err != nil {
 			return err
 		}
-		if err := l.ffn.forward(m, &a.ffn, a.cross.out, Nt, train); err != nil {
+		if err := l.ffn.forward(ctx, m, &a.ffn, a.cross.out, Nt, train); err != nil {
 			return err
 		}
 		x = a.ffn.out
@@ -355,7 +356,7 @@ func (m *EncDec) decode(mem []float32, B, S, T int, train bool) error {
 // Forward runs the model on b (Src/SrcValid into the encoder, Tokens/KeyValid
 // into the decoder) and returns the loss over Targets (0 when Targets is
 // nil). train enables dropout. The activations are kept for Backward.
-func (m *EncDec) Forward(b *Batch, train bool) (float32, error) {
+func (m *EncDec) Forward(ctx context.Context, b *Batch, train bool) (float32, error) {
 	s := &m.s
 	s.ready = false
 	if err := m.validate(b); err != nil {
@@ -368,11 +369,11 @@ func (m *EncDec) Forward(b *Batch, train bool) (float32, error) {
 	copy(s.src, b.Src)
 	copy(s.tokens, b.Tokens)
 	s.srcValid, s.keyValid = b.SrcValid, b.KeyValid
-	mem, err := m.encode(B, S, train)
+	mem, err := m.encode(ctx, B, S, train)
 	if err != nil {
 		return 0, err
 	}
-	if err := m.decode(mem, B, S, T, train); err != nil {
+	if err := m.decode(ctx, mem, B, S, T, train); err != nil {
 		return 0, err
 	}
 	if b.Targets == nil {
@@ -388,7 +389,7 @@ func (m *EncDec) Forward(b *Batch, train bool) (float32, error) {
 // Backward accumulates d(loss)/d(parameters) of the last Forward into
 // Params().Grad. It panics when the last Forward failed or had no Targets;
 // it fails only on a tensor-parallel all-reduce.
-func (m *EncDec) Backward() error {
+func (m *EncDec) Backward(ctx context.Context) error {
 	s := &m.s
 	if !s.ready {
 		panic("model: EncDec.Backward needs a successful Forward with Targets")
@@ -424,23 +425,23 @@ func (m *EncDec) Backward() error {
 			x = s.dec[i-1].ffn.out
 		}
 		clear(other)
-		if err := l.ffn.backward(m, &a.ffn, other, dx, a.cross.out, Nt, train); err != nil {
+		if err := l.ffn.backward(ctx, m, &a.ffn, other, dx, a.cross.out, Nt, train); err != nil {
 			return err
 		}
 		clear(dx)
-		if err := l.cross.backward(m, &a.cross, dx, dmem, other, a.self.out, mem, B, T, S, s.srcValid, train); err != nil {
+		if err := l.cross.backward(ctx, m, &a.cross, dx, dmem, other, a.self.out, mem, B, T, S, s.srcValid, train); err != nil {
 			return err
 		}
 		clear(other)
-		if err := l.self.backward(m, &a.self, other, nil, dx, x, x, B, T, T, s.keyValid, train); err != nil {
+		if err := l.self.backward(ctx, m, &a.self, other, nil, dx, x, x, B, T, T, s.keyValid, train); err != nil {
 			return err
 		}
-		m.marks.finalFrom(l.self.q.W.Offset)
+		m.marks.finalFrom(ctx, l.self.q.W.Offset)
 		dx, other = other, dx
 	}
 	m.embedBackward(&m.tgtEmb, dx, s.d0Mask, s.tokens[:Nt], train)
 	// dmem holds every cross-attention's k/v part of d loss/d memory (f).
-	if err := m.tp.reduce(dmem); err != nil {
+	if err := m.tp.reduce(ctx, dmem); err != nil {
 		return err
 	}
 
@@ -453,17 +454,17 @@ func (m *EncDec) Backward() error {
 			x = s.enc[i-1].ffn.out
 		}
 		clear(eo)
-		if err := l.ffn.backward(m, &a.ffn, eo, de, a.self.out, Ns, train); err != nil {
+		if err := l.ffn.backward(ctx, m, &a.ffn, eo, de, a.self.out, Ns, train); err != nil {
 			return err
 		}
 		clear(de)
-		if err := l.self.backward(m, &a.self, de, nil, eo, x, x, B, S, S, s.srcValid, train); err != nil {
+		if err := l.self.backward(ctx, m, &a.self, de, nil, eo, x, x, B, S, S, s.srcValid, train); err != nil {
 			return err
 		}
-		m.marks.finalFrom(l.self.q.W.Offset)
+		m.marks.finalFrom(ctx, l.self.q.W.Offset)
 	}
 	m.embedBackward(&m.srcEmb, de, s.e0Mask, s.src[:Ns], train)
-	m.marks.finalFrom(0)
+	m.marks.finalFrom(ctx, 0)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ func TestEncDecMatchesPyTorch(t *testing.T) {
 	}
 	loadViews(t, m.Params(), weights)
 	b := fx.Batch.batch()
-	loss, err := m.Forward(b, false)
+	loss, err := m.Forward(context.Background(), b, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func TestEncDecMatchesPyTorch(t *testing.T) {
 	t.Logf("loss %.7f, PyTorch %.7f (rel %.2g)", loss, fx.Loss, rel)
 	t.Logf("logits max scaled error %.3g", checkVsTorch(t, "logits", m.Logits(), fx.Logits, 1e-4))
 	m.Params().ZeroGrad()
-	if err := m.Backward(); err != nil {
+	if err := m.Backward(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	checkGradsVsTorch(t, m.Params(), grads, 1e-4)
@@ -34,7 +35,7 @@ func TestEncDecMatchesPyTorch(t *testing.T) {
 	// row's [EOS] where GreedyDecode writes IgnoreIndex.
 	B, S, L := fx.Batch.B, fx.Batch.S, fx.GreedyMaxLen
 	out := make([]int32, B*L)
-	if err := m.GreedyDecode(b.Src, B, S, b.SrcValid, fx.BOS, fx.EOS, L, out); err != nil {
+	if err := m.GreedyDecode(context.Background(), b.Src, B, S, b.SrcValid, fx.BOS, fx.EOS, L, out); err != nil {
 		t.Fatal(err)
 	}
 	sawEOS := false
@@ -88,7 +89,7 @@ func TestEncDecGradientFiniteDifferences(t *testing.T) {
 			b := tinyEncDecBatch()
 			lossAt := func() float32 {
 				m.rng = newRNG(99, 1) // the same dropout masks for every evaluation
-				loss, err := m.Forward(b, true)
+				loss, err := m.Forward(context.Background(), b, true)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -96,7 +97,7 @@ func TestEncDecGradientFiniteDifferences(t *testing.T) {
 			}
 			lossAt()
 			m.Params().ZeroGrad()
-			if err := m.Backward(); err != nil {
+			if err := m.Backward(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			analytic := append([]float32(nil), m.Params().Grad...)
@@ -162,7 +163,7 @@ func naiveGreedy(t *testing.T, m *EncDec, src []int32, srcValid []uint8, S int, 
 	prefix := []int32{bos}
 	for len(out) < maxLen {
 		T := len(prefix)
-		if _, err := m.Forward(&Batch{B: 1, T: T, S: S, Src: src, SrcValid: srcValid, Tokens: prefix}, false); err != nil {
+		if _, err := m.Forward(context.Background(), &Batch{B: 1, T: T, S: S, Src: src, SrcValid: srcValid, Tokens: prefix}, false); err != nil {
 			t.Fatal(err)
 		}
 		V := m.cfg.VocabSize
@@ -193,7 +194,7 @@ func TestEncDecGreedyDecodeMatchesNaive(t *testing.T) {
 	first := naiveGreedy(t, m, b.Src[:5], b.SrcValid[:5], 5, bos, -1, maxLen)
 	eos := first[1]
 	out := make([]int32, b.B*maxLen)
-	if err := m.GreedyDecode(b.Src, b.B, b.S, b.SrcValid, bos, eos, maxLen, out); err != nil {
+	if err := m.GreedyDecode(context.Background(), b.Src, b.B, b.S, b.SrcValid, bos, eos, maxLen, out); err != nil {
 		t.Fatal(err)
 	}
 	for r := 0; r < b.B; r++ {
@@ -226,13 +227,13 @@ func TestEncDecPaddingIsInvisible(t *testing.T) {
 	}
 	perturbParams(m.Params(), 4)
 	b := tinyEncDecBatch()
-	if _, err := m.Forward(b, false); err != nil {
+	if _, err := m.Forward(context.Background(), b, false); err != nil {
 		t.Fatal(err)
 	}
 	before := append([]float32(nil), m.Logits()...)
 	b.Src[7], b.Src[9] = 6, 2 // padded source positions of row 1
 	b.Tokens[7] = 3           // padded decoder position of row 1
-	if _, err := m.Forward(b, false); err != nil {
+	if _, err := m.Forward(context.Background(), b, false); err != nil {
 		t.Fatal(err)
 	}
 	V := m.cfg.VocabSize
@@ -255,10 +256,10 @@ func TestEncDecNoAllocsAfterWarmup(t *testing.T) {
 	}
 	b := tinyEncDecBatch()
 	step := func() {
-		if _, err := m.Forward(b, true); err != nil {
+		if _, err := m.Forward(context.Background(), b, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.Backward(); err != nil {
+		if err := m.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,7 +269,7 @@ func TestEncDecNoAllocsAfterWarmup(t *testing.T) {
 	}
 	out := make([]int32, b.B*4)
 	decode := func() {
-		if err := m.GreedyDecode(b.Src, b.B, b.S, b.SrcValid, 5, 6, 4, out); err != nil {
+		if err := m.GreedyDecode(context.Background(), b.Src, b.B, b.S, b.SrcValid, 5, 6, 4, out); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -298,13 +299,13 @@ func TestEncDecRejectsBadBatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tinyEncDecBatch()
 			tc.edit(b)
-			_, err := m.Forward(b, false)
+			_, err := m.Forward(context.Background(), b, false)
 			if err == nil || !strings.Contains(err.Error(), tc.field) {
 				t.Fatalf("error %v, want one naming %s", err, tc.field)
 			}
 		})
 	}
-	if err := m.GreedyDecode([]int32{1, 2}, 1, 2, nil, 5, 6, 7, make([]int32, 7)); err == nil || !strings.Contains(err.Error(), "maxLen") {
+	if err := m.GreedyDecode(context.Background(), []int32{1, 2}, 1, 2, nil, 5, 6, 7, make([]int32, 7)); err == nil || !strings.Contains(err.Error(), "maxLen") {
 		t.Errorf("GreedyDecode with maxLen > block_size: error %v, want one naming maxLen", err)
 	}
 }

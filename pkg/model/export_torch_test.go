@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -40,7 +41,7 @@ func TestExportedGPTLoadsInPyTorch(t *testing.T) {
 		b.Tokens[i], b.Targets[i] = int32(rng.IntN(11)), int32(rng.IntN(11))
 	}
 	b.Targets[5] = IgnoreIndex
-	loss, err := m.Forward(b, false)
+	loss, err := m.Forward(context.Background(), b, false)
 	if err != nil {
 		t.Fatal(err)
 	}

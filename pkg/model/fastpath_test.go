@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -46,11 +47,11 @@ func trainLosses(t *testing.T, steps int, ref bool, gemm blas.Float32, threads i
 				tok = next
 			}
 		}
-		loss, err := g.Forward(b, true)
+		loss, err := g.Forward(context.Background(), b, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Backward(); err != nil {
+		if err := g.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		ClipGradNorm(g.Params().Grad, 1)

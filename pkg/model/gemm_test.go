@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 
@@ -30,10 +31,10 @@ func TestUsesItsComputeGEMM(t *testing.T) {
 	t.Cleanup(func() { blas32.Use(prev) })
 	counter := &countingBLAS{}
 	g := mustGPT(t, tinyGPTConfig(), 1, WithCompute(Compute{GEMM: counter}))
-	if _, err := g.Forward(tinyBatch(), false); err != nil {
+	if _, err := g.Forward(context.Background(), tinyBatch(), false); err != nil {
 		t.Fatal(err)
 	}
-	g.Backward()
+	g.Backward(context.Background())
 	// Per layer: 4 Linear forwards, 2 GEMMs per (b,head) forward; backward twice
 	// the Linears and 4 per (b,head); plus lm_head.
 	L, B, NH := 2, 2, 2
@@ -55,7 +56,7 @@ func TestUsesItsComputeGEMM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Forward(tc.batch, false); err != nil {
+		if _, err := m.Forward(context.Background(), tc.batch, false); err != nil {
 			t.Fatal(err)
 		}
 		if c.calls.Load() == 0 || global.calls.Load() != 0 {

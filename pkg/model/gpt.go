@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -107,11 +108,11 @@ func NewGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 		pre := fmt.Sprintf("transformer.h.%d.", i)
 		var blk gptBlock
 		blk.ln1 = NewLayerNorm(&b, pre+"ln_1", C, cfg.LayerNormEps, cfg.Bias)
-		blk.cAttn = tp.column(&b, pre+"attn.c_attn", C, 3*C, 3, cfg.Bias)
-		blk.proj = tp.row(&b, pre+"attn.c_proj", C, C, cfg.Bias)
+		blk.cAttn = tp.Column(&b, pre+"attn.c_attn", C, 3*C, 3, cfg.Bias)
+		blk.proj = tp.Row(&b, pre+"attn.c_proj", C, C, cfg.Bias)
 		blk.ln2 = NewLayerNorm(&b, pre+"ln_2", C, cfg.LayerNormEps, cfg.Bias)
-		blk.fc = tp.column(&b, pre+"mlp.c_fc", C, H, 1, cfg.Bias)
-		blk.fcProj = tp.row(&b, pre+"mlp.c_proj", H, C, cfg.Bias)
+		blk.fc = tp.Column(&b, pre+"mlp.c_fc", C, H, 1, cfg.Bias)
+		blk.fcProj = tp.Row(&b, pre+"mlp.c_proj", H, C, cfg.Bias)
 		blk.attn = Attention{NHead: tp.part(cfg.NHead), HeadSize: C / cfg.NHead, Causal: true, Dropout: g.drop}
 		blk.act = cfg.Activation
 		g.blocks = append(g.blocks, blk)
@@ -168,7 +169,7 @@ func (g *GPT) Logits() []float32 { return g.acts.logits[:g.B*g.T*g.cfg.VocabSize
 
 // SetGradHook implements Model: ranges are ln_f, each block from the last,
 // then the embeddings (wte is also lm_head, so it is final only at the end).
-func (g *GPT) SetGradHook(fn func(lo, hi int)) { g.marks.fn = fn }
+func (g *GPT) SetGradHook(fn func(ctx context.Context, lo, hi int)) { g.marks.fn = fn }
 
 // ensure sizes the activation buffers for B rows of T tokens.
 func (g *GPT) ensure(B, T int) {
@@ -210,7 +211,7 @@ func (g *GPT) ensure(B, T int) {
 }
 
 // Forward implements Model. Targets may be nil (inference: loss 0, no Backward).
-func (g *GPT) Forward(b *Batch, train bool) (float32, error) {
+func (g *GPT) Forward(ctx context.Context, b *Batch, train bool) (float32, error) {
 	g.ok = false
 	if err := validateShape(b, g.cfg.BlockSize); err != nil {
 		return 0, err
@@ -233,7 +234,7 @@ func (g *GPT) Forward(b *Batch, train bool) (float32, error) {
 	N := B * T
 	a := &g.acts
 	copy(a.tokens, b.Tokens)
-	if err := g.forward(N, train); err != nil {
+	if err := g.forward(ctx, N, train); err != nil {
 		return 0, err
 	}
 	loss := float32(0)
@@ -247,7 +248,7 @@ func (g *GPT) Forward(b *Batch, train bool) (float32, error) {
 
 // forward runs embeddings, blocks, ln_f and lm_head on acts.tokens[:N].
 // It fails only on a tensor-parallel all-reduce.
-func (g *GPT) forward(N int, train bool) error {
+func (g *GPT) forward(ctx context.Context, N int, train bool) error {
 	p, a := g.params, &g.acts
 	B, T := g.B, g.T
 	C, H := g.cfg.NEmbd, g.tp.part(g.cfg.NHidden)
@@ -260,7 +261,7 @@ func (g *GPT) forward(N int, train bool) error {
 		blk.ln1.forward(g.exe(), p, la.ln1, la.ln1Mean, la.ln1Rstd, x, N)
 		blk.cAttn.Forward(p, la.qkv, la.ln1, N)
 		blk.attn.forward(g.exe(), g.tp.attnRNG(g.rng), g.attnArgs(la), train)
-		if err := g.tp.rowForward(p, &blk.proj, la.proj, la.atty, N); err != nil {
+		if err := g.tp.rowForward(ctx, p, &blk.proj, la.proj, la.atty, N); err != nil {
 			return err
 		}
 		g.drop.Forward(g.rng, la.proj[:N*C], la.projMask, la.proj[:N*C], train)
@@ -268,7 +269,7 @@ func (g *GPT) forward(N int, train bool) error {
 		blk.ln2.forward(g.exe(), p, la.ln2, la.ln2Mean, la.ln2Rstd, la.res1, N)
 		blk.fc.Forward(p, la.fch, la.ln2, N)
 		g.exe().actForwardKeep(blk.act, la.fchAct[:N*H], la.fch[:N*H]) // fch may now hold act'(fch)
-		if err := g.tp.rowForward(p, &blk.fcProj, la.fcProj, la.fchAct, N); err != nil {
+		if err := g.tp.rowForward(ctx, p, &blk.fcProj, la.fcProj, la.fchAct, N); err != nil {
 			return err
 		}
 		g.drop.Forward(g.rng, la.fcProj[:N*C], la.fcProjMask, la.fcProj[:N*C], train)
@@ -293,7 +294,7 @@ func (g *GPT) attnArgs(la *gptLayerActs) AttnArgs {
 }
 
 // Backward implements Model.
-func (g *GPT) Backward() error {
+func (g *GPT) Backward(ctx context.Context) error {
 	if !g.ok || !g.hasTargets {
 		panic("model: GPT.Backward needs a successful Forward with targets first")
 	}
@@ -315,7 +316,7 @@ func (g *GPT) Backward() error {
 		xL = a.layers[n-1].res2[:N*C]
 	}
 	g.lnf.backward(g.exe(), p, dx, dln, xL, a.lnfMean, a.lnfRstd, N)
-	g.marks.finalFrom(g.lnf.W.Offset)
+	g.marks.finalFrom(ctx, g.lnf.W.Offset)
 	dtmp, datty, dqkv := a.dtmp[:N*C], a.datty[:N*Cl], a.dqkv[:N*3*Cl]
 	dfch, dfchAct := a.dfch[:N*H], a.dfchAct[:N*H]
 	for l := len(g.blocks) - 1; l >= 0; l-- {
@@ -329,7 +330,7 @@ func (g *GPT) Backward() error {
 		g.tp.rowBackward(p, &blk.fcProj, dfchAct, g.dropGrad(dtmp, dx, la.fcProjMask, train), la.fchAct, N, 0)
 		g.exe().actBackwardKept(blk.act, dfch, dfchAct, la.fch[:N*H])
 		blk.fc.backward(p, dln, dfch, la.ln2, N, 0)
-		if err := g.tp.reduce(dln); err != nil {
+		if err := g.tp.reduce(ctx, dln); err != nil {
 			return err
 		}
 		blk.ln2.backward(g.exe(), p, dx, dln, la.res1, la.ln2Mean, la.ln2Rstd, N)
@@ -337,16 +338,16 @@ func (g *GPT) Backward() error {
 		g.tp.rowBackward(p, &blk.proj, datty, g.dropGrad(dtmp, dx, la.projMask, train), la.atty, N, 0)
 		blk.attn.backward(g.exe(), g.attnArgs(la), AttnGrads{DQ: dqkv, DK: dqkv[Cl:], DV: dqkv[2*Cl:], DOut: datty, Set: true}, train)
 		blk.cAttn.backward(p, dln, dqkv, la.ln1, N, 0)
-		if err := g.tp.reduce(dln); err != nil {
+		if err := g.tp.reduce(ctx, dln); err != nil {
 			return err
 		}
 		blk.ln1.backward(g.exe(), p, dx, dln, xin, la.ln1Mean, la.ln1Rstd, N)
-		g.marks.finalFrom(blk.ln1.W.Offset)
+		g.marks.finalFrom(ctx, blk.ln1.W.Offset)
 	}
 	demb := g.dropGrad(dtmp, dx, a.x0Mask, train)
 	g.wte.Backward(p, demb, a.tokens[:N])
 	g.wpe.BackwardPositions(p, demb, B, T)
-	g.marks.finalFrom(0)
+	g.marks.finalFrom(ctx, 0)
 	return nil
 }
 
@@ -367,7 +368,7 @@ func (g *GPT) dropGrad(tmp, dx, mask []float32, train bool) []float32 {
 // (topK ≤ 0: all), with rng (nanoGPT generate). temperature ≤ 0 picks the
 // argmax. The context is cropped to the last block_size tokens. It returns
 // prompt followed by the n new tokens.
-func (g *GPT) Generate(prompt []int32, n int, temperature float64, topK int, rng *rand.Rand) ([]int32, error) {
+func (g *GPT) Generate(ctx context.Context, prompt []int32, n int, temperature float64, topK int, rng *rand.Rand) ([]int32, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("generate: prompt is empty; give at least one token")
 	}
@@ -376,11 +377,11 @@ func (g *GPT) Generate(prompt []int32, n int, temperature float64, topK int, rng
 	probs := make([]float64, V)
 	idx := make([]int, V)
 	for i := 0; i < n; i++ {
-		ctx := seq[max(0, len(seq)-g.cfg.BlockSize):]
-		if _, err := g.Forward(&Batch{B: 1, T: len(ctx), Tokens: ctx}, false); err != nil {
+		window := seq[max(0, len(seq)-g.cfg.BlockSize):]
+		if _, err := g.Forward(ctx, &Batch{B: 1, T: len(window), Tokens: window}, false); err != nil {
 			return nil, fmt.Errorf("generate: %w", err)
 		}
-		last := g.acts.logits[(len(ctx)-1)*V : len(ctx)*V]
+		last := g.acts.logits[(len(window)-1)*V : len(window)*V]
 		if temperature <= 0 {
 			seq = append(seq, int32(argmax(last)))
 			continue
@@ -423,7 +424,7 @@ func (g *GPT) Generate(prompt []int32, n int, temperature float64, topK int, rng
 // Greedy decodes rows prompts at once: prompts is (rows,P); it appends n
 // argmax tokens to each row (context cropped to block_size) and returns the
 // (rows,n) generated tokens. Used to score the sort and add tasks.
-func (g *GPT) Greedy(prompts []int32, rows, n int) ([]int32, error) {
+func (g *GPT) Greedy(ctx context.Context, prompts []int32, rows, n int) ([]int32, error) {
 	if rows < 1 || len(prompts) == 0 || len(prompts)%rows != 0 {
 		return nil, fmt.Errorf("greedy: prompts has %d tokens, want rows (%d) × prompt length", len(prompts), rows)
 	}
@@ -432,16 +433,16 @@ func (g *GPT) Greedy(prompts []int32, rows, n int) ([]int32, error) {
 	for r := 0; r < rows; r++ {
 		copy(seq[r*(P+n):], prompts[r*P:(r+1)*P])
 	}
-	ctx := make([]int32, rows*min(P+n, g.cfg.BlockSize))
+	window := make([]int32, rows*min(P+n, g.cfg.BlockSize))
 	out := make([]int32, rows*n)
 	for i := 0; i < n; i++ {
 		L := P + i
 		lo := max(0, L-g.cfg.BlockSize)
 		T := L - lo
 		for r := 0; r < rows; r++ {
-			copy(ctx[r*T:(r+1)*T], seq[r*(P+n)+lo:r*(P+n)+L])
+			copy(window[r*T:(r+1)*T], seq[r*(P+n)+lo:r*(P+n)+L])
 		}
-		if _, err := g.Forward(&Batch{B: rows, T: T, Tokens: ctx[:rows*T]}, false); err != nil {
+		if _, err := g.Forward(ctx, &Batch{B: rows, T: T, Tokens: window[:rows*T]}, false); err != nil {
 			return nil, fmt.Errorf("greedy: %w", err)
 		}
 		for r := 0; r < rows; r++ {

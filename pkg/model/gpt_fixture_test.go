@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -63,7 +64,7 @@ func TestGPTMatchesPyTorch(t *testing.T) {
 			if err := LoadFile(filepath.Join("testdata", fx.Weights), p); err != nil {
 				t.Fatal(err)
 			}
-			loss, err := g.Forward(&Batch{B: fx.B, T: fx.T, Tokens: fx.Tokens, Targets: fx.Targets}, true)
+			loss, err := g.Forward(context.Background(), &Batch{B: fx.B, T: fx.T, Tokens: fx.Tokens, Targets: fx.Targets}, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +75,7 @@ func TestGPTMatchesPyTorch(t *testing.T) {
 				t.Errorf("logits differ from torch by %.3g", d)
 			}
 			p.ZeroGrad()
-			if err := g.Backward(); err != nil {
+			if err := g.Backward(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if len(fx.Grads) != len(p.Views) {
@@ -113,7 +114,7 @@ func TestGPTMatchesPyTorch(t *testing.T) {
 			if err := LoadFile(filepath.Join("testdata", fx.Weights), p); err != nil {
 				t.Fatal(err)
 			}
-			out, err := g.Greedy(fx.Greedy.Prompt, 1, len(fx.Greedy.Out))
+			out, err := g.Greedy(context.Background(), fx.Greedy.Prompt, 1, len(fx.Greedy.Out))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -64,7 +65,7 @@ func TestGPTGradCheck(t *testing.T) {
 			}
 			loss := func() float64 {
 				g.rng = newRNG(5, 1) // same dropout masks every call
-				l, err := g.Forward(b, train)
+				l, err := g.Forward(context.Background(), b, train)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -72,7 +73,7 @@ func TestGPTGradCheck(t *testing.T) {
 			}
 			loss()
 			p.ZeroGrad()
-			if err := g.Backward(); err != nil {
+			if err := g.Backward(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			// A sample of every tensor: its first 12 entries.
@@ -110,10 +111,10 @@ func TestGPTNoAllocs(t *testing.T) {
 	g := mustGPT(t, cfg, 1)
 	b := tinyBatch()
 	step := func() {
-		if _, err := g.Forward(b, true); err != nil {
+		if _, err := g.Forward(context.Background(), b, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Backward(); err != nil {
+		if err := g.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,10 +124,10 @@ func TestGPTNoAllocs(t *testing.T) {
 	}
 	small := &Batch{B: 1, T: 2, Tokens: []int32{1, 2}, Targets: []int32{2, 3}}
 	if n := testing.AllocsPerRun(5, func() {
-		if _, err := g.Forward(small, true); err != nil {
+		if _, err := g.Forward(context.Background(), small, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Backward(); err != nil {
+		if err := g.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 0 {
@@ -195,7 +196,7 @@ func TestGPTBatchValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := g.Forward(c.b, false)
+			_, err := g.Forward(context.Background(), c.b, false)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one naming %q", err, c.want)
 			}
@@ -211,7 +212,7 @@ func TestGPTLogitsAndGreedy(t *testing.T) {
 	g := mustGPT(t, tinyGPTConfig(), 1)
 	b := tinyBatch()
 	b.Targets = nil
-	if loss, err := g.Forward(b, false); err != nil || loss != 0 {
+	if loss, err := g.Forward(context.Background(), b, false); err != nil || loss != 0 {
 		t.Fatalf("inference forward: %v %v", loss, err)
 	}
 	logits := append([]float32(nil), g.Logits()...)
@@ -220,7 +221,7 @@ func TestGPTLogitsAndGreedy(t *testing.T) {
 	}
 	// Causality: changing the last token must not change earlier positions' logits.
 	b.Tokens[3] = 5
-	if _, err := g.Forward(b, false); err != nil {
+	if _, err := g.Forward(context.Background(), b, false); err != nil {
 		t.Fatal(err)
 	}
 	if d := maxAbsDiff(logits[:3*7], g.Logits()[:3*7]); d != 0 {
@@ -228,12 +229,12 @@ func TestGPTLogitsAndGreedy(t *testing.T) {
 	}
 	// Greedy on two rows equals Generate with temperature 0 on each.
 	prompts := []int32{1, 2, 3, 4, 5, 6}
-	out, err := g.Greedy(prompts, 2, 4)
+	out, err := g.Greedy(context.Background(), prompts, 2, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for r := 0; r < 2; r++ {
-		seq, err := g.Generate(prompts[r*3:(r+1)*3], 4, 0, 0, nil)
+		seq, err := g.Generate(context.Background(), prompts[r*3:(r+1)*3], 4, 0, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,10 +245,10 @@ func TestGPTLogitsAndGreedy(t *testing.T) {
 		}
 	}
 	// Sampling is deterministic for a seeded rng and top-1 equals greedy.
-	s1, _ := g.Generate([]int32{1}, 6, 1, 0, newRNG(3, 3))
-	s2, _ := g.Generate([]int32{1}, 6, 1, 0, newRNG(3, 3))
-	top1, _ := g.Generate([]int32{1}, 6, 1, 1, newRNG(3, 3))
-	greedy, _ := g.Generate([]int32{1}, 6, 0, 0, nil)
+	s1, _ := g.Generate(context.Background(), []int32{1}, 6, 1, 0, newRNG(3, 3))
+	s2, _ := g.Generate(context.Background(), []int32{1}, 6, 1, 0, newRNG(3, 3))
+	top1, _ := g.Generate(context.Background(), []int32{1}, 6, 1, 1, newRNG(3, 3))
+	greedy, _ := g.Generate(context.Background(), []int32{1}, 6, 0, 0, nil)
 	for i := range s1 {
 		if s1[i] != s2[i] || top1[i] != greedy[i] {
 			t.Fatalf("sampling: %v vs %v, top1 %v vs greedy %v", s1, s2, top1, greedy)

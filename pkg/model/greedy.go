@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -12,7 +13,7 @@ import (
 // re-runs the decoder over the whole prefix (no key/value cache). The model's
 // activation buffers are reused, so a Backward after GreedyDecode panics until
 // the next Forward.
-func (m *EncDec) GreedyDecode(src []int32, B, S int, srcValid []uint8, bos, eos int32, maxLen int, out []int32) error {
+func (m *EncDec) GreedyDecode(ctx context.Context, src []int32, B, S int, srcValid []uint8, bos, eos int32, maxLen int, out []int32) error {
 	s := &m.s
 	s.ready = false
 	V := m.cfg.VocabSize
@@ -37,7 +38,7 @@ func (m *EncDec) GreedyDecode(src []int32, B, S int, srcValid []uint8, bos, eos 
 	s.ys, s.done = growI32(s.ys, B*maxLen), growI32(s.done, B)
 	copy(s.src, src)
 	s.srcValid, s.keyValid = srcValid, nil
-	mem, err := m.encode(B, S, false)
+	mem, err := m.encode(ctx, B, S, false)
 	if err != nil {
 		return fmt.Errorf("encdec: GreedyDecode: %w", err)
 	}
@@ -54,7 +55,7 @@ func (m *EncDec) GreedyDecode(src []int32, B, S int, srcValid []uint8, bos, eos 
 			copy(s.tokens[b*T:(b+1)*T], s.ys[b*maxLen:b*maxLen+T])
 		}
 		s.T = T
-		if err := m.decode(mem, B, S, T, false); err != nil {
+		if err := m.decode(ctx, mem, B, S, T, false); err != nil {
 			return fmt.Errorf("encdec: GreedyDecode: %w", err)
 		}
 		finished := true

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	oexec "os/exec"
 	"path/filepath"
 	"slices"
@@ -16,8 +17,8 @@ func hfTestConfig() Config {
 
 // TestHFGPT2LayoutLoadsToTheSameModel: a GPT's weights, rewritten in Hugging
 // Face's GPT-2 layout by an independent script, load into a model with other
-// random weights and give the identical loss; a tensor-parallel rank takes
-// its piece; and ToHFGPT2 writes the layout the script does.
+// random weights and give the identical loss; and ToHFGPT2 writes the
+// layout the script does.
 func TestHFGPT2LayoutLoadsToTheSameModel(t *testing.T) {
 	cfg := hfTestConfig()
 	src, err := New(cfg, 1)
@@ -48,34 +49,23 @@ func TestHFGPT2LayoutLoadsToTheSameModel(t *testing.T) {
 	for i := range batch.Tokens {
 		batch.Tokens[i], batch.Targets[i] = int32(i*7%50), int32(i*11%50)
 	}
-	want, err := src.Forward(batch, false)
+	want, err := src.Forward(context.Background(), batch, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, path := range []string{hf, nano} {
 		dst, _ := New(cfg, 2)
-		before, _ := dst.Forward(batch, false)
+		before, _ := dst.Forward(context.Background(), batch, false)
 		if err := LoadWeights(path, dst.Params()); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := dst.Forward(batch, false)
+		got, _ := dst.Forward(context.Background(), batch, false)
 		if got != want || before == want {
 			t.Fatalf("%s: loss %v after loading (%v before), want %v", filepath.Base(path), got, before, want)
 		}
 	}
 
-	// a TP rank loads its piece: the same as a rank built from the source's seed
-	for rank := range 2 {
-		tp := WithTensorParallel(TensorParallel{Rank: rank, Size: 2, AllReduce: func([]float32) error { return nil }})
-		ref, _ := New(cfg, 1, tp)
-		dst, _ := New(cfg, 2, tp)
-		if err := LoadWeights(hf, dst.Params()); err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(dst.Params().Data, ref.Params().Data) {
-			t.Fatalf("TP rank %d: loaded pieces differ from the rank's slices of the source", rank)
-		}
-	}
+	// (a TP rank taking its piece: pkg/parallel/tp TestRankLoadsItsPieceOfHFWeights)
 
 	// ToHFGPT2 writes what the generator wrote (but the mask buffers)
 	ours := ToHFGPT2(src.Params().Tensors())

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -19,19 +20,19 @@ type Model interface {
 	// Forward runs the model on b and returns the loss (0 when b has no
 	// targets). train enables dropout. Invalid batches are rejected with an
 	// error naming the field.
-	Forward(b *Batch, train bool) (loss float32, err error)
+	Forward(ctx context.Context, b *Batch, train bool) (loss float32, err error)
 	// Backward back-propagates d(loss) = 1 from the last Forward and
 	// accumulates into Params().Grad. It panics if the last Forward had no
 	// targets or failed. An error comes only from a tensor-parallel
 	// all-reduce; Params().Grad is then partly updated and must be zeroed.
-	Backward() error
+	Backward(ctx context.Context) error
 	// SetGradHook makes Backward call fn(lo, hi) each time the range
 	// [lo,hi) of Params().Grad holds its final value for this Backward, on
 	// the goroutine running Backward (for overlapping a data-parallel
 	// all-reduce with the rest of Backward; fn must not write Grad[lo:hi)).
 	// The ranges come in decreasing order and cover the whole buffer exactly
 	// once per Backward. nil removes the hook.
-	SetGradHook(fn func(lo, hi int))
+	SetGradHook(fn func(ctx context.Context, lo, hi int))
 	// Logits of the last Forward: (B,T,V) for GPT; other architectures
 	// document theirs.
 	Logits() []float32

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"math"
 	"sync"
 	"testing"
@@ -108,10 +109,10 @@ func TestGradientAccumulation(t *testing.T) {
 	big := tinyBatch()
 	big.Targets[5] = IgnoreIndex // 6 counted targets, 3 in each half
 	g := mustGPT(t, cfg, 4)
-	if _, err := g.Forward(big, false); err != nil {
+	if _, err := g.Forward(context.Background(), big, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Backward(); err != nil {
+	if err := g.Backward(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	want := append([]float32(nil), g.Params().Grad...)
@@ -120,19 +121,19 @@ func TestGradientAccumulation(t *testing.T) {
 	var total float32
 	for r := 0; r < 2; r++ {
 		half := &Batch{B: 1, T: 4, Tokens: big.Tokens[r*4 : (r+1)*4], Targets: big.Targets[r*4 : (r+1)*4], LossDenom: 6}
-		l, err := g.Forward(half, false)
+		l, err := g.Forward(context.Background(), half, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		total += l
-		if err := g.Backward(); err != nil {
+		if err := g.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if d := maxAbsDiff(want, g.Params().Grad); d > 1e-6 {
 		t.Fatalf("accumulated gradient differs from the big batch by %v", d)
 	}
-	bigLoss, _ := g.Forward(big, false)
+	bigLoss, _ := g.Forward(context.Background(), big, false)
 	if math.Abs(float64(total-bigLoss)) > 1e-6 {
 		t.Fatalf("summed micro losses %v, big batch loss %v", total, bigLoss)
 	}
@@ -152,7 +153,7 @@ func TestGPTLearnsFixedBatch(t *testing.T) {
 	sched := Schedule{LR: 1e-2, MinLR: 1e-3, WarmupIters: 5, DecayIters: 60}
 	var first, last float32
 	for it := 0; it < 60; it++ {
-		loss, err := g.Forward(b, true)
+		loss, err := g.Forward(context.Background(), b, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +162,7 @@ func TestGPTLearnsFixedBatch(t *testing.T) {
 		}
 		last = loss
 		g.Params().ZeroGrad()
-		if err := g.Backward(); err != nil {
+		if err := g.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		ClipGradNorm(g.Params().Grad, 1)

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 
@@ -69,10 +70,10 @@ func TestGPTWorkersNoAllocs(t *testing.T) {
 		b.Tokens[i], b.Targets[i] = int32(i%11), int32((i*3)%11)
 	}
 	step := func() {
-		if _, err := g.Forward(b, true); err != nil {
+		if _, err := g.Forward(context.Background(), b, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Backward(); err != nil {
+		if err := g.Backward(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

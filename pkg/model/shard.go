@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -8,50 +9,48 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/shard"
 )
 
-// TensorParallel places a model on one rank of a Megatron tensor-parallel
-// (TP) group of Size ranks (Shoeybi et al. 2019). Rank r holds attention heads
-// [r·H/t, (r+1)·H/t) and MLP hidden units [r·F/t, (r+1)·F/t) of every block
-// (t = Size, H = n_head, F = n_hidden):
+// TensorParallel is what a model asks of the tensor-parallel (TP) group it
+// is sharded over. The model decides where the Megatron layers go (column
+// then row in every attention and MLP sub-layer); the group decides what a
+// column- or row-parallel Linear holds on this rank and how partial sums
+// are combined. pkg/parallel/tp implements it (Megatron-LM's split, over a
+// collective); without WithTensorParallel a model uses the identity, a
+// group of one that holds every tensor whole and never communicates.
 //
-//   - column-parallel layers (GPT c_attn and mlp.c_fc; BERT query, key,
-//     value and intermediate; encdec q_proj, k_proj, v_proj and fc1) keep the
-//     output rows (PyTorch (out,in) layout) and bias entries of the local
-//     heads or hidden units; GPT's fused c_attn keeps the local rows of each
-//     of its q, k and v blocks;
-//   - row-parallel layers (attention c_proj / dense / out_proj, MLP c_proj /
-//     output / fc2) keep the input columns of the local heads or hidden units;
-//     their bias is whole and is added once, after the sum;
-//   - embeddings, LayerNorms and the heads (lm_head, ln_f, the BERT MLM and
-//     [CLS] heads) are replicated: every rank holds and updates a full copy.
-//
-// Per block there are two all-reduces forward (the Megatron g operator: the
-// partial outputs of the attention and MLP output projections are summed)
-// and two backward (the f operator: the gradient with respect to the input of
-// the column-parallel layers is summed). The encoder–decoder's decoder
-// blocks have three sub-layers (self-attention, cross-attention, MLP), so
-// three each way, and one more backward all-reduce sums the gradient of the
-// encoder output (memory) from every cross-attention's k and v projections.
-//
-// Every activation outside the sharded regions is therefore the same on all
-// ranks (the all-reduce leaves identical sums everywhere), and so is every
-// gradient of a replicated parameter: each rank runs the identical
-// computation on identical inputs. An optimizer stepping each rank's local
-// buffer keeps the replicas identical without any further communication.
-//
-// Dropout: masks on replicated activations come from the model's seeded
-// generator, which every rank draws from in the same order, so they agree
-// across ranks. Attention-probability dropout acts on local heads and uses a
-// second generator seeded per rank (as Megatron's model-parallel RNG does).
-// With dropout the TP run is therefore statistically, not bitwise, the TP=1
-// run; without dropout it is the TP=1 run up to float summation order.
-type TensorParallel struct {
-	Rank, Size int
-	// AllReduce sums buf element-wise over the group's ranks, in place. Every
-	// rank must receive bitwise identical sums (sum in a fixed rank order).
-	// The model calls it in the same order on every rank, with buffers of
-	// the same length; it is not needed (may be nil) when Size is 1.
-	AllReduce func(buf []float32) error
+// Every activation outside a sharded region must come out the same on all
+// ranks, so Reduce must leave bitwise identical sums everywhere, and the
+// model calls it in the same order on every rank with buffers of the same
+// length.
+type TensorParallel interface {
+	// Rank and Size place this rank in its group (0 ≤ Rank < Size).
+	Rank() int
+	Size() int
+	// Column adds a column-parallel Linear of in → out features to b: the
+	// rank's share of the output features, whose out features are parts
+	// equal blocks (3 for a fused q,k,v projection), each split.
+	Column(b *Builder, name string, in, out, parts int, bias bool) Linear
+	// Row adds a row-parallel Linear of in → out features to b: the rank's
+	// share of the input features; its bias is whole (the model adds it
+	// once, after Reduce).
+	Row(b *Builder, name string, in, out int, bias bool) Linear
+	// Reduce sums buf element-wise over the group, in place: the g
+	// operator after a row-parallel product forward, the f operator on the
+	// input gradient of the column-parallel products backward.
+	Reduce(ctx context.Context, buf []float32) error
 }
+
+// whole is the identity TensorParallel: one rank holding everything.
+type whole struct{}
+
+func (whole) Rank() int { return 0 }
+func (whole) Size() int { return 1 }
+func (whole) Column(b *Builder, name string, in, out, _ int, bias bool) Linear {
+	return NewLinear(b, name, in, out, bias)
+}
+func (whole) Row(b *Builder, name string, in, out int, bias bool) Linear {
+	return NewLinear(b, name, in, out, bias)
+}
+func (whole) Reduce(context.Context, []float32) error { return nil }
 
 // Option configures New and the architecture constructors.
 type Option func(*options)
@@ -64,38 +63,32 @@ type options struct {
 // applyOptions is opts over the defaults: no tensor parallelism, gonum's
 // reference GEMM, GOMAXPROCS layer threads.
 func applyOptions(opts []Option) options {
-	o := options{tp: TensorParallel{Rank: 0, Size: 1}}
+	o := options{tp: whole{}}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return o
 }
 
-// WithTensorParallel builds only rank tp.Rank's shard of the model (see
+// WithTensorParallel builds only tp's rank's shard of the model (see
 // TensorParallel). Its parameters equal the corresponding slices of the
 // whole model built from the same seed.
 func WithTensorParallel(tp TensorParallel) Option {
 	return func(o *options) { o.tp = tp }
 }
 
-// newTPGroup validates the tensor-parallel layout tp against cfg. seed
-// seeds the per-rank dropout generator.
+// newTPGroup checks that tp can shard cfg. seed seeds the per-rank
+// dropout generator.
 func newTPGroup(cfg Config, seed int64, tp TensorParallel) (tpGroup, error) {
-	switch {
-	case tp.Size < 1:
-		return tpGroup{}, fmt.Errorf("parallel.tp: group size must be ≥ 1, got %d", tp.Size)
-	case tp.Rank < 0 || tp.Rank >= tp.Size:
-		return tpGroup{}, fmt.Errorf("parallel.tp: rank %d out of range [0,%d)", tp.Rank, tp.Size)
-	case cfg.NHead%tp.Size != 0:
-		return tpGroup{}, fmt.Errorf("parallel.tp: n_head %d is not divisible by tp %d; pick tp dividing n_head", cfg.NHead, tp.Size)
-	case cfg.NHidden%tp.Size != 0:
-		return tpGroup{}, fmt.Errorf("parallel.tp: MLP width (n_hidden) %d is not divisible by tp %d", cfg.NHidden, tp.Size)
-	case tp.Size > 1 && tp.AllReduce == nil:
-		return tpGroup{}, fmt.Errorf("parallel.tp: AllReduce is nil; a group of %d ranks needs a sum all-reduce", tp.Size)
+	if tp.Rank() < 0 || tp.Rank() >= tp.Size() {
+		return tpGroup{}, fmt.Errorf("parallel.tp: rank %d out of range [0,%d)", tp.Rank(), tp.Size())
+	}
+	if err := cfg.CheckTensorParallel(tp.Size()); err != nil {
+		return tpGroup{}, err
 	}
 	g := tpGroup{TensorParallel: tp}
-	if tp.Size > 1 {
-		g.rng = newRNG(seed, 2+uint64(tp.Rank))
+	if tp.Size() > 1 {
+		g.rng = newRNG(seed, 2+uint64(tp.Rank()))
 	}
 	return g, nil
 }
@@ -108,10 +101,10 @@ type tpGroup struct {
 }
 
 // active reports whether the model is sharded (Size > 1).
-func (t *tpGroup) active() bool { return t.Size > 1 }
+func (t *tpGroup) active() bool { return t.Size() > 1 }
 
 // part is this rank's share of n (heads, columns, hidden units).
-func (t *tpGroup) part(n int) int { return n / t.Size }
+func (t *tpGroup) part(n int) int { return n / t.Size() }
 
 // attnRNG is the generator for dropout on local attention heads: the model's
 // own (shared) one without tensor parallelism, the per-rank one with it.
@@ -123,50 +116,18 @@ func (t *tpGroup) attnRNG(shared *rand.Rand) *rand.Rand {
 }
 
 // reduce sums buf over the group in place (nothing when Size is 1).
-func (t *tpGroup) reduce(buf []float32) error {
+func (t *tpGroup) reduce(ctx context.Context, buf []float32) error {
 	if !t.active() {
 		return nil
 	}
-	if err := t.AllReduce(buf); err != nil {
-		return fmt.Errorf("tensor-parallel all-reduce (rank %d of %d): %w", t.Rank, t.Size, err)
-	}
-	return nil
-}
-
-// column adds a column-parallel Linear of in → out features: this rank keeps
-// rows (output features) of its share. The out features are parts equal
-// blocks (3 for a fused q,k,v projection), each split across the group.
-func (t *tpGroup) column(b *Builder, name string, in, out, parts int, bias bool) Linear {
-	if !t.active() {
-		return NewLinear(b, name, in, out, bias)
-	}
-	l := Linear{In: in, Out: t.part(out)}
-	l.W = b.addShard(name+".weight", &Shard{Full: []int{out, in}, Dim: 0, Parts: parts, Rank: t.Rank, Size: t.Size})
-	if bias {
-		l.B = b.addShard(name+".bias", &Shard{Full: []int{out}, Dim: 0, Parts: parts, Rank: t.Rank, Size: t.Size})
-	}
-	return l
-}
-
-// row adds a row-parallel Linear of in → out features: this rank keeps the
-// columns (input features) of its share; the bias is whole (replicated).
-func (t *tpGroup) row(b *Builder, name string, in, out int, bias bool) Linear {
-	if !t.active() {
-		return NewLinear(b, name, in, out, bias)
-	}
-	l := Linear{In: t.part(in), Out: out}
-	l.W = b.addShard(name+".weight", &Shard{Full: []int{out, in}, Dim: 1, Parts: 1, Rank: t.Rank, Size: t.Size})
-	if bias {
-		l.B = b.Add(name+".bias", out)
-	}
-	return l
+	return t.Reduce(ctx, buf)
 }
 
 // rowForward runs a row-parallel Linear: out (N,Out) = Σ_ranks inp_r·W_rᵀ + b,
 // inp (N,In) being this rank's input columns. The sum is the g all-reduce;
 // the bias is added once, after it. Without tensor parallelism it is
 // l.Forward.
-func (t *tpGroup) rowForward(p *Params, l *Linear, out, inp []float32, n int) error {
+func (t *tpGroup) rowForward(ctx context.Context, p *Params, l *Linear, out, inp []float32, n int) error {
 	if !t.active() {
 		l.Forward(p, out, inp, n)
 		return nil
@@ -175,7 +136,7 @@ func (t *tpGroup) rowForward(p *Params, l *Linear, out, inp []float32, n int) er
 	noBias.B = View{}
 	noBias.Forward(p, out, inp, n)
 	out = out[:n*l.Out]
-	if err := t.reduce(out); err != nil {
+	if err := t.reduce(ctx, out); err != nil {
 		return err
 	}
 	if l.B.Present() {
@@ -218,8 +179,9 @@ func (t *tpGroup) rowBackward(p *Params, l *Linear, dinp, dout, inp []float32, n
 // and reshard them (CopyFromFull).
 type Shard = shard.Piece
 
-// addShard appends this rank's piece of a sharded tensor and returns its view.
-func (b *Builder) addShard(name string, s *Shard) View {
+// AddShard appends a piece of a sharded tensor (s.Shape()) and returns its
+// view; TensorParallel.Column and Row build their Linears with it.
+func (b *Builder) AddShard(name string, s *Shard) View {
 	v := b.Add(name, s.Shape()...)
 	v.Shard = s
 	b.views[len(b.views)-1].Shard = s
@@ -285,7 +247,7 @@ func copyShards(local, full *Params) error {
 // the end, so each report is [lo, previous lo): the ranges tile the buffer
 // once per Backward, in decreasing order.
 type gradMarks struct {
-	fn   func(lo, hi int)
+	fn   func(ctx context.Context, lo, hi int)
 	next int // start of the last reported range (len(Grad) before the first)
 }
 
@@ -294,12 +256,12 @@ func (g *gradMarks) begin(n int) { g.next = n }
 
 // finalFrom reports that every gradient from lo to the end of the buffer is
 // final.
-func (g *gradMarks) finalFrom(lo int) {
+func (g *gradMarks) finalFrom(ctx context.Context, lo int) {
 	if lo >= g.next {
 		return
 	}
 	if g.fn != nil {
-		g.fn(lo, g.next)
+		g.fn(ctx, lo, g.next)
 	}
 	g.next = lo
 }

@@ -1,5 +1,7 @@
 package model
 
+import "context"
+
 // attnSub is a post-LN attention sub-layer:
 // out = LN(xq + Dropout(out_proj(Attention(q_proj(xq), k_proj(xkv), v_proj(xkv))))).
 type attnSub struct {
@@ -49,7 +51,7 @@ func (a *ffnActs) reserve(N, C, H int) {
 }
 
 // forward runs the sub-layer on xq (B·Tq,C) attending over xkv (B·Tk,C).
-func (l *attnSub) forward(m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
+func (l *attnSub) forward(ctx context.Context, m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
 	p := m.params
 	Nq, Nk := B*Tq, B*Tk
 	r := a.r[:Nq*m.cfg.NEmbd]
@@ -57,7 +59,7 @@ func (l *attnSub) forward(m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk i
 	l.k.Forward(p, a.k, xkv, Nk)
 	l.v.Forward(p, a.v, xkv, Nk)
 	l.attn.Forward(m.tp.attnRNG(m.rng), m.attnArgs(a, B, Tq, Tk, keyValid), train)
-	if err := m.tp.rowForward(p, &l.out, r, a.y, Nq); err != nil {
+	if err := m.tp.rowForward(ctx, p, &l.out, r, a.y, Nq); err != nil {
 		return err
 	}
 	m.drop.Forward(m.rng, r, a.mask, r, train)
@@ -71,7 +73,7 @@ func (l *attnSub) forward(m *EncDec, a *attnActs, xq, xkv []float32, B, Tq, Tk i
 // For cross-attention this rank's k and v projections accumulate their part
 // of d loss/d xkv into dxkv, not yet summed over the tensor-parallel group:
 // dxkv collects every decoder layer's part and the caller sums it once.
-func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
+func (l *attnSub) backward(ctx context.Context, m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []float32, B, Tq, Tk int, keyValid []uint8, train bool) error {
 	p, s := m.params, &m.s
 	C, Cl := m.cfg.NEmbd, m.tp.part(m.cfg.NEmbd)
 	Nq, Nk := B*Tq, B*Tk
@@ -97,7 +99,7 @@ func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []fl
 	}
 	l.k.Backward(p, dkv, dk, xkv, Nk)
 	l.v.Backward(p, dkv, dv, xkv, Nk)
-	if err := m.tp.reduce(dcol); err != nil {
+	if err := m.tp.reduce(ctx, dcol); err != nil {
 		return err
 	}
 	addTo(dxq, dcol)
@@ -105,13 +107,13 @@ func (l *attnSub) backward(m *EncDec, a *attnActs, dxq, dxkv, dout, xq, xkv []fl
 }
 
 // forward runs the sub-layer on x (N,C).
-func (f *ffnSub) forward(m *EncDec, a *ffnActs, x []float32, N int, train bool) error {
+func (f *ffnSub) forward(ctx context.Context, m *EncDec, a *ffnActs, x []float32, N int, train bool) error {
 	p := m.params
 	C, H := m.cfg.NEmbd, m.tp.part(m.cfg.NHidden)
 	pre, act, r := a.pre[:N*H], a.act[:N*H], a.r[:N*C]
 	f.fc1.Forward(p, pre, x, N)
 	ActForward(m.cfg.Activation, act, pre)
-	if err := m.tp.rowForward(p, &f.fc2, r, act, N); err != nil {
+	if err := m.tp.rowForward(ctx, p, &f.fc2, r, act, N); err != nil {
 		return err
 	}
 	m.drop.Forward(m.rng, r, a.mask, r, train)
@@ -121,7 +123,7 @@ func (f *ffnSub) forward(m *EncDec, a *ffnActs, x []float32, N int, train bool) 
 }
 
 // backward accumulates d loss/d x into dx from dout = d loss/d out.
-func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, train bool) error {
+func (f *ffnSub) backward(ctx context.Context, m *EncDec, a *ffnActs, dx, dout, x []float32, N int, train bool) error {
 	p, s := m.params, &m.s
 	C, H := m.cfg.NEmbd, m.tp.part(m.cfg.NHidden)
 	dr := s.dr[:N*C]
@@ -137,7 +139,7 @@ func (f *ffnSub) backward(m *EncDec, a *ffnActs, dx, dout, x []float32, N int, t
 	dcol := dr // d loss/d x through fc1, summed over the tensor-parallel group (f)
 	clear(dcol)
 	f.fc1.Backward(p, dcol, dpre, x, N)
-	if err := m.tp.reduce(dcol); err != nil {
+	if err := m.tp.reduce(ctx, dcol); err != nil {
 		return err
 	}
 	addTo(dx, dcol)

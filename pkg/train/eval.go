@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/data"
@@ -19,13 +20,13 @@ type Eval struct {
 }
 
 // Evaluate estimates train and val loss and accuracy without dropout.
-func (tr *Trainer) Evaluate() (Eval, error) {
+func (tr *Trainer) Evaluate(ctx context.Context) (Eval, error) {
 	ev := Eval{Iter: tr.iter}
 	var err error
-	if ev.TrainLoss, ev.TrainAccuracy, err = tr.estimate(data.Train, true); err != nil {
+	if ev.TrainLoss, ev.TrainAccuracy, err = tr.estimate(ctx, data.Train, true); err != nil {
 		return ev, err
 	}
-	if ev.ValLoss, ev.ValAccuracy, err = tr.estimate(data.Val, true); err != nil {
+	if ev.ValLoss, ev.ValAccuracy, err = tr.estimate(ctx, data.Val, true); err != nil {
 		return ev, err
 	}
 	return ev, nil
@@ -34,12 +35,12 @@ func (tr *Trainer) Evaluate() (Eval, error) {
 // ValLoss estimates the val loss alone, as Evaluate does. It works on a
 // tensor-parallel shard (every TP rank must call it at the same step: the
 // forward pass all-reduces), where the accuracy would need whole logits.
-func (tr *Trainer) ValLoss() (float64, error) {
-	loss, _, err := tr.estimate(data.Val, false)
+func (tr *Trainer) ValLoss(ctx context.Context) (float64, error) {
+	loss, _, err := tr.estimate(ctx, data.Val, false)
 	return loss, err
 }
 
-func (tr *Trainer) estimate(split data.Split, accuracy bool) (loss, acc float64, err error) {
+func (tr *Trainer) estimate(ctx context.Context, split data.Split, accuracy bool) (loss, acc float64, err error) {
 	rows, iters := tr.Spec.Train.BatchSize, tr.Spec.Train.EvalIters
 	type result struct {
 		loss             float64
@@ -61,7 +62,7 @@ func (tr *Trainer) estimate(split data.Split, accuracy bool) (loss, acc float64,
 				return
 			}
 			var l float32
-			if l, r.err = m.Forward(b, false); r.err != nil {
+			if l, r.err = m.Forward(ctx, b, false); r.err != nil {
 				return
 			}
 			r.loss = float64(l)
@@ -127,12 +128,12 @@ func argmax(v []float32) int {
 // ScoreHeldOut decodes every held-out problem of a synthetic task greedily
 // and counts exact matches. It returns nil for datasets without held-out
 // problems (text).
-func (tr *Trainer) ScoreHeldOut() (*data.Score, error) {
+func (tr *Trainer) ScoreHeldOut(ctx context.Context) (*data.Score, error) {
 	h := tr.Data.HeldOut()
 	if h == nil {
 		return nil, nil
 	}
-	gen, err := Decoder(tr.Model)
+	gen, err := Decoder(ctx, tr.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ func (tr *Trainer) ScoreHeldOut() (*data.Score, error) {
 // Decoder returns a batched greedy decoder for m: GPT continues each prompt
 // (prompts of one call must have equal length); the encoder–decoder decodes
 // each source from [BOS] and stops a row at [EOS].
-func Decoder(m model.Model) (data.Generate, error) {
+func Decoder(ctx context.Context, m model.Model) (data.Generate, error) {
 	switch m := m.(type) {
 	case *model.GPT:
 		return func(prompts [][]int32, maxNew int) ([][]int32, error) {
@@ -158,7 +159,7 @@ func Decoder(m model.Model) (data.Generate, error) {
 				}
 				flat = append(flat, p...)
 			}
-			out, err := m.Greedy(flat, len(prompts), maxNew)
+			out, err := m.Greedy(ctx, flat, len(prompts), maxNew)
 			if err != nil {
 				return nil, err
 			}
@@ -186,7 +187,7 @@ func Decoder(m model.Model) (data.Generate, error) {
 				}
 			}
 			out := make([]int32, B*maxNew)
-			if err := m.GreedyDecode(src, B, S, valid, data.ReverseBOS, data.ReverseEOS, maxNew, out); err != nil {
+			if err := m.GreedyDecode(ctx, src, B, S, valid, data.ReverseBOS, data.ReverseEOS, maxNew, out); err != nil {
 				return nil, err
 			}
 			res := make([][]int32, B)

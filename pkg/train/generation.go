@@ -140,7 +140,7 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 			log.Info("step", "iter", st.Iter, "loss", st.Loss, "lr", st.LR)
 		}
 		if iv := t.EvalInterval; iv > 0 && tr.Iter()%iv == 0 && tr.Iter() < t.MaxIters {
-			if err := w.evaluate(tr, jm, log); err != nil {
+			if err := w.evaluate(ctx, tr, jm, log); err != nil {
 				return err
 			}
 		}
@@ -148,7 +148,7 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 			w.checkpoint(ctx, a, tr, false, jm)
 		}
 	}
-	if err := w.evaluate(tr, jm, log); err != nil {
+	if err := w.evaluate(ctx, tr, jm, log); err != nil {
 		return err
 	}
 	if err := w.finish(ctx, a, tr); err != nil {
@@ -163,8 +163,8 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 // evaluate estimates the val loss (every rank of the generation, in step:
 // tensor-parallel ranks evaluate together), exports it and puts it in the
 // heartbeat for the dashboard.
-func (w *Worker) evaluate(tr *Trainer, jm *metrics.JobTraining, log *slog.Logger) error {
-	loss, err := tr.ValLoss()
+func (w *Worker) evaluate(ctx context.Context, tr *Trainer, jm *metrics.JobTraining, log *slog.Logger) error {
+	loss, err := tr.ValLoss(ctx)
 	if err != nil {
 		return fmt.Errorf("evaluate at step %d: %w", tr.Iter(), err)
 	}

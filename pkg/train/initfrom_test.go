@@ -18,14 +18,14 @@ func TestInitFromStartsFromTheSavedWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	trained := res.Evals[len(res.Evals)-1].ValLoss
-	fresh, err := newTrainer(t, s).ValLoss()
+	fresh, err := newTrainer(t, s).ValLoss(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ft := s
 	ft.Train.InitFrom = filepath.Join(dir, WeightsFile)
 	tr := newTrainer(t, ft)
-	got, err := tr.ValLoss()
+	got, err := tr.ValLoss(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -75,7 +76,7 @@ func (tr *Trainer) Lanes() int { return len(tr.lanes) + 1 }
 // it's global batch, split across the lanes, and leaves the summed
 // gradients in the trainer's model. It returns the loss over those rows
 // and the tokens they hold.
-func (tr *Trainer) microStepLanes(it int64, global, lo, hi int, denom float32) (float64, int, error) {
+func (tr *Trainer) microStepLanes(ctx context.Context, it int64, global, lo, hi int, denom float32) (float64, int, error) {
 	n := min(len(tr.lanes)+1, hi-lo)
 	tr.crew.run(n, func(i int) {
 		l := tr.lane(i)
@@ -86,11 +87,11 @@ func (tr *Trainer) microStepLanes(it int64, global, lo, hi int, denom float32) (
 			return
 		}
 		l.batch.LossDenom = denom
-		if l.loss, l.err = l.model.Forward(&l.batch, true); l.err != nil {
+		if l.loss, l.err = l.model.Forward(ctx, &l.batch, true); l.err != nil {
 			l.err = fmt.Errorf("forward: %w", l.err)
 			return
 		}
-		if l.err = l.model.Backward(); l.err != nil {
+		if l.err = l.model.Backward(ctx); l.err != nil {
 			l.err = fmt.Errorf("backward: %w", l.err)
 		}
 	})

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -30,7 +31,7 @@ func TestLanesEqualOneLane(t *testing.T) {
 	for name, spec := range specs {
 		ref := newTrainer(t, spec)
 		want := losses(t, ref, steps)
-		wantEval, err := ref.Evaluate()
+		wantEval, err := ref.Evaluate(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestLanesEqualOneLane(t *testing.T) {
 						t.Fatalf("step %d: loss %.7f with %d lanes, %.7f with one (|Δ| %.2g > 1e-5)", i, got[i], n, want[i], d)
 					}
 				}
-				ev, err := tr.Evaluate()
+				ev, err := tr.Evaluate(context.Background())
 				if err != nil {
 					t.Fatal(err)
 				}

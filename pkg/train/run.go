@@ -75,12 +75,12 @@ func Run(ctx context.Context, spec jobspec.Spec, opts Options) (*Result, error) 
 	var stepTimes []time.Duration
 	tokensPerStep := 0
 	evaluate := func() error {
-		ev, err := tr.Evaluate()
+		ev, err := tr.Evaluate(ctx)
 		if err != nil {
 			return err
 		}
 		if tr.Data.HeldOut() != nil {
-			if ev.HeldOut, err = tr.ScoreHeldOut(); err != nil {
+			if ev.HeldOut, err = tr.ScoreHeldOut(ctx); err != nil {
 				return err
 			}
 		}

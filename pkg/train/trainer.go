@@ -14,6 +14,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel/ddp"
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel/tp"
 	"github.com/ringmaster-ml/ringmaster/pkg/vecmath"
 )
 
@@ -30,12 +31,11 @@ type Trainer struct {
 	sched model.Schedule
 
 	layout  Layout
-	zero1   *ddp.ZeRO1      // optimizer state sharded over the DP group (ZeRO stage 1); nil without
-	ctx     context.Context // the running step's context, for the TP all-reduces inside the model
-	sharded [][2]int        // ranges of the flat buffer split across TP ranks (the rest is replicated)
-	grads   *ddp.Buckets    // DP gradient all-reduces launched during backward (nil when DP is 1)
-	scalar  [3]float32      // loss / norm / counts reduced across ranks
-	tpComm  time.Duration   // accumulated by the TP all-reduce hook during a step
+	zero1   *ddp.ZeRO1   // optimizer state sharded over the DP group (ZeRO stage 1); nil without
+	tp      *tp.Group    // the model's tensor-parallel group (nil when TP is 1)
+	sharded [][2]int     // ranges of the flat buffer split across TP ranks (the rest is replicated)
+	grads   *ddp.Buckets // DP gradient all-reduces launched during backward (nil when DP is 1)
+	scalar  [3]float32   // loss / norm / counts reduced across ranks
 
 	batch model.Batch // reused by every micro-step
 	iter  int         // optimizer steps taken
@@ -102,18 +102,13 @@ func newReplica(spec jobspec.Spec, layout Layout, o options) (*Trainer, error) {
 	if spec.Model.VocabSize == 0 {
 		spec.Model.VocabSize = ds.Tokenizer().Size()
 	}
-	tr := &Trainer{Spec: spec, Data: ds, layout: layout, ctx: context.Background(), sched: Schedule(spec.Train), compute: o.compute}
+	tr := &Trainer{Spec: spec, Data: ds, layout: layout, sched: Schedule(spec.Train), compute: o.compute}
 	opts := []model.Option{model.WithCompute(o.modelCompute())}
 	if layout.Mesh.TP > 1 {
-		opts = append(opts, model.WithTensorParallel(model.TensorParallel{
-			Rank: layout.TPRank, Size: layout.Mesh.TP,
-			AllReduce: func(buf []float32) error {
-				start := time.Now()
-				err := layout.TP.AllReduce(tr.ctx, buf, allreduce.Sum)
-				tr.tpComm += time.Since(start)
-				return err
-			},
-		}))
+		if tr.tp, err = tp.New(layout.TPRank, layout.Mesh.TP, layout.TP); err != nil {
+			return nil, err
+		}
+		opts = append(opts, model.WithTensorParallel(tr.tp))
 	}
 	m, err := model.New(spec.Model, spec.Train.Seed, opts...)
 	if err != nil {
@@ -144,7 +139,7 @@ func newReplica(spec jobspec.Spec, layout Layout, o options) (*Trainer, error) {
 		// Reduce each range of gradients as soon as backward has finished it
 		// (DDP-style overlap); the ranges come in the same order on every rank.
 		tr.grads = ddp.New(layout.DP)
-		m.SetGradHook(func(lo, hi int) { tr.grads.Launch(tr.ctx, m.Params().Grad[lo:hi]) })
+		m.SetGradHook(func(ctx context.Context, lo, hi int) { tr.grads.Launch(ctx, m.Params().Grad[lo:hi]) })
 	}
 	if err := tr.setLanes(o.lanes); err != nil {
 		return nil, err
@@ -208,8 +203,6 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	if err := ctx.Err(); err != nil {
 		return StepStats{}, err
 	}
-	tr.ctx = ctx
-	defer func() { tr.ctx = context.Background() }()
 	start := time.Now()
 	t := tr.Spec.Train
 	it := tr.iter
@@ -218,14 +211,14 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 	p := tr.Model.Params()
 	st := StepStats{Iter: it, LR: tr.sched.At(it)}
 	rowLo, rowHi := tr.layout.Mesh.Rows(tr.layout.DPRank, t.BatchSize)
-	tr.tpComm = 0
+	tr.tp.TakeCommTime() // from the evaluations since the last step
 	for micro := 0; micro < t.GradAccum; micro++ {
 		lo := micro * t.BatchSize
 		if micro == t.GradAccum-1 && tr.layout.Mesh.DP > 1 {
 			tr.grads.Arm() // the last backward launches the gradient buckets
 		}
 		if len(tr.lanes) > 0 {
-			loss, tokens, err := tr.microStepLanes(int64(it), global, lo+rowLo, lo+rowHi, denom)
+			loss, tokens, err := tr.microStepLanes(ctx, int64(it), global, lo+rowLo, lo+rowHi, denom)
 			if err != nil {
 				tr.abandon()
 				return st, fmt.Errorf("iter %d: %w", it, err)
@@ -239,19 +232,19 @@ func (tr *Trainer) Step(ctx context.Context) (StepStats, error) {
 			return st, fmt.Errorf("iter %d: batch: %w", it, err)
 		}
 		tr.batch.LossDenom = denom
-		loss, err := tr.Model.Forward(&tr.batch, true)
+		loss, err := tr.Model.Forward(ctx, &tr.batch, true)
 		if err != nil {
 			tr.abandon()
 			return st, fmt.Errorf("iter %d: forward: %w", it, err)
 		}
-		if err := tr.Model.Backward(); err != nil {
+		if err := tr.Model.Backward(ctx); err != nil {
 			tr.abandon()
 			return st, fmt.Errorf("iter %d: backward: %w", it, err)
 		}
 		st.Loss += float64(loss)
 		st.Tokens += tr.tokensIn(&tr.batch)
 	}
-	st.TPComm = tr.tpComm
+	st.TPComm = tr.tp.TakeCommTime()
 	st.ForwardBackward = time.Since(start)
 	if err := tr.reduceGradients(ctx, &st); err != nil {
 		tr.abandon()

@@ -152,7 +152,7 @@ func TestRunLearnsSortAndSavesALoadableModel(t *testing.T) {
 		t.Errorf("loaded iter %d, vocab %d; want 150, 3", saved.Iter, saved.Spec.Model.VocabSize)
 	}
 	// The loaded model scores exactly as the trained one did.
-	gen, err := Decoder(saved.Model)
+	gen, err := Decoder(context.Background(), saved.Model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,11 +226,11 @@ func TestBadDataFailsBeforeTraining(t *testing.T) {
 
 func TestEvaluateIsRepeatable(t *testing.T) {
 	tr := newTrainer(t, tiny(t, "bert-mlm", "data.path="+shakespeare(t)))
-	a, err := tr.Evaluate()
+	a, err := tr.Evaluate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := tr.Evaluate()
+	b, err := tr.Evaluate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

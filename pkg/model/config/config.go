@@ -145,3 +145,23 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// CheckTensorParallel reports whether the model can be sharded over tp
+// tensor-parallel ranks: every rank takes n_head/tp heads and n_hidden/tp
+// MLP units. The error names the spec field to change. c must have its
+// defaults filled (n_hidden).
+func (c Config) CheckTensorParallel(tp int) error {
+	var errs []error
+	switch {
+	case tp < 1:
+		errs = append(errs, fmt.Errorf("parallel.tp: must be ≥ 1, got %d", tp))
+	default:
+		if c.NHead > 0 && c.NHead%tp != 0 {
+			errs = append(errs, fmt.Errorf("parallel.tp: n_head %d is not divisible by tp %d; pick tp dividing n_head", c.NHead, tp))
+		}
+		if c.NHidden > 0 && c.NHidden%tp != 0 {
+			errs = append(errs, fmt.Errorf("parallel.tp: MLP width (model.n_hidden) %d is not divisible by tp %d; pick tp dividing it", c.NHidden, tp))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,14 +1,49 @@
-package model
+package tp_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
+	"github.com/ringmaster-ml/ringmaster/pkg/parallel/tp"
 )
+
+// sumFunc is a tp.Summer from a function of the buffer.
+type sumFunc func([]float32) error
+
+func (f sumFunc) AllReduce(_ context.Context, buf []float32, _ allreduce.Op) error { return f(buf) }
+
+// rankOf is the model option placing a model at rank of a group of size
+// that sums with sum.
+func rankOf(t testing.TB, rank, size int, sum func([]float32) error) model.Option {
+	t.Helper()
+	g, err := tp.New(rank, size, sumFunc(sum))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model.WithTensorParallel(g)
+}
+
+// newRNG is a seeded generator for the test batches.
+func newRNG(seed int64, stream uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), stream^0x9e3779b97f4a7c15))
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	var m float64
+	for i := range a {
+		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}
 
 // memGroup is an in-memory sum all-reduce over size ranks running as
 // goroutines: the last rank to arrive sums the buffers in rank order
@@ -94,39 +129,39 @@ func (g *memGroup) callsOf(rank int) int {
 // tpCase is one architecture run with tensor parallelism.
 type tpCase struct {
 	name  string
-	cfg   Config
+	cfg   model.Config
 	sizes []int
-	batch func(step int) *Batch
+	batch func(step int) *model.Batch
 	// all-reduces per Forward and per Backward
 	fwd, bwd int
 }
 
 func tpCases() []tpCase {
-	gpt := Config{Arch: ArchGPT, NLayer: 2, NHead: 4, NEmbd: 16, BlockSize: 8, VocabSize: 11, Bias: true}.WithDefaults()
+	gpt := model.Config{Arch: model.ArchGPT, NLayer: 2, NHead: 4, NEmbd: 16, BlockSize: 8, VocabSize: 11, Bias: true}.WithDefaults()
 	gptNoBias := gpt
 	gptNoBias.Bias = false
-	gptNoBias.Activation = GELUTanh
-	bert := Config{Arch: ArchBERT, NLayer: 2, NHead: 4, NEmbd: 16, BlockSize: 8, VocabSize: 13, NClasses: 3}.WithDefaults()
-	encdec := Config{Arch: ArchEncDec, NLayer: 1, NDecLayer: 2, NHead: 4, NEmbd: 16, BlockSize: 8, VocabSize: 12}.WithDefaults()
+	gptNoBias.Activation = model.GELUTanh
+	bert := model.Config{Arch: model.ArchBERT, NLayer: 2, NHead: 4, NEmbd: 16, BlockSize: 8, VocabSize: 13, NClasses: 3}.WithDefaults()
+	encdec := model.Config{Arch: model.ArchEncDec, NLayer: 1, NDecLayer: 2, NHead: 4, NEmbd: 16, BlockSize: 8, VocabSize: 12}.WithDefaults()
 
-	gptBatch := func(step int) *Batch {
+	gptBatch := func(step int) *model.Batch {
 		rng := newRNG(int64(100+step), 7)
-		b := &Batch{B: 3, T: 7, Tokens: make([]int32, 21), Targets: make([]int32, 21)}
+		b := &model.Batch{B: 3, T: 7, Tokens: make([]int32, 21), Targets: make([]int32, 21)}
 		for i := range b.Tokens {
 			b.Tokens[i] = int32(rng.IntN(11))
 			b.Targets[i] = int32(rng.IntN(11))
 		}
-		b.Targets[4] = IgnoreIndex
+		b.Targets[4] = model.IgnoreIndex
 		return b
 	}
-	bertBatch := func(step int) *Batch {
+	bertBatch := func(step int) *model.Batch {
 		rng := newRNG(int64(200+step), 7)
 		const B, T = 3, 8
-		b := &Batch{B: B, T: T, Tokens: make([]int32, B*T), Targets: make([]int32, B*T),
+		b := &model.Batch{B: B, T: T, Tokens: make([]int32, B*T), Targets: make([]int32, B*T),
 			KeyValid: make([]uint8, B*T), TokenTypes: make([]int32, B*T), ClassLabels: []int32{2, 0, 1}}
 		for i := range b.Tokens {
 			b.Tokens[i] = int32(rng.IntN(13))
-			b.Targets[i] = IgnoreIndex
+			b.Targets[i] = model.IgnoreIndex
 			if rng.IntN(3) == 0 {
 				b.Targets[i] = int32(rng.IntN(13))
 			}
@@ -137,10 +172,10 @@ func tpCases() []tpCase {
 		}
 		return b
 	}
-	encdecBatch := func(step int) *Batch {
+	encdecBatch := func(step int) *model.Batch {
 		rng := newRNG(int64(300+step), 7)
 		const B, S, T = 2, 6, 5
-		b := &Batch{B: B, S: S, T: T, Src: make([]int32, B*S), SrcValid: make([]uint8, B*S),
+		b := &model.Batch{B: B, S: S, T: T, Src: make([]int32, B*S), SrcValid: make([]uint8, B*S),
 			Tokens: make([]int32, B*T), Targets: make([]int32, B*T), KeyValid: make([]uint8, B*T)}
 		for i := range b.Src {
 			b.Src[i] = int32(rng.IntN(12))
@@ -153,7 +188,7 @@ func tpCases() []tpCase {
 			b.Targets[i] = int32(rng.IntN(12))
 			b.KeyValid[i] = 1
 		}
-		b.Targets[B*T-1], b.KeyValid[B*T-1] = IgnoreIndex, 0
+		b.Targets[B*T-1], b.KeyValid[B*T-1] = model.IgnoreIndex, 0
 		return b
 	}
 	return []tpCase{
@@ -174,7 +209,7 @@ const (
 // tpRun is what one model (a whole one or one TP rank) did over tpSteps
 // AdamW steps on the case's batches.
 type tpRun struct {
-	params       *Params
+	params       *model.Params
 	init         []float32   // parameters before training
 	losses       []float32   // per step
 	grads        [][]float32 // Params.Grad after each step's Backward
@@ -185,11 +220,11 @@ type tpRun struct {
 
 // trainTP builds the model with opts and trains it; calls counts this rank's
 // all-reduces (nil: none).
-func trainTP(c tpCase, calls func() int, opts ...Option) (*tpRun, error) {
+func trainTP(c tpCase, calls func() int, opts ...model.Option) (*tpRun, error) {
 	if calls == nil {
 		calls = func() int { return 0 }
 	}
-	m, err := New(c.cfg, 42, opts...)
+	m, err := model.New(c.cfg, 42, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -197,20 +232,20 @@ func trainTP(c tpCase, calls func() int, opts ...Option) (*tpRun, error) {
 	run := &tpRun{params: p, init: slices.Clone(p.Data)}
 	var hook hookRecorder
 	m.SetGradHook(hook.record(p))
-	opt, err := NewAdamW(p, 0.9, 0.95, 0, 0.1)
+	opt, err := model.NewAdamW(p, 0.9, 0.95, 0, 0.1)
 	if err != nil {
 		return nil, err
 	}
 	for step := 0; step < tpSteps; step++ {
 		p.ZeroGrad()
 		c0 := calls()
-		loss, err := m.Forward(c.batch(step), false)
+		loss, err := m.Forward(context.Background(), c.batch(step), false)
 		if err != nil {
 			return nil, fmt.Errorf("step %d forward: %w", step, err)
 		}
 		c1 := calls()
 		hook.reset()
-		if err := m.Backward(); err != nil {
+		if err := m.Backward(context.Background()); err != nil {
 			return nil, fmt.Errorf("step %d backward: %w", step, err)
 		}
 		run.hookFailures = append(run.hookFailures, hook.check(p)...)
@@ -232,8 +267,8 @@ type hookRecorder struct {
 	snaps  [][]float32
 }
 
-func (h *hookRecorder) record(p *Params) func(lo, hi int) {
-	return func(lo, hi int) {
+func (h *hookRecorder) record(p *model.Params) func(ctx context.Context, lo, hi int) {
+	return func(_ context.Context, lo, hi int) {
 		h.ranges = append(h.ranges, [2]int{lo, hi})
 		h.snaps = append(h.snaps, slices.Clone(p.Grad[lo:hi]))
 	}
@@ -243,7 +278,7 @@ func (h *hookRecorder) reset() { h.ranges, h.snaps = h.ranges[:0], h.snaps[:0] }
 
 // check returns what is wrong: the ranges must tile [0,len(Grad)) in
 // decreasing order, and each must already have held its final values.
-func (h *hookRecorder) check(p *Params) []string {
+func (h *hookRecorder) check(p *model.Params) []string {
 	var bad []string
 	next := len(p.Grad)
 	for i, r := range h.ranges {
@@ -275,7 +310,7 @@ func closeTo(got, want []float32, tol float64) (bool, float64, float64) {
 
 // keyBiasMask is 1 on the attention key-bias entries of a whole tensor v and
 // 0 elsewhere: GPT's fused c_attn.bias has them in its middle third.
-func keyBiasMask(v View) []float32 {
+func keyBiasMask(v model.View) []float32 {
 	m := make([]float32, v.Size())
 	switch {
 	case strings.HasSuffix(v.Name, "attn.c_attn.bias"):
@@ -345,8 +380,7 @@ func runTPGroup(t *testing.T, c tpCase, size int) []*tpRun {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tp := TensorParallel{Rank: r, Size: size, AllReduce: g.allReduce(r)}
-			runs[r], errs[r] = trainTP(c, func() int { return g.callsOf(r) }, WithTensorParallel(tp))
+			runs[r], errs[r] = trainTP(c, func() int { return g.callsOf(r) }, rankOf(t, r, size, g.allReduce(r)))
 			if errs[r] != nil {
 				g.abort()
 			}
@@ -420,7 +454,7 @@ func checkTPRuns(t *testing.T, c tpCase, ref *tpRun, runs []*tpRun) {
 				}
 			}
 			if ok, d, sc := closeTo(got, want, 1e-4); !ok {
-				t.Errorf("rank %d: %s after %d AdamW steps off by %.3g (scale %.3g)", r, v.Name, tpSteps, d, sc)
+				t.Errorf("rank %d: %s after %d model.AdamW steps off by %.3g (scale %.3g)", r, v.Name, tpSteps, d, sc)
 			}
 			// Replicated tensors are bitwise the same on every rank.
 			if v.Shard == nil && r > 0 {
@@ -455,7 +489,9 @@ func checkTPRuns(t *testing.T, c tpCase, ref *tpRun, runs []*tpRun) {
 			}
 			piece := make([]float32, fv.Size())
 			v.CopyToFull(piece, ones)
-			addTo(owners, piece)
+			for i, x := range piece {
+				owners[i] += x
+			}
 			if v.Shard == nil {
 				break // replicated: rank 0's copy is the whole tensor
 			}
@@ -480,7 +516,7 @@ func TestTensorParallelDropoutKeepsReplicasInSync(t *testing.T) {
 	const size = 2
 	g := newMemGroup(size)
 	losses := make([][]float32, size)
-	params := make([]*Params, size)
+	params := make([]*model.Params, size)
 	errs := make([]error, size)
 	var wg sync.WaitGroup
 	for r := 0; r < size; r++ {
@@ -492,26 +528,26 @@ func TestTensorParallelDropoutKeepsReplicasInSync(t *testing.T) {
 					g.abort()
 				}
 			}()
-			m, err := New(c.cfg, 42, WithTensorParallel(TensorParallel{Rank: r, Size: size, AllReduce: g.allReduce(r)}))
+			m, err := model.New(c.cfg, 42, rankOf(t, r, size, g.allReduce(r)))
 			if err != nil {
 				errs[r] = err
 				return
 			}
 			p := m.Params()
 			params[r] = p
-			opt, err := NewAdamW(p, 0.9, 0.95, 0, 0.1)
+			opt, err := model.NewAdamW(p, 0.9, 0.95, 0, 0.1)
 			if err != nil {
 				errs[r] = err
 				return
 			}
 			for s := 0; s < 3; s++ {
 				p.ZeroGrad()
-				loss, err := m.Forward(c.batch(s), true)
+				loss, err := m.Forward(context.Background(), c.batch(s), true)
 				if err != nil {
 					errs[r] = err
 					return
 				}
-				if errs[r] = m.Backward(); errs[r] != nil {
+				if errs[r] = m.Backward(context.Background()); errs[r] != nil {
 					return
 				}
 				losses[r] = append(losses[r], loss)
@@ -536,36 +572,54 @@ func TestTensorParallelDropoutKeepsReplicasInSync(t *testing.T) {
 }
 
 func TestTensorParallelValidation(t *testing.T) {
-	ok := func([]float32) error { return nil }
+	ok := sumFunc(func([]float32) error { return nil })
+	// The group itself: size, rank, a collective.
+	for _, c := range []struct {
+		name       string
+		rank, size int
+		comm       tp.Summer
+		want       string
+	}{
+		{"size 0", 0, 0, ok, "group size must be ≥ 1"},
+		{"negative rank", -1, 2, ok, "rank -1 out of range [0,2)"},
+		{"rank = size", 2, 2, ok, "rank 2 out of range [0,2)"},
+		{"no all-reduce", 1, 2, nil, "no collective"},
+	} {
+		_, err := tp.New(c.rank, c.size, c.comm)
+		if err == nil || !strings.Contains(err.Error(), "parallel.tp") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want a parallel.tp error containing %q", c.name, err, c.want)
+		}
+	}
+	// The model against the group: heads and MLP units must divide.
 	gpt := tpCases()[0].cfg // n_head 4, n_hidden 64
 	oddHidden := gpt
 	oddHidden.NHidden = 66
 	cases := []struct {
-		name string
-		cfg  Config
-		tp   TensorParallel
-		want string
+		name       string
+		cfg        model.Config
+		rank, size int
+		want       string
 	}{
-		{"size 0", gpt, TensorParallel{Rank: 0, Size: 0, AllReduce: ok}, "group size must be ≥ 1"},
-		{"negative rank", gpt, TensorParallel{Rank: -1, Size: 2, AllReduce: ok}, "rank -1 out of range [0,2)"},
-		{"rank = size", gpt, TensorParallel{Rank: 2, Size: 2, AllReduce: ok}, "rank 2 out of range [0,2)"},
-		{"heads", gpt, TensorParallel{Rank: 0, Size: 3, AllReduce: ok}, "n_head 4 is not divisible by tp 3"},
-		{"mlp width", oddHidden, TensorParallel{Rank: 0, Size: 4, AllReduce: ok}, "n_hidden) 66 is not divisible by tp 4"},
-		{"no all-reduce", gpt, TensorParallel{Rank: 1, Size: 2}, "AllReduce is nil"},
+		{"heads", gpt, 0, 3, "n_head 4 is not divisible by tp 3"},
+		{"mlp width", oddHidden, 0, 4, "n_hidden) 66 is not divisible by tp 4"},
 	}
 	for _, c := range cases {
-		for _, arch := range []Arch{ArchGPT, ArchBERT, ArchEncDec} {
+		for _, arch := range []model.Arch{model.ArchGPT, model.ArchBERT, model.ArchEncDec} {
 			cfg := c.cfg
 			cfg.Arch = arch
 			cfg = cfg.WithDefaults()
-			_, err := New(cfg, 1, WithTensorParallel(c.tp))
+			_, err := model.New(cfg, 1, rankOf(t, c.rank, c.size, ok))
 			if err == nil || !strings.Contains(err.Error(), "parallel.tp") || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s/%s: got %v, want a parallel.tp error containing %q", c.name, arch, err, c.want)
 			}
 		}
 	}
 	// TP=1 with no all-reduce is the plain model.
-	if _, err := New(gpt, 1, WithTensorParallel(TensorParallel{Rank: 0, Size: 1})); err != nil {
+	g, err := tp.New(0, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := model.New(gpt, 1, model.WithTensorParallel(g)); err != nil {
 		t.Errorf("tp 1: %v", err)
 	}
 }
@@ -592,20 +646,20 @@ func TestTensorParallelAllReduceErrors(t *testing.T) {
 				}
 				return nil
 			}
-			m, err := New(c.cfg, 1, WithTensorParallel(TensorParallel{Rank: 1, Size: 2, AllReduce: ar}))
+			m, err := model.New(c.cfg, 1, rankOf(t, 1, 2, ar))
 			if err != nil {
 				t.Fatal(err)
 			}
 			failAfter = 0
-			if _, err := m.Forward(c.batch(0), false); !errors.Is(err, boom) {
+			if _, err := m.Forward(context.Background(), c.batch(0), false); !errors.Is(err, boom) {
 				t.Fatalf("Forward: got %v, want it to wrap %v", err, boom)
 			}
 			failAfter = -1
-			if _, err := m.Forward(c.batch(0), false); err != nil {
+			if _, err := m.Forward(context.Background(), c.batch(0), false); err != nil {
 				t.Fatal(err)
 			}
 			calls, failAfter = 0, 1
-			if err := m.Backward(); !errors.Is(err, boom) || !strings.Contains(err.Error(), "rank 1 of 2") {
+			if err := m.Backward(context.Background()); !errors.Is(err, boom) || !strings.Contains(err.Error(), "rank 1 of 2") {
 				t.Fatalf("Backward: got %v, want it to wrap %v", err, boom)
 			}
 		})
