@@ -192,7 +192,10 @@ func run(args []string) error {
 		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,
 		OutDir: *outDir, PeerTimeout: *peerTimeout, Memory: *memoryMiB << 20, Logger: log,
 		Registerer: reg, PeakFLOPS: max(peakFLOPS, 0),
-		Compute: model.Compute{GEMM: gemm, Threads: *threads},
+		// --threads is the GEMM's; the layers' own loops keep GOMAXPROCS
+		// goroutines, as they always have (their LayerNorm partial sums
+		// follow the pool's size, so changing it moves the last bits).
+		Compute: model.Compute{GEMM: gemm},
 	})
 	if err != nil {
 		return err
