@@ -98,6 +98,8 @@ func TestImportRules(t *testing.T) {
 		{"pkg/model", []string{"pkg/train", "pkg/coord", "pkg/allreduce", "pkg/ckpt", "pkg/parallel/ddp"}, "the model knows nothing about networks, Raft or checkpoints"},
 		{"pkg/allreduce", []string{"pkg/model", "pkg/train", "pkg/coord"}, "collectives move float32s, they do not know the model"},
 		{"pkg/jobspec", []string{"pkg/model", "pkg/train", "pkg/coord"}, "the spec is read by every room"},
+		{"pkg/parallel/tp", []string{"pkg/train", "pkg/coord", "pkg/ckpt"}, "the layers know the model and a collective, not the loop"},
+		{"pkg/parallel/ddp", []string{"pkg/model", "pkg/train", "pkg/coord", "pkg/ckpt"}, "gradient buckets move ranges of a buffer"},
 	}
 	deps := map[string][]string{}
 	for _, p := range list(t) {

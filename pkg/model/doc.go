@@ -79,14 +79,19 @@
 //
 // # Tensor parallelism
 //
-// New(cfg, seed, WithTensorParallel(tp)) builds one rank's Megatron shard
-// (shard.go): the rank holds its heads' slices of the q/k/v and output
+// The model decides where the Megatron layers go; what they hold and how
+// they sum is asked of the TensorParallel interface it defines (shard.go:
+// Rank, Size, Column, Row, Reduce with the caller's context), which
+// pkg/parallel/tp implements over a collective. Without
+// WithTensorParallel the model uses the identity: one rank, whole tensors,
+// no communication. A rank holds its heads' slices of the q/k/v and output
 // projections and its slice of the MLP, while embeddings, LayerNorms and
-// heads are replicated. Each block sums partial results with the caller's
-// AllReduce: 2 per block forward (after the attention and MLP output
-// projections), 2 backward (the gradient entering the column-parallel
-// layers); encoder–decoder decoder blocks have 3 each way plus 1 backward
-// for the encoder memory. A sharded View carries a Shard (which piece of
+// heads are replicated. Each block calls Reduce 2 times forward (after the
+// attention and MLP output projections) and 2 backward (the gradient
+// entering the column-parallel layers); encoder–decoder decoder blocks have
+// 3 each way plus 1 backward for the encoder memory (the plan and its
+// reasoning: pkg/parallel/tp's doc). Forward and Backward take a
+// context.Context for these reduces. A sharded View carries a Shard (which piece of
 // the whole tensor, same name as in the whole model) so checkpoints can
 // gather (CopyToFull) and reshard (CopyFromFull). A rank's initial
 // parameters are exactly its slices of the whole model built from the same

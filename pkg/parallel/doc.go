@@ -13,5 +13,6 @@
 // project, so every room, down to the kernels, can use it without a cycle;
 // parallel logic that needs the model or a Communicator belongs in
 // subpackages of it: ddp (the DP gradient buckets and their overlap with
-// backward, ZeRO-1).
+// backward, ZeRO-1) and tp (the Megatron tensor-parallel layers the model
+// reaches through its model.TensorParallel interface).
 package parallel

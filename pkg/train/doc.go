@@ -3,9 +3,11 @@
 // reports and saving the final weights with their tokenizer and job spec.
 //
 // Trainer holds one model replica and its optimizer; Run drives it for a whole
-// job in one process. In one process SetLanes splits each micro-batch across
+// job in one process. In one process WithLanes splits each micro-batch across
 // extra replicas that share the weights and run at once, one core each
-// (lanes.go). The loop holds no cluster truth of its own: in a
+// (lanes.go). How the models compute is an option too (WithCompute: the
+// GEMM and thread budget; without it the trainer makes and owns a fast
+// GEMM), never a process-wide setting. The loop holds no cluster truth of its own: in a
 // cluster, the coordinator tells a worker which rows of each global batch are
 // its own (DESIGN.md "Determinism").
 package train
