@@ -36,7 +36,6 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
-	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
 func main() {
@@ -189,7 +188,7 @@ func run(args []string) error {
 	}
 	defer client.Close()
 	w, err := train.NewWorker(train.WorkerConfig{
-		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: coordClient{client}, Checkpoints: store,
+		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: train.CoordinatorClient(client), Checkpoints: store,
 		OutDir: *outDir, PeerTimeout: *peerTimeout, Memory: *memoryMiB << 20, Logger: log,
 		Registerer: reg, PeakFLOPS: max(peakFLOPS, 0),
 		// --threads is the GEMM's; the layers' own loops keep GOMAXPROCS
@@ -238,23 +237,4 @@ func run(args []string) error {
 		return err
 	})
 	return g.Wait()
-}
-
-// coordClient adapts *coord.Client to what the worker needs.
-type coordClient struct{ c *coord.Client }
-
-func (a coordClient) RegisterWorker(ctx context.Context, req *pb.RegisterWorkerRequest) (*pb.Worker, error) {
-	return a.c.RegisterWorker(ctx, req)
-}
-
-func (a coordClient) OpenSession(ctx context.Context, hello *pb.WorkerMessage) (train.Session, *pb.Assignment, error) {
-	s, err := a.c.OpenSession(ctx, hello)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, s.First, nil
-}
-
-func (a coordClient) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointRequest) (bool, error) {
-	return a.c.ReportCheckpoint(ctx, req)
 }
