@@ -113,16 +113,15 @@ type bertState struct {
 // seed fixes the initialisation and the dropout masks. WithTensorParallel
 // builds one rank's shard, initialised as the slices of the whole model.
 func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
-	cfg = cfg.WithDefaults()
-	if cfg.Arch != ArchBERT {
-		return nil, fmt.Errorf("model.arch: NewBERT got %q; use arch bert", cfg.Arch)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := buildable(cfg, ArchBERT)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.VocabSize < 1 {
-		return nil, errors.New("model.vocab_size: must be set (≥ 1) before building the model; take it from the tokenizer")
-	}
+	return newBERT(cfg, seed, opts...)
+}
+
+// newBERT is NewBERT for a config buildable has checked.
+func newBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	o := applyOptions(opts)
 	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
@@ -165,7 +164,7 @@ func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	params.gemm = o.compute.GEMM
 	m.params = params
 	if tp.active() {
-		return m, initFromWhole(params, NewBERT, cfg, seed)
+		return m, initFromWhole(params, newBERT, cfg, seed)
 	}
 
 	// Initialisation (biases are already 0 from Build).

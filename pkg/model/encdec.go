@@ -99,16 +99,15 @@ type encDecState struct {
 // seed fixes the initialisation and the dropout masks. WithTensorParallel
 // builds one rank's shard, initialised as the slices of the whole model.
 func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
-	cfg = cfg.WithDefaults()
-	if cfg.Arch != ArchEncDec {
-		return nil, fmt.Errorf("model.arch: NewEncDec got %q; use arch encdec", cfg.Arch)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := buildable(cfg, ArchEncDec)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.VocabSize < 1 {
-		return nil, errors.New("model.vocab_size: must be ≥ 1 to build a model; set it from the tokenizer")
-	}
+	return newEncDec(cfg, seed, opts...)
+}
+
+// newEncDec is NewEncDec for a config buildable has checked.
+func newEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	o := applyOptions(opts)
 	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
@@ -160,7 +159,7 @@ func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	params.gemm = o.compute.GEMM
 	m.params = params
 	if tp.active() {
-		return m, initFromWhole(params, NewEncDec, cfg, seed)
+		return m, initFromWhole(params, newEncDec, cfg, seed)
 	}
 
 	// Initialisation (biases are already 0 from Build).

@@ -85,15 +85,15 @@ type gptActs struct {
 // filled and a vocabulary size (New does both). WithTensorParallel builds one
 // rank's shard, initialised as the slices of the whole model.
 func NewGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
-	if cfg.Arch != ArchGPT {
-		return nil, fmt.Errorf("model.arch: NewGPT needs %q, got %q", ArchGPT, cfg.Arch)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := buildable(cfg, ArchGPT)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.VocabSize < 1 || cfg.NHidden < 1 || cfg.LayerNormEps <= 0 || cfg.Activation == "" {
-		return nil, fmt.Errorf("model: GPT config needs vocab_size, n_hidden, layer_norm_eps and activation set (call Config.WithDefaults); got %+v", cfg)
-	}
+	return newGPT(cfg, seed, opts...)
+}
+
+// newGPT is NewGPT for a config buildable has checked.
+func newGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 	o := applyOptions(opts)
 	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
@@ -128,7 +128,7 @@ func NewGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 	g.params = p
 	g.ex.threads = o.compute.Threads
 	if tp.active() {
-		return g, initFromWhole(p, NewGPT, cfg, seed)
+		return g, initFromWhole(p, newGPT, cfg, seed)
 	}
 	g.init(newRNG(seed, 0))
 	return g, nil

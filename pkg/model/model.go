@@ -45,14 +45,7 @@ type Model interface {
 // Defaults are filled in and the config validated first; VocabSize must be set.
 // WithTensorParallel builds one tensor-parallel rank's shard instead.
 func New(cfg Config, seed int64, opts ...Option) (Model, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.VocabSize < 1 {
-		return nil, errors.New("model.vocab_size: must be ≥ 1 to build a model; set it from the tokenizer")
-	}
-	switch cfg.Arch {
+	switch cfg.WithDefaults().Arch {
 	case ArchGPT:
 		return NewGPT(cfg, seed, opts...)
 	case ArchBERT:
@@ -60,8 +53,27 @@ func New(cfg Config, seed int64, opts ...Option) (Model, error) {
 	case ArchEncDec:
 		return NewEncDec(cfg, seed, opts...)
 	default:
+		if err := cfg.WithDefaults().Validate(); err != nil {
+			return nil, err // names the arch field and the choices
+		}
 		return nil, fmt.Errorf("model.arch: %q is not implemented yet in this build", cfg.Arch)
 	}
+}
+
+// buildable fills cfg's defaults and checks it, once, for building an arch
+// model: the fields (Config.Validate, shared with jobspec) and a vocabulary.
+func buildable(cfg Config, arch Arch) (Config, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.Arch != arch {
+		return cfg, fmt.Errorf("model.arch: %q, but this constructor builds %q; use model.New to build any", cfg.Arch, arch)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	if cfg.VocabSize < 1 {
+		return cfg, errors.New("model.vocab_size: must be ≥ 1 to build a model; set it from the tokenizer")
+	}
+	return cfg, nil
 }
 
 // ValidateIDs checks that ids has B·T entries in [0,vocab) (or IgnoreIndex
