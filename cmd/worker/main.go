@@ -5,12 +5,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,22 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
-
-	"google.golang.org/grpc"
-
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
-	"github.com/ringmaster-ml/ringmaster/internal/peak"
 	"github.com/ringmaster-ml/ringmaster/internal/tlsflags"
-	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
-	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
-	"github.com/ringmaster-ml/ringmaster/pkg/coord"
-	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
-	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 	"github.com/ringmaster-ml/ringmaster/pkg/train"
 )
 
@@ -95,146 +79,26 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	var coordDial []grpc.DialOption
-	if tlsSrc != nil {
-		me := tlsSrc.Identity()
-		switch {
-		case me.Role != tlsauth.RoleWorker:
-			return fmt.Errorf("--tls-dir: certificate names %s, a worker needs role worker", me)
-		case *id == "":
-			*id = me.Name
-		case *id != me.Name:
-			return fmt.Errorf("--id %q but the certificate names worker %q: a worker can act only as its certificate's id", *id, me.Name)
-		}
-		coordDial = []grpc.DialOption{tlsSrc.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}})}
+	if tlsSrc != nil && *id == "" {
+		*id = tlsSrc.Identity().Name
 	}
 	if *id == "" {
 		host, _ := os.Hostname()
 		*id = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-
-	path, err := kernels.ParsePath(os.Getenv("RINGMASTER_GEMM"))
-	if err != nil {
-		return err
-	}
-	gemm, err := kernels.New(kernels.Options{Threads: *threads, Path: path})
-	if err != nil {
-		return err
-	}
-	defer gemm.Close()
-
-	lis, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("peer listen: %w", err)
-	}
-	peerAddr := *advertise
-	if peerAddr == "" {
-		peerAddr = lis.Addr().String()
-	}
-	bulkAddr := *bulk
-	switch bulkAddr {
-	case "off":
-		bulkAddr = ""
-	case "":
-		host, _, _ := net.SplitHostPort(lis.Addr().String())
-		bulkAddr = net.JoinHostPort(host, "0")
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// With TLS every peer link is mutual TLS, accepted only from the worker
-	// the generation puts at that rank (refusals counted on /metrics).
-	peerOpts := allreduce.ServerOptions{BulkAddr: bulkAddr, NoLocalBulk: !*localBulk, Logger: log}
-	if tlsSrc != nil {
-		peerOpts.TLS, peerOpts.Rejections = tlsSrc, tlsauth.NewRejections(reg, log)
-	}
-	peer, err := allreduce.NewServer(peerOpts)
-	if err != nil {
-		_ = lis.Close()
-		return err
-	}
-	defer peer.Close()
-	gs := grpc.NewServer(append(peer.GRPCServerOptions(), grpc.MaxRecvMsgSize(64<<20))...)
-	peer.Register(gs)
-
 	if *dataDir == "" {
 		*dataDir = filepath.Join("ringmaster-data", "worker-"+*id)
 	}
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
-		return err
-	}
-	store, err := ckpt.Open(filepath.Join(*dataDir, "checkpoints.db"), ckpt.Options{})
+	path, err := kernels.ParsePath(os.Getenv("RINGMASTER_GEMM"))
 	if err != nil {
-		return fmt.Errorf("checkpoint store: %w", err)
+		return fmt.Errorf("RINGMASTER_GEMM: %w", err)
 	}
-	defer store.Close()
-
 	peakFLOPS := *peakGFLOPS * 1e9
-	if *peakGFLOPS == 0 {
-		// Measured on the cores matrix products use, before any job runs.
-		n := *threads
-		if n <= 0 {
-			n = runtime.NumCPU()
-		}
-		f, isa, err := peak.Measure(n, 200*time.Millisecond)
-		if err != nil {
-			log.Warn("MFU not exported: no peak to divide by; set --peak-gflops", "err", err)
-		}
-		peakFLOPS = f
-		log.Info("measured peak", "gflops", f/1e9, "threads", n, "isa", isa)
-	}
-	client := coord.NewClient(strings.Split(*coords, ","), coordDial...)
-	if tlsSrc != nil {
-		client.RedialOnChange(tlsSrc.Version) // after a rotation, calls present the new certificate
-	}
-	defer client.Close()
-	w, err := train.NewWorker(train.WorkerConfig{
-		ID: *id, PeerAddr: peerAddr, Cores: *cores, Peer: peer, Coord: train.CoordinatorClient(client), Checkpoints: store,
-		OutDir: *outDir, PeerTimeout: *peerTimeout, Memory: *memoryMiB << 20, Logger: log,
-		Registerer: reg, PeakFLOPS: max(peakFLOPS, 0),
-		// --threads is the GEMM's; the layers' own loops keep GOMAXPROCS
-		// goroutines, as they always have (their LayerNorm partial sums
-		// follow the pool's size, so changing it moves the last bits).
-		Compute: model.Compute{GEMM: gemm},
+	return train.RunProcess(ctx, train.ProcessConfig{
+		ID: *id, Coordinators: strings.Split(*coords, ","),
+		Listen: *listen, Advertise: *advertise, BulkAddr: *bulk, NoLocalBulk: !*localBulk,
+		OutDir: *outDir, DataDir: *dataDir, HTTPAddr: *httpAddr,
+		PeakFLOPS: peakFLOPS, Cores: *cores, Threads: *threads, GEMM: path,
+		PeerTimeout: *peerTimeout, Memory: *memoryMiB << 20, TLS: tlsSrc, Logger: log,
 	})
-	if err != nil {
-		return err
-	}
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := gs.Serve(lis); err != nil {
-			return fmt.Errorf("peer serve: %w", err)
-		}
-		return nil
-	})
-	var hs *http.Server
-	if *httpAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
-			if !w.Ready() {
-				http.Error(rw, "not ready: no session with the coordinator leader yet", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(rw, "ok")
-		})
-		hs = &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http serve: %w", err)
-			}
-			return nil
-		})
-	}
-	log.Info("worker started", "id", *id, "peer", peerAddr, "coordinators", *coords, "gemm", gemm.Path())
-	g.Go(func() error {
-		err := w.Run(ctx)
-		gs.Stop()
-		if hs != nil {
-			_ = hs.Close()
-		}
-		return err
-	})
-	return g.Wait()
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/internal/freeport"
-	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
@@ -24,98 +22,71 @@ import (
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
-// inProcessCluster is a one-node coordinator and n train.Workers, all in
-// this test process (over 127.0.0.1), the way raft's own tests run a group
-// in memory: the workers' sessions, generations, collectives, checkpoints
-// and final save run under the race detector and goleak, with no binary.
+// inProcessCluster is a one-node coordinator and n worker processes
+// (RunProcess, what cmd/worker runs), all in this test process over
+// 127.0.0.1, the way raft's own tests run a group in memory: the workers'
+// sessions, generations, collectives, checkpoints and final save run under
+// the race detector and goleak, with no binary.
 type inProcessCluster struct {
-	client *coord.Client
-	outDir string
-	stores []*ckpt.Store // each worker's checkpoints
+	client   *coord.Client
+	outDir   string
+	dataDirs []string // each worker's checkpoints, readable once stopWorkers returned
+
+	stopWorkers func() // cancels the workers and waits for them (idempotent)
 }
 
 func startInProcess(t *testing.T, n int) *inProcessCluster {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	addrs, err := freeport.Addrs(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raftAddr, grpcAddr := addrs[0], addrs[1]
-	node, err := coord.Open(ctx, coord.Config{
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	node, err := coord.Open(nodeCtx, coord.Config{
 		ID: "c1", RaftAddr: raftAddr, GRPCAddr: grpcAddr, DataDir: filepath.Join(dir, "c1"),
 		Peers:         []coord.Peer{{ID: "c1", RaftAddr: raftAddr, GRPCAddr: grpcAddr}},
 		WorkerTimeout: 2 * time.Second, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 		LeaderLeaseTimeout: 100 * time.Millisecond, RaftLog: discard{}, Logger: quiet,
 	})
 	if err != nil {
-		cancel()
+		stopNode()
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
 	coord.NewService(node).Register(gs)
 	c := &inProcessCluster{client: coord.NewClient([]string{grpcAddr}), outDir: filepath.Join(dir, "models")}
-	var wg sync.WaitGroup
-	var stops []func()
+	workersCtx, cancelWorkers := context.WithCancel(context.Background())
+	var workers, servers sync.WaitGroup
+	c.stopWorkers = sync.OnceFunc(func() { cancelWorkers(); workers.Wait() })
 	t.Cleanup(func() { // stops whatever was started, also after a t.Fatal below
-		cancel()
-		for i := len(stops) - 1; i >= 0; i-- { // last started, first stopped
-			stops[i]()
-		}
+		c.stopWorkers()
 		c.client.Close()
 		node.QuietRaft()
 		gs.Stop()
 		_ = node.Close()
-		wg.Wait()
+		stopNode()
+		servers.Wait()
 	})
 	lis, err := net.Listen("tcp", grpcAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg.Go(func() { _ = gs.Serve(lis) })
+	servers.Go(func() { _ = gs.Serve(lis) })
 
 	for i := range n {
-		id := fmt.Sprintf("w%d", i+1)
-		peer, err := allreduce.NewServer(allreduce.ServerOptions{BulkAddr: "127.0.0.1:0", Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
+		cfg := ProcessConfig{
+			ID: fmt.Sprintf("w%d", i+1), Coordinators: []string{grpcAddr}, Listen: "127.0.0.1:0",
+			OutDir: c.outDir, DataDir: filepath.Join(dir, fmt.Sprintf("w%d", i+1)),
+			PeakFLOPS: -1, Cores: 1, Threads: 1, PeerTimeout: 5 * time.Second, Logger: quiet,
 		}
-		pgs := grpc.NewServer(append(peer.GRPCServerOptions(), grpc.MaxRecvMsgSize(64<<20))...)
-		peer.Register(pgs)
-		stops = append(stops, func() { pgs.Stop(); _ = peer.Close() })
-		plis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() { _ = pgs.Serve(plis) })
-		if err := os.MkdirAll(filepath.Join(dir, id), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		store, err := ckpt.Open(filepath.Join(dir, id, "checkpoints.db"), ckpt.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.stores = append(c.stores, store)
-		w, err := NewWorker(WorkerConfig{
-			ID: id, PeerAddr: plis.Addr().String(), Cores: 1, Peer: peer,
-			Coord: CoordinatorClient(c.client), Checkpoints: store, OutDir: c.outDir,
-			PeerTimeout: 5 * time.Second, Logger: quiet,
-		})
-		if err != nil {
-			_ = store.Close()
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		wg.Go(func() {
-			defer close(done)
-			if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("worker %s: %v", id, err)
+		c.dataDirs = append(c.dataDirs, cfg.DataDir)
+		workers.Go(func() {
+			if err := RunProcess(workersCtx, cfg); err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("worker %s: %v", cfg.ID, err)
 			}
 		})
-		// After cancel: the worker ends, then its store closes, then its
-		// peer service stops.
-		stops = append(stops, func() { <-done; _ = store.Close() })
 	}
 	return c
 }
@@ -179,9 +150,15 @@ func TestWorkersInProcessTrainLikeOneProcess(t *testing.T) {
 	}
 	// Every worker stored tensor-parallel shards of a TP 2 layout, two of
 	// each index (DP 2).
+	c.stopWorkers()
 	holders := map[int]int{}
-	for i, st := range c.stores {
+	for i, dir := range c.dataDirs {
+		st, err := ckpt.Open(filepath.Join(dir, "checkpoints.db"), ckpt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		infos, err := st.List(job.Id)
+		_ = st.Close()
 		if err != nil || len(infos) == 0 {
 			t.Fatalf("worker %d stored no checkpoint of the job (%v)", i+1, err)
 		}
