@@ -7,29 +7,19 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
-
 	"github.com/ringmaster-ml/ringmaster/internal/flagenv"
 	"github.com/ringmaster-ml/ringmaster/internal/tlsflags"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
-	"github.com/ringmaster-ml/ringmaster/pkg/dashboard"
-	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
+	"github.com/ringmaster-ml/ringmaster/pkg/coordinator"
 	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
 )
 
@@ -83,106 +73,19 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tlsSrc, err := tlsFlags.Load(ctx, *id, log)
 	if err != nil {
 		return err
 	}
-	var serverOpts []grpc.ServerOption
-	var dialOpts []grpc.DialOption
-	var raftTLS *tls.Config
-	var credVersion func() uint64
-	if tlsSrc != nil {
-		if tlsSrc.Identity().Role != tlsauth.RoleCoordinator {
-			return fmt.Errorf("--tls-dir: certificate names %s, a coordinator needs role coordinator", tlsSrc.Identity())
+	var token []byte // checked only with TLS: without it nothing is authorized
+	if tlsSrc != nil && *tokenFile != "" {
+		if token, err = tlsauth.ReadTokenFile(*tokenFile); err != nil {
+			return err
 		}
-		rej := tlsauth.NewRejections(reg, log)
-		a := &tlsauth.Authorizer{Source: tlsSrc, Policy: coord.Policy(), Component: "coordinator", OpenReads: *openReads, Rejections: rej}
-		if *tokenFile != "" {
-			if a.Token, err = tlsauth.ReadTokenFile(*tokenFile); err != nil {
-				return err
-			}
-		}
-		serverOpts = a.ServerOptions()
-		coordOnly := tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}}
-		dialOpts = []grpc.DialOption{tlsSrc.DialOption(coordOnly)}
-		credVersion = tlsSrc.Version
-		raftTLS = tlsSrc.MutualConfig(coordOnly, func(remote string, err error) {
-			rej.Record("raft", remote, tlsauth.Identity{}, "raft handshake", err)
-		})
 	}
-	lis, err := net.Listen("tcp", *grpcAddr)
-	if err != nil {
-		return fmt.Errorf("grpc listen: %w", err)
-	}
-	node, err := coord.Open(ctx, coord.Config{
-		ID: *id, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, DataDir: *dataDir, Peers: ps, Join: *join,
-		WorkerTimeout: *workerTimeout, HeartbeatTimeout: *raftTimeout, ElectionTimeout: *raftTimeout,
-		Logger: log, Metrics: coord.NewMetrics(reg), RaftTLS: raftTLS, DialOptions: dialOpts, CredentialsVersion: credVersion,
+	return coordinator.Run(ctx, coordinator.Config{
+		ID: *id, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr, DataDir: *dataDir,
+		Peers: ps, Join: *join, WorkerTimeout: *workerTimeout, RaftTimeout: *raftTimeout,
+		TLS: tlsSrc, AuthToken: token, OpenReads: *openReads, Logger: log,
 	})
-	if err != nil {
-		_ = lis.Close()
-		return err
-	}
-	defer node.Close()
-	reg.MustRegister(metrics.NewControlPlane(node.MetricsSnapshot))
-
-	gs := grpc.NewServer(serverOpts...)
-	coord.NewService(node).Register(gs)
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := gs.Serve(lis); err != nil {
-			return fmt.Errorf("grpc serve: %w", err)
-		}
-		return nil
-	})
-	var hs *http.Server
-	if *httpAddr != "" {
-		rec := dashboard.NewRecorder(dashboard.Config{Node: node, DialOptions: dialOpts, Logger: log})
-		g.Go(func() error { rec.Run(ctx); return nil })
-		mux := http.NewServeMux()
-		mux.Handle("/", dashboard.Handler(rec))
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if lid, _ := node.Leader(); lid == "" {
-				http.Error(w, "no leader known", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ready")
-		})
-		hs = &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http serve: %w", err)
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		<-ctx.Done()
-		log.Info("shutting down")
-		node.QuietRaft()
-		stopped := make(chan struct{})
-		go func() { // owned here: GracefulStop returns once streams end or Stop cuts them
-			gs.GracefulStop()
-			close(stopped)
-		}()
-		select {
-		case <-stopped:
-		case <-time.After(2 * time.Second): // worker sessions are long-lived streams
-			gs.Stop()
-			<-stopped
-		}
-		if hs != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = hs.Shutdown(sctx)
-		}
-		return nil
-	})
-	log.Info("coordinator serving", "id", *id, "grpc", *grpcAddr, "raft", *raftAddr, "http", *httpAddr)
-	return g.Wait()
 }
