@@ -93,6 +93,8 @@ func TestImportRules(t *testing.T) {
 		why    string
 	}{
 		{"pkg/coord", []string{"pkg/model", "pkg/model/kernels", "pkg/train"}, "the coordinator binary links neither the layers nor the kernels"},
+		{"pkg/coordinator", []string{"pkg/model", "pkg/model/kernels", "pkg/train", "pkg/allreduce"}, "the coordinator process is the control plane only"},
+		{"cmd/coordinator", []string{"pkg/model", "pkg/model/kernels", "pkg/train"}, "the coordinator binary links neither the layers nor the kernels"},
 		{"pkg/parallel", nil, "the one split is a leaf every room, down to the kernels, can use"},
 		{"pkg/vecmath", nil, "a leaf both the model and the collectives use"},
 		{"pkg/model", []string{"pkg/train", "pkg/coord", "pkg/allreduce", "pkg/ckpt", "pkg/parallel/ddp"}, "the model knows nothing about networks, Raft or checkpoints"},
