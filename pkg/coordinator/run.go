@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -104,14 +103,11 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error { rec.Run(ctx); return nil })
 		mux := http.NewServeMux()
 		mux.Handle("/", dashboard.Handler(rec))
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		metrics.Endpoints(mux, reg, func() error {
 			if lid, _ := node.Leader(); lid == "" {
-				http.Error(w, "no leader known", http.StatusServiceUnavailable)
-				return
+				return errors.New("no leader known")
 			}
-			fmt.Fprintln(w, "ready")
+			return nil
 		})
 		hs = &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {

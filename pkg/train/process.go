@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
@@ -166,14 +166,11 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 	var hs *http.Server
 	if cfg.HTTPAddr != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		metrics.Endpoints(mux, reg, func() error {
 			if !w.Ready() {
-				http.Error(rw, "not ready: no session with the coordinator leader yet", http.StatusServiceUnavailable)
-				return
+				return errors.New("no session with the coordinator leader yet")
 			}
-			fmt.Fprintln(rw, "ok")
+			return nil
 		})
 		hs = &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
