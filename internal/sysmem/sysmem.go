@@ -1,7 +1,8 @@
 // Package sysmem reads how much memory this process may still use, so that
 // a job too big for the machine is refused before its buffers are
 // allocated (by ringctl train and by a worker taking a generation) instead
-// of being found by the kernel's OOM killer.
+// of being found by the kernel's OOM killer, and the most it has used
+// (PeakRSS), which they report.
 package sysmem
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Available is the memory this process may still use: MemAvailable from
@@ -45,4 +47,15 @@ func readInt(path string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	return n, err == nil
+}
+
+// PeakRSS is the most resident memory this process has held since it
+// started (getrusage's ru_maxrss, the kernel's high-water mark: VmHWM). ok
+// is false where the platform does not report it.
+func PeakRSS() (bytes int64, ok bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil || ru.Maxrss <= 0 {
+		return 0, false
+	}
+	return ru.Maxrss << 10, true // Linux reports KiB
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/dashboard"
 	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
@@ -49,7 +50,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log = slog.Default()
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics.NewPeakRSS(sysmem.PeakRSS))
 	tlsSrc := cfg.TLS
 	// With TLS: mutual TLS and the role policy on the API, mutual TLS
 	// between coordinators (raft and catch-up calls).

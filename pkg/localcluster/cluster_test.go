@@ -260,6 +260,12 @@ func TestClusterSurvivesAWorkerKill(t *testing.T) {
 	if s, _ := seriesValue(fams, metrics.TrainStep, lab...); s != float64(spec.Train.MaxIters) {
 		t.Errorf("survivor %s: %s = %v, want %d", survivor, metrics.TrainStep, s, spec.Train.MaxIters)
 	}
+	// Its peak memory is at least what it holds now.
+	peak, _ := seriesValue(fams, metrics.ProcessPeakRSS)
+	now, found := seriesValue(fams, "process_resident_memory_bytes")
+	if !found || peak < now || peak <= 0 {
+		t.Errorf("survivor %s: %s = %v with process_resident_memory_bytes %v (found %v), want peak ≥ current > 0", survivor, metrics.ProcessPeakRSS, peak, now, found)
+	}
 }
 
 // Real processes: with tensor parallelism (each worker holds its own shard,

@@ -8,6 +8,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// NewPeakRSS is the ProcessPeakRSS gauge, read from peak (sysmem.PeakRSS)
+// at every scrape.
+func NewPeakRSS(peak func() (int64, bool)) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: ProcessPeakRSS,
+		Help: "Most resident memory this process has held since it started (bytes).",
+	}, func() float64 { b, _ := peak(); return float64(b) })
+}
+
 // Endpoints adds a process's operations endpoints to mux: /metrics (g's
 // series), /healthz (the process answers) and /readyz (ready returns nil;
 // otherwise 503 with its error, which should say what is missing).

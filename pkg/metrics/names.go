@@ -77,6 +77,11 @@ const (
 	CoordWorkersLost      = "ringmaster_coord_workers_lost_total"
 	CoordGenerations      = "ringmaster_coord_generations_total"
 	CoordHeartbeatsTotal  = "ringmaster_coord_heartbeats_total"
+
+	// Every process: the most resident memory it has held since it started
+	// (the kernel's high-water mark; client_golang's process collector
+	// exports only the current figure).
+	ProcessPeakRSS = "ringmaster_process_peak_resident_memory_bytes"
 )
 
 // Values of TrainPhaseSeconds' phase label.

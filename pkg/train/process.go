@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/internal/peak"
+	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
@@ -96,7 +97,7 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 		bulkAddr = net.JoinHostPort(host, "0")
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics.NewPeakRSS(sysmem.PeakRSS))
 	// With TLS every peer link is mutual TLS, accepted only from the worker
 	// the generation puts at that rank (refusals counted on /metrics).
 	peerOpts := allreduce.ServerOptions{BulkAddr: bulkAddr, NoLocalBulk: cfg.NoLocalBulk, Logger: log}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
 )
@@ -39,6 +40,7 @@ type Result struct {
 	MedianStep   time.Duration // median optimizer-step time over iterations ≥ 10 (all when fewer)
 	TokensPerSec float64       // tokens per step / MedianStep
 	Saved        string        // directory the model was saved to, if any
+	PeakRSS      int64         // the process's peak resident memory at the end, bytes (0: unknown)
 }
 
 // Run trains spec in this process from a fresh initialisation to
@@ -134,8 +136,13 @@ func Run(ctx context.Context, spec jobspec.Spec, opts Options) (*Result, error) 
 			return res, err
 		}
 	}
-	fmt.Fprintf(out, "done: %d iterations, median step %.1f ms, %.0f tokens/s\n",
+	line := fmt.Sprintf("done: %d iterations, median step %.1f ms, %.0f tokens/s",
 		res.Iters, float64(res.MedianStep.Microseconds())/1e3, res.TokensPerSec)
+	if peak, ok := sysmem.PeakRSS(); ok {
+		res.PeakRSS = peak
+		line += fmt.Sprintf(", peak RSS %.0f MiB", float64(peak)/(1<<20))
+	}
+	fmt.Fprintln(out, line)
 	if opts.OutDir != "" {
 		if err := Save(opts.OutDir, tr); err != nil {
 			return res, err

@@ -144,6 +144,11 @@ func TestRunLearnsSortAndSavesALoadableModel(t *testing.T) {
 	if last.HeldOut == nil || last.HeldOut.N == 0 {
 		t.Fatalf("sort run scored no held-out problems: %+v", last)
 	}
+	// The run reports the process's peak memory: at least the model's
+	// weights, gradients and AdamW moments.
+	if min := int64(16 * res.Params); res.PeakRSS < min {
+		t.Errorf("peak RSS %d bytes, below the %d of parameters, gradients and moments", res.PeakRSS, min)
+	}
 	saved, err := Load(dir, model.Compute{})
 	if err != nil {
 		t.Fatal(err)
