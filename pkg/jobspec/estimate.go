@@ -62,7 +62,7 @@ func EstimateMemory(s Spec, l Layout) (Estimate, error) {
 	if s.Parallel.ZeRO1 {
 		e.OptimBytes = (e.OptimBytes + int64(dp) - 1) / int64(dp)
 	}
-	e.ActivBytes = 4 * activationFloats(c, perLane, c.BlockSize, tp) * int64(lanes)
+	e.ActivBytes = 4 * activationFloats(c, perLane, c.BlockSize, tp, s.Train.Recompute) * int64(lanes)
 	e.ApproxActives = c.Arch != model.ArchGPT
 	if s.Checkpoint.Interval > 0 {
 		e.CkptBytes = e.ParamBytes + e.OptimBytes
@@ -125,7 +125,7 @@ func paramCounts(c model.Config, tp int) int64 {
 // tokens and targets are int32, counted as floats). Other architectures are
 // priced as a GPT of the same shape, the encoder–decoder's decoder layers at
 // 1.5 blocks (cross-attention).
-func activationFloats(c model.Config, B, T, tp int) int64 {
+func activationFloats(c model.Config, B, T, tp int, recompute string) int64 {
 	N, NTT := int64(B*T), int64(B*T*T)
 	C, V := int64(c.NEmbd), int64(c.VocabSize)
 	Cl, Hl, NHl := C/int64(tp), int64(c.NHidden/tp), int64(c.NHead/tp)
@@ -138,6 +138,12 @@ func activationFloats(c model.Config, B, T, tp int) int64 {
 	layers := int64(c.NLayer)
 	if c.Arch == model.ArchEncDec {
 		layers = int64(c.NLayer) + int64(c.NDecLayer)*3/2
+	}
+	switch recompute { // GPT only (jobspec refuses the others)
+	case RecomputeMLP: // one (N, n_hidden) pair shared by every block
+		return layers*perLayer - (layers-1)*2*N*Hl + global
+	case RecomputeBlock: // one block's work space and every block's output
+		return perLayer + layers*N*C + global
 	}
 	return layers*perLayer + global
 }

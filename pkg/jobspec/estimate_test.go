@@ -47,6 +47,8 @@ func TestEstimateMemoryMatchesHeap(t *testing.T) {
 	for _, set := range [][]string{
 		{"model.n_layer=2", "train.batch_size=4"},
 		{"model.n_layer=2", "model.n_embd=256", "model.block_size=128", "train.batch_size=2", "model.dropout=0.1"},
+		{"model.n_layer=6", "model.n_embd=256", "model.block_size=128", "train.batch_size=2", "model.dropout=0.1", "train.recompute=mlp"},
+		{"model.n_layer=6", "model.n_embd=256", "model.block_size=128", "train.batch_size=2", "model.dropout=0.1", "train.recompute=block"},
 	} {
 		s, err := Override(BabyGPT().WithDefaults(), set)
 		if err != nil {
@@ -55,8 +57,12 @@ func TestEstimateMemoryMatchesHeap(t *testing.T) {
 		cfg := s.Model
 		cfg.VocabSize = 65
 		B, T := s.Train.BatchSize, cfg.BlockSize
+		recompute, err := model.ParseRecompute(s.Train.Recompute)
+		if err != nil {
+			t.Fatal(err)
+		}
 		before := heapAlloc()
-		m, err := model.New(cfg, 1)
+		m, err := model.New(cfg, 1, model.WithRecompute(recompute))
 		if err != nil {
 			t.Fatal(err)
 		}

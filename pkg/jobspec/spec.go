@@ -50,6 +50,13 @@ type DataSpec struct {
 	MaskProb  float64 `json:"mask_prob,omitempty"` // bert: fraction of positions chosen for the MLM loss (default 0.15)
 }
 
+// Values of TrainSpec.Recompute.
+const (
+	RecomputeNone  = "none"
+	RecomputeMLP   = "mlp"
+	RecomputeBlock = "block"
+)
+
 // Values of TrainSpec.Precision.
 const (
 	PrecisionFP32 = "fp32"
@@ -96,6 +103,12 @@ type TrainSpec struct {
 	// layers' products on bf16-rounded inputs with fp32 accumulation, fp32
 	// master weights, gradients and optimizer (model.Params.BF16).
 	Precision string `json:"precision,omitempty"`
+	// Recompute is what backward recomputes instead of keeping from forward
+	// (activation checkpointing, GPT only): "none" (default), "mlp" (each
+	// block's c_fc output and activation) or "block" (all but each block's
+	// input). Gradients are bit-identical; it trades a second forward of
+	// those layers for their memory (model.Recompute).
+	Recompute string `json:"recompute,omitempty"`
 	// OnNonFinite is what a step whose loss or global gradient norm is NaN or
 	// infinite does: "stop" (default) fails the job; "skip" drops that
 	// step's update on every rank (the norm is all-reduced, so all ranks
@@ -271,6 +284,9 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if t.Precision == "" {
 		t.Precision = PrecisionFP32
+	}
+	if t.Recompute == "" {
+		t.Recompute = RecomputeNone
 	}
 	if t.OnNonFinite == "" {
 		t.OnNonFinite = NonFiniteStop

@@ -140,6 +140,15 @@ func (s Spec) validateTrain(pr *problems) {
 	if t.Precision != PrecisionFP32 && t.Precision != PrecisionBF16 {
 		pr.bad("train.precision", "must be %q or %q, got %q", PrecisionFP32, PrecisionBF16, t.Precision)
 	}
+	switch t.Recompute {
+	case "", RecomputeNone:
+	case RecomputeMLP, RecomputeBlock:
+		if a := s.Model.Arch; a != "" && a != model.ArchGPT {
+			pr.bad("train.recompute", "%s is implemented for model.arch gpt; use none for %s", t.Recompute, a)
+		}
+	default:
+		pr.bad("train.recompute", "must be %q, %q or %q, got %q", RecomputeNone, RecomputeMLP, RecomputeBlock, t.Recompute)
+	}
 	if t.EvalInterval < 0 {
 		pr.bad("train.eval_interval", "must be ≥ 0, got %d", t.EvalInterval)
 	}

@@ -123,6 +123,9 @@ func NewBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 // newBERT is NewBERT for a config buildable has checked.
 func newBERT(cfg Config, seed int64, opts ...Option) (*BERT, error) {
 	o := applyOptions(opts)
+	if o.recompute != RecomputeNone {
+		return nil, fmt.Errorf("train.recompute: %s is implemented for model.arch gpt; use none for bert", o.recompute)
+	}
 	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
 		return nil, err

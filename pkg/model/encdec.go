@@ -109,6 +109,9 @@ func NewEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 // newEncDec is NewEncDec for a config buildable has checked.
 func newEncDec(cfg Config, seed int64, opts ...Option) (*EncDec, error) {
 	o := applyOptions(opts)
+	if o.recompute != RecomputeNone {
+		return nil, fmt.Errorf("train.recompute: %s is implemented for model.arch gpt; use none for encdec", o.recompute)
+	}
 	tp, err := newTPGroup(cfg, seed, o.tp)
 	if err != nil {
 		return nil, err

@@ -24,6 +24,10 @@ type GPT struct {
 	drop   Dropout
 	ce     CrossEntropy
 	rng    *rand.Rand
+	rngSrc *rand.PCG // rng's source (state saved for recomputation)
+
+	recompute Recompute  // what Backward recomputes (WithRecompute)
+	rewind    []rngState // RecomputeBlock: the generators before each block's Forward, and after the last
 
 	ex      exec            // worker pool and kernel choice of the layers
 	cleanup runtime.Cleanup // stops ex.pool when the GPT is garbage
@@ -63,10 +67,11 @@ type gptLayerActs struct {
 
 type gptActs struct {
 	capN, capNTT int
-	tokens       []int32   // (N)
-	targets      []int32   // (N)
-	x0, x0Mask   []float32 // (N,C) embeddings after dropout
-	layers       []gptLayerActs
+	tokens       []int32        // (N)
+	targets      []int32        // (N)
+	x0, x0Mask   []float32      // (N,C) embeddings after dropout
+	layers       []gptLayerActs // one per block; with RecomputeBlock one, reused by every block
+	blockOut     [][]float32    // RecomputeBlock: (N,C) output of each block, the next one's input
 	lnf, lnfMean []float32
 	lnfRstd      []float32
 	logits       []float32 // (N,V)
@@ -100,7 +105,8 @@ func newGPT(cfg Config, seed int64, opts ...Option) (*GPT, error) {
 		return nil, err
 	}
 	C, H, V := cfg.NEmbd, cfg.NHidden, cfg.VocabSize
-	g := &GPT{cfg: cfg, drop: Dropout{P: float32(cfg.Dropout)}, ce: CrossEntropy{V: V}, rng: newRNG(seed, 1), tp: tp}
+	g := &GPT{cfg: cfg, drop: Dropout{P: float32(cfg.Dropout)}, ce: CrossEntropy{V: V}, tp: tp, recompute: o.recompute}
+	g.rng, g.rngSrc = newRNGSource(seed, 1)
 	var b Builder
 	g.wte = NewEmbedding(&b, "transformer.wte", V, C)
 	g.wpe = NewEmbedding(&b, "transformer.wpe", cfg.BlockSize, C)
@@ -167,6 +173,9 @@ func (g *GPT) Params() *Params { return g.params }
 // Logits of the last Forward, (B,T,V).
 func (g *GPT) Logits() []float32 { return g.acts.logits[:g.B*g.T*g.cfg.VocabSize] }
 
+// Recompute is what g's Backward recomputes (WithRecompute).
+func (g *GPT) Recompute() Recompute { return g.recompute }
+
 // SetGradHook implements Model: ranges are ln_f, each block from the last,
 // then the embeddings (wte is also lm_head, so it is final only at the end).
 func (g *GPT) SetGradHook(fn func(ctx context.Context, lo, hi int)) { g.marks.fn = fn }
@@ -192,14 +201,30 @@ func (g *GPT) ensure(B, T int) {
 	a.capN, a.capNTT = N, NTT
 	a.tokens, a.targets = make([]int32, N), make([]int32, N)
 	a.x0, a.x0Mask = f(N*C), maybe(N*C)
-	a.layers = make([]gptLayerActs, len(g.blocks))
+	kept := len(g.blocks)
+	if g.recompute == RecomputeBlock {
+		kept = min(kept, 1)
+		a.blockOut = make([][]float32, len(g.blocks))
+		for i := range a.blockOut {
+			a.blockOut[i] = f(N * C)
+		}
+		g.rewind = make([]rngState, len(g.blocks)+1)
+	}
+	var mlpFch, mlpAct []float32 // RecomputeMLP: every block's c_fc output and activation, recomputed
+	if g.recompute == RecomputeMLP {
+		mlpFch, mlpAct = f(N*H), f(N*H)
+	}
+	a.layers = make([]gptLayerActs, kept)
 	for i := range a.layers {
 		a.layers[i] = gptLayerActs{
 			ln1: f(N * C), ln1Mean: f(N), ln1Rstd: f(N),
 			qkv: f(N * 3 * Cl), att: f(NTT * NH), attMask: maybe(NTT * NH),
 			atty: f(N * Cl), proj: f(N * C), projMask: maybe(N * C), res1: f(N * C),
 			ln2: f(N * C), ln2Mean: f(N), ln2Rstd: f(N),
-			fch: f(N * H), fchAct: f(N * H), fcProj: f(N * C), fcProjMask: maybe(N * C), res2: f(N * C),
+			fch: mlpFch, fchAct: mlpAct, fcProj: f(N * C), fcProjMask: maybe(N * C), res2: f(N * C),
+		}
+		if mlpFch == nil {
+			a.layers[i].fch, a.layers[i].fchAct = f(N*H), f(N*H)
 		}
 	}
 	a.lnf, a.lnfMean, a.lnfRstd = f(N*C), f(N), f(N)
@@ -251,33 +276,91 @@ func (g *GPT) Forward(ctx context.Context, b *Batch, train bool) (float32, error
 func (g *GPT) forward(ctx context.Context, N int, train bool) error {
 	p, a := g.params, &g.acts
 	B, T := g.B, g.T
-	C, H := g.cfg.NEmbd, g.tp.part(g.cfg.NHidden)
+	C := g.cfg.NEmbd
 	x := a.x0[:N*C]
 	g.wte.Forward(p, x, a.tokens[:N])
 	g.wpe.ForwardPositions(p, x, B, T)
 	g.drop.Forward(g.rng, x, a.x0Mask, x, train)
 	for l := range g.blocks {
-		blk, la := &g.blocks[l], &a.layers[l]
-		blk.ln1.forward(g.exe(), p, la.ln1, la.ln1Mean, la.ln1Rstd, x, N)
-		blk.cAttn.Forward(p, la.qkv, la.ln1, N)
-		blk.attn.forward(g.exe(), g.tp.attnRNG(g.rng), g.attnArgs(la), train)
-		if err := g.tp.rowForward(ctx, p, &blk.proj, la.proj, la.atty, N); err != nil {
+		la := g.layerActs(l)
+		if g.recompute == RecomputeBlock {
+			g.rewind[l] = g.saveRNG()
+		}
+		if err := g.blockForward(ctx, l, la, x, N, train); err != nil {
 			return err
 		}
-		g.drop.Forward(g.rng, la.proj[:N*C], la.projMask, la.proj[:N*C], train)
-		ResidualForward(la.res1[:N*C], x, la.proj)
-		blk.ln2.forward(g.exe(), p, la.ln2, la.ln2Mean, la.ln2Rstd, la.res1, N)
-		blk.fc.Forward(p, la.fch, la.ln2, N)
-		g.exe().actForwardKeep(blk.act, la.fchAct[:N*H], la.fch[:N*H]) // fch may now hold act'(fch)
-		if err := g.tp.rowForward(ctx, p, &blk.fcProj, la.fcProj, la.fchAct, N); err != nil {
-			return err
-		}
-		g.drop.Forward(g.rng, la.fcProj[:N*C], la.fcProjMask, la.fcProj[:N*C], train)
-		ResidualForward(la.res2[:N*C], la.res1, la.fcProj)
 		x = la.res2[:N*C]
+	}
+	if g.recompute == RecomputeBlock {
+		g.rewind[len(g.blocks)] = g.saveRNG()
 	}
 	g.lnf.forward(g.exe(), p, a.lnf, a.lnfMean, a.lnfRstd, x, N)
 	g.lmHead.Forward(p, a.logits, a.lnf, N)
+	return nil
+}
+
+// layerActs is where block l's activations live: its own, or with
+// RecomputeBlock the shared work space with block l's output slot.
+func (g *GPT) layerActs(l int) *gptLayerActs {
+	a := &g.acts
+	if g.recompute != RecomputeBlock {
+		return &a.layers[l]
+	}
+	la := &a.layers[0]
+	la.res2 = a.blockOut[l]
+	return la
+}
+
+// blockInput is the input of block l: the embeddings or block l−1's output.
+func (g *GPT) blockInput(l, N int) []float32 {
+	a := &g.acts
+	switch {
+	case l == 0:
+		return a.x0[:N*g.cfg.NEmbd]
+	case g.recompute == RecomputeBlock:
+		return a.blockOut[l-1][:N*g.cfg.NEmbd]
+	}
+	return a.layers[l-1].res2[:N*g.cfg.NEmbd]
+}
+
+// saveRNG and restoreRNG rewind the dropout generators (the shared one and
+// a TP rank's attention one) for a recomputed forward.
+func (g *GPT) saveRNG() rngState {
+	s := rngState{shared: *g.rngSrc}
+	if g.tp.rngSrc != nil {
+		s.attn = *g.tp.rngSrc
+	}
+	return s
+}
+
+func (g *GPT) restoreRNG(s rngState) {
+	*g.rngSrc = s.shared
+	if g.tp.rngSrc != nil {
+		*g.tp.rngSrc = s.attn
+	}
+}
+
+// blockForward runs block l on x (N,C) into la; la.res2 is its output.
+func (g *GPT) blockForward(ctx context.Context, l int, la *gptLayerActs, x []float32, N int, train bool) error {
+	p := g.params
+	C, H := g.cfg.NEmbd, g.tp.part(g.cfg.NHidden)
+	blk := &g.blocks[l]
+	blk.ln1.forward(g.exe(), p, la.ln1, la.ln1Mean, la.ln1Rstd, x, N)
+	blk.cAttn.Forward(p, la.qkv, la.ln1, N)
+	blk.attn.forward(g.exe(), g.tp.attnRNG(g.rng), g.attnArgs(la), train)
+	if err := g.tp.rowForward(ctx, p, &blk.proj, la.proj, la.atty, N); err != nil {
+		return err
+	}
+	g.drop.Forward(g.rng, la.proj[:N*C], la.projMask, la.proj[:N*C], train)
+	ResidualForward(la.res1[:N*C], x, la.proj)
+	blk.ln2.forward(g.exe(), p, la.ln2, la.ln2Mean, la.ln2Rstd, la.res1, N)
+	blk.fc.Forward(p, la.fch, la.ln2, N)
+	g.exe().actForwardKeep(blk.act, la.fchAct[:N*H], la.fch[:N*H]) // fch may now hold act'(fch)
+	if err := g.tp.rowForward(ctx, p, &blk.fcProj, la.fcProj, la.fchAct, N); err != nil {
+		return err
+	}
+	g.drop.Forward(g.rng, la.fcProj[:N*C], la.fcProjMask, la.fcProj[:N*C], train)
+	ResidualForward(la.res2[:N*C], la.res1, la.fcProj)
 	return nil
 }
 
@@ -311,19 +394,23 @@ func (g *GPT) Backward(ctx context.Context) error {
 	g.lmHead.backward(p, dln, dlogits, a.lnf, N, 0)
 	dx := a.dx[:N*C]
 	clear(dx)
-	xL := a.x0[:N*C]
-	if n := len(g.blocks); n > 0 {
-		xL = a.layers[n-1].res2[:N*C]
-	}
+	xL := g.blockInput(len(g.blocks), N)
 	g.lnf.backward(g.exe(), p, dx, dln, xL, a.lnfMean, a.lnfRstd, N)
 	g.marks.finalFrom(ctx, g.lnf.W.Offset)
 	dtmp, datty, dqkv := a.dtmp[:N*C], a.datty[:N*Cl], a.dqkv[:N*3*Cl]
 	dfch, dfchAct := a.dfch[:N*H], a.dfchAct[:N*H]
 	for l := len(g.blocks) - 1; l >= 0; l-- {
-		blk, la := &g.blocks[l], &a.layers[l]
-		xin := a.x0[:N*C]
-		if l > 0 {
-			xin = a.layers[l-1].res2[:N*C]
+		blk, la := &g.blocks[l], g.layerActs(l)
+		xin := g.blockInput(l, N)
+		switch g.recompute {
+		case RecomputeBlock: // the same draws and kernels as Forward: the same bits
+			g.restoreRNG(g.rewind[l])
+			if err := g.blockForward(ctx, l, la, xin, N, train); err != nil {
+				return err
+			}
+		case RecomputeMLP:
+			blk.fc.Forward(p, la.fch, la.ln2, N)
+			g.exe().actForwardKeep(blk.act, la.fchAct[:N*H], la.fch[:N*H])
 		}
 		// res2 = res1 + drop(fcProj): dx flows to res1 unchanged.
 		// (The products below overwrite their input gradients: beta 0.)
@@ -343,6 +430,9 @@ func (g *GPT) Backward(ctx context.Context) error {
 		}
 		blk.ln1.backward(g.exe(), p, dx, dln, xin, la.ln1Mean, la.ln1Rstd, N)
 		g.marks.finalFrom(ctx, blk.ln1.W.Offset)
+	}
+	if g.recompute == RecomputeBlock {
+		g.restoreRNG(g.rewind[len(g.blocks)]) // as Forward left them
 	}
 	demb := g.dropGrad(dtmp, dx, a.x0Mask, train)
 	g.wte.Backward(p, demb, a.tokens[:N])

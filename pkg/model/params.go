@@ -155,5 +155,6 @@ func (p *Params) initConst(v View, c float32) {
 
 // newRNG is the package's deterministic generator: PCG seeded from seed.
 func newRNG(seed int64, stream uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(seed), stream^0x9e3779b97f4a7c15))
+	r, _ := newRNGSource(seed, stream)
+	return r
 }

@@ -56,8 +56,9 @@ func (whole) Reduce(context.Context, []float32) error { return nil }
 type Option func(*options)
 
 type options struct {
-	tp      TensorParallel
-	compute Compute
+	tp        TensorParallel
+	compute   Compute
+	recompute Recompute
 }
 
 // applyOptions is opts over the defaults: no tensor parallelism, gonum's
@@ -88,7 +89,7 @@ func newTPGroup(cfg Config, seed int64, tp TensorParallel) (tpGroup, error) {
 	}
 	g := tpGroup{TensorParallel: tp}
 	if tp.Size() > 1 {
-		g.rng = newRNG(seed, 2+uint64(tp.Rank()))
+		g.rng, g.rngSrc = newRNGSource(seed, 2+uint64(tp.Rank()))
 	}
 	return g, nil
 }
@@ -97,7 +98,8 @@ func newTPGroup(cfg Config, seed int64, tp TensorParallel) (tpGroup, error) {
 // tensor parallelism) makes every operation the plain single-process one.
 type tpGroup struct {
 	TensorParallel
-	rng *rand.Rand // dropout inside the sharded region (attention); nil when Size is 1
+	rng    *rand.Rand // dropout inside the sharded region (attention); nil when Size is 1
+	rngSrc *rand.PCG  // rng's source (state saved for recomputation)
 }
 
 // active reports whether the model is sharded (Size > 1).

@@ -47,7 +47,8 @@ func (tr *Trainer) setLanes(n int) error {
 	p0 := tr.Model.Params()
 	lanes := make([]*lane, n-1)
 	for i := range lanes {
-		m, err := model.New(tr.Spec.Model, tr.Spec.Train.Seed+int64(i+1), model.WithCompute(model.Compute{GEMM: tr.compute.GEMM, Threads: 1}))
+		opts := append([]model.Option{model.WithCompute(model.Compute{GEMM: tr.compute.GEMM, Threads: 1})}, tr.modelOpts...)
+		m, err := model.New(tr.Spec.Model, tr.Spec.Train.Seed+int64(i+1), opts...)
 		if err != nil {
 			return fmt.Errorf("lane %d: %w", i+1, err)
 		}

@@ -49,8 +49,9 @@ type Trainer struct {
 	lane0       lane  // lane 0 of a lanes run: Model, with a batch of its own
 	crew        *crew // the lanes' goroutines
 
-	compute model.Compute // how the models run (WithCompute, or ownGEMM)
-	ownGEMM *kernels.Impl // the GEMM the trainer made for itself; nil when given one
+	compute   model.Compute  // how the models run (WithCompute, or ownGEMM)
+	modelOpts []model.Option // what every model of this trainer is built with besides compute and TP (recompute)
+	ownGEMM   *kernels.Impl  // the GEMM the trainer made for itself; nil when given one
 }
 
 // New opens the spec's dataset, builds the model (vocab_size from the
@@ -103,7 +104,12 @@ func newReplica(spec jobspec.Spec, layout Layout, o options) (*Trainer, error) {
 		spec.Model.VocabSize = ds.Tokenizer().Size()
 	}
 	tr := &Trainer{Spec: spec, Data: ds, layout: layout, sched: Schedule(spec.Train), compute: o.compute}
-	opts := []model.Option{model.WithCompute(o.modelCompute())}
+	recompute, err := model.ParseRecompute(spec.Train.Recompute)
+	if err != nil {
+		return nil, err
+	}
+	tr.modelOpts = []model.Option{model.WithRecompute(recompute)} // every replica of this trainer
+	opts := append([]model.Option{model.WithCompute(o.modelCompute())}, tr.modelOpts...)
 	if layout.Mesh.TP > 1 {
 		if tr.tp, err = tp.New(layout.TPRank, layout.Mesh.TP, layout.TP); err != nil {
 			return nil, err

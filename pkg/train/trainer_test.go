@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -258,4 +259,41 @@ func shakespeare(t *testing.T) string {
 		t.Skipf("corpus not available: %v", err)
 	}
 	return p
+}
+
+// train.recompute reaches every model of the trainer (its lanes too) and
+// changes no bit: the same losses and final parameters as keeping every
+// activation, with dropout on.
+func TestRecomputeTrainsTheSameBits(t *testing.T) {
+	run := func(recompute string, opts ...Option) ([]float64, []float32) {
+		s := tiny(t, "sort", "model.n_layer=3", "model.n_embd=32", "model.dropout=0.1", "train.batch_size=6", "train.recompute="+recompute)
+		tr := newTrainer(t, s, opts...)
+		defer tr.Close()
+		want, _ := model.ParseRecompute(recompute)
+		models := []model.Model{tr.Model}
+		for _, l := range tr.lanes {
+			models = append(models, l.model)
+		}
+		for i, m := range models {
+			if got := m.(*model.GPT).Recompute(); got != want {
+				t.Fatalf("train.recompute=%s: lane %d's model recomputes %s", recompute, i, got)
+			}
+		}
+		return losses(t, tr, 12), slices.Clone(tr.Model.Params().Data)
+	}
+	wantL, wantP := run("none")
+	for _, r := range []string{"mlp", "block"} {
+		for _, lanes := range []int{1, 2} {
+			gotL, gotP := run(r, WithLanes(lanes))
+			if lanes == 1 && (!slices.Equal(gotL, wantL) || !slices.Equal(gotP, wantP)) {
+				t.Errorf("recompute %s: losses %v, keeping everything %v (or the parameters differ)", r, gotL, wantL)
+			}
+			if lanes == 2 {
+				wL, wP := run("none", WithLanes(2))
+				if !slices.Equal(gotL, wL) || !slices.Equal(gotP, wP) {
+					t.Errorf("recompute %s, 2 lanes: differs from 2 lanes keeping everything", r)
+				}
+			}
+		}
+	}
 }
