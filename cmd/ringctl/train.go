@@ -124,7 +124,7 @@ func runTrain(ctx context.Context, stdout io.Writer, f trainFlags) error {
 	if nLanes == 0 {
 		nLanes = min(nThreads, spec.Train.BatchSize)
 	}
-	est, known, err := estimateSpec(stdout, spec, jobspec.Layout{Lanes: nLanes}, true)
+	est, known, err := estimateSpec(stdout, spec, jobspec.Layout{Lanes: nLanes, OneProcess: true}, true)
 	if err != nil {
 		return err
 	}

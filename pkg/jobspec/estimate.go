@@ -16,6 +16,9 @@ type Layout struct {
 	// VocabSize is used when the spec's model.vocab_size is 0 (taken from
 	// the tokenizer at start).
 	VocabSize int
+	// OneProcess is ringctl train: no worker, so no staging copy for
+	// background checkpoint saves.
+	OneProcess bool
 }
 
 // Estimate is the parameter count of a spec's model and the memory one
@@ -64,7 +67,7 @@ func EstimateMemory(s Spec, l Layout) (Estimate, error) {
 	}
 	e.ActivBytes = 4 * activationFloats(c, perLane, c.BlockSize, tp, s.Train.Recompute) * int64(lanes)
 	e.ApproxActives = c.Arch != model.ArchGPT
-	if s.Checkpoint.Interval > 0 {
+	if s.Checkpoint.Interval > 0 && !l.OneProcess {
 		e.CkptBytes = e.ParamBytes + e.OptimBytes
 	}
 	e.TotalBytes = e.ParamBytes + e.GradBytes + e.OptimBytes + e.ActivBytes + e.CkptBytes

@@ -111,6 +111,9 @@ func TestEstimateLayoutAndFits(t *testing.T) {
 	if dp2.RowsPerLane != 3 || dp2.Lanes != 2 || dp2.GradBytes != 2*one.GradBytes {
 		t.Errorf("DP 2 × 2 lanes of 12 rows: %d rows/lane, %d lanes, grads %d (one lane %d)", dp2.RowsPerLane, dp2.Lanes, dp2.GradBytes, one.GradBytes)
 	}
+	if proc, _ := EstimateMemory(s, Layout{VocabSize: 65, OneProcess: true}); one.CkptBytes == 0 || proc.CkptBytes != 0 || proc.TotalBytes != one.TotalBytes-one.CkptBytes {
+		t.Errorf("one process: checkpoint staging %d of total %d, a worker's %d of %d; want none in one process", proc.CkptBytes, proc.TotalBytes, one.CkptBytes, one.TotalBytes)
+	}
 	s.Parallel.ZeRO1 = true
 	z, _ := EstimateMemory(s, Layout{DP: 4, VocabSize: 65})
 	if z.OptimBytes*4 < one.OptimBytes || z.OptimBytes*4 > one.OptimBytes+4 {
