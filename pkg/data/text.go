@@ -15,11 +15,14 @@ import (
 const TrainFraction = 0.9
 
 // textTask samples windows of a char-level text (nanoGPT's get_batch), or
-// BERT masked-LM rows of it (bert_mlm.py) when bert is set.
+// BERT masked-LM rows of it (bert_mlm.py) when bert is set: one segment,
+// [CLS] x [SEP], or with segments (token files) BERT's sentence pairs,
+// [CLS] A [SEP] B [SEP], A and B consecutive spans of the stream.
 type textTask struct {
 	trainSeq, valSeq tokenSeq
 	T                int
 	bert             bool
+	segments         bool // BERT: two segments per row
 	nChars           int
 	p                int // BERT: masked positions per row
 	cls, sep         int32
@@ -95,14 +98,25 @@ func (t *textTask) checkFit(path string, blockSize int) error {
 
 // setMask checks BERT's row shape and mask_prob and sets the masked count.
 func (t *textTask) setMask(mp float64, blockSize int) error {
-	if blockSize < 3 {
+	switch {
+	case t.segments && blockSize < 5:
+		return fmt.Errorf("model.block_size: BERT rows of token files are [CLS] A [SEP] B [SEP] with A and B non-empty, so block_size must be ≥ 5, got %d", blockSize)
+	case blockSize < 3:
 		return fmt.Errorf("model.block_size: BERT rows are [CLS] + tokens + [SEP], so block_size must be ≥ 3, got %d", blockSize)
 	}
 	if mp <= 0 || mp >= 1 {
 		return fmt.Errorf("data.mask_prob: must be in (0, 1), got %g", mp)
 	}
-	t.p = maskCount(blockSize-2, mp)
+	t.p = maskCount(t.contentLen(blockSize), mp)
 	return nil
+}
+
+// contentLen is the number of stream tokens in a BERT row of T positions.
+func (t *textTask) contentLen(T int) int {
+	if t.segments {
+		return T - 3 // [CLS] A [SEP] B [SEP]
+	}
+	return T - 2 // [CLS] x [SEP]
 }
 
 // maskCount is BERT's number of chosen positions: max(1, round(L·p)), with
@@ -142,10 +156,26 @@ func (t *textTask) row(b *model.Batch, r int, rng rowRNG, s Split) {
 	// bert_mlm.py: [CLS] + L chars + [SEP]; exactly p of the L char positions
 	// chosen uniformly without replacement; each chosen becomes [MASK] (0.8),
 	// a random char (0.1) or stays (0.1); targets only at chosen positions.
-	L := T - 2
+	// With segments the L stream tokens are split at a uniform point into A
+	// (≥ 1) and B (≥ 1): [CLS] A [SEP] B [SEP], token type 0 through the
+	// first [SEP] and 1 after it (BERT's sentence pairs; B is always A's
+	// continuation: no next-sentence task, as RoBERTa).
+	L := t.contentLen(T)
 	i := rng.intN(data.Len() - L)
+	a := L // stream tokens before the middle [SEP]
 	x[0], x[T-1] = t.cls, t.sep
-	data.Read(x[1:T-1], i)
+	if t.segments {
+		a = 1 + rng.intN(L-1)
+		data.Read(x[1:1+a], i)
+		x[1+a] = t.sep
+		data.Read(x[2+a:T-1], i+a)
+		types := b.TokenTypes[r*T : (r+1)*T]
+		for j := 2 + a; j < T; j++ {
+			types[j] = 1
+		}
+	} else {
+		data.Read(x[1:T-1], i)
+	}
 	for j := range y {
 		y[j] = model.IgnoreIndex
 	}
@@ -158,6 +188,9 @@ func (t *textTask) row(b *model.Batch, r int, rng rowRNG, s Split) {
 		}
 		need--
 		pos := 1 + j
+		if j >= a {
+			pos++ // past the middle [SEP]
+		}
 		y[pos] = x[pos]
 		u := rng.float64()
 		rc := int32(rng.intN(t.nChars))

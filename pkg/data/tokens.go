@@ -121,8 +121,9 @@ func mapTokens(path, dtype string) (*fileSeq, error) {
 // openTokens opens a token dataset: data.path holds train.bin and val.bin
 // (and meta.json from ringctl data prepare), data.tokenizer or meta.json
 // gives the tokenizer. GPT rows are windows of block_size ids, as nanoGPT's
-// get_batch; BERT rows are [CLS] + block_size-2 ids + [SEP] with masking, as
-// for text, with [CLS] [SEP] [MASK] taken from the tokenizer's specials.
+// get_batch; BERT rows are sentence pairs [CLS] A [SEP] B [SEP] (A and B
+// consecutive spans, token types 0 and 1) with masking as for text, and
+// [CLS] [SEP] [MASK] taken from the tokenizer's specials.
 func (d *Dataset) openTokens(spec jobspec.DataSpec, arch model.Arch, blockSize int) error {
 	dir := spec.Path
 	if st, err := os.Stat(dir); err != nil {
@@ -168,7 +169,8 @@ func (d *Dataset) openTokens(spec jobspec.DataSpec, arch model.Arch, blockSize i
 	if meta.DType == "" {
 		meta.DType = DTypeFor(tok.Size())
 	}
-	t := &textTask{T: blockSize, bert: arch == model.ArchBERT, nChars: tok.Size() - len(tok.Specials())}
+	bert := arch == model.ArchBERT
+	t := &textTask{T: blockSize, bert: bert, segments: bert, nChars: tok.Size() - len(tok.Specials())}
 	for _, s := range []struct {
 		name string
 		dst  *tokenSeq

@@ -143,33 +143,74 @@ func TestTokensTaskSamplesWindowsOfTheFile(t *testing.T) {
 	}
 }
 
+// BERT rows of token files are sentence pairs, [CLS] A [SEP] B [SEP], with
+// the tokenizer's specials: A and B non-empty, split at varying points,
+// consecutive spans of train.bin; token type 0 through the first [SEP] and
+// 1 after it; the masked positions are stream tokens only, as many as
+// data.mask_prob of them asks.
 func TestTokensTaskForBERTUsesTheTokenizersSpecials(t *testing.T) {
-	dir, tok, _ := prepared(t, PadToken, CLSToken, SEPToken, MaskToken)
+	dir, tok, train := prepared(t, PadToken, CLSToken, SEPToken, MaskToken)
 	ds, err := Open(tokensSpec(dir, model.ArchBERT))
 	if err != nil {
 		t.Fatal(err)
 	}
+	const rows = 16
 	var b model.Batch
-	if err := ds.Fill(&b, Train, 1, 4, 0, 4); err != nil {
+	if err := ds.Fill(&b, Train, 1, rows, 0, rows); err != nil {
 		t.Fatal(err)
 	}
 	cls, _ := tok.Special(CLSToken)
 	sep, _ := tok.Special(SEPToken)
 	mask, _ := tok.Special(MaskToken)
-	masked := 0
-	for r := range 4 {
-		row := b.Tokens[r*b.T : (r+1)*b.T]
-		if row[0] != cls || row[b.T-1] != sep {
-			t.Fatalf("row %d: [CLS] … [SEP] expected, got %d … %d", r, row[0], row[b.T-1])
+	T, L := b.T, b.T-3
+	wantMasked := maskCount(L, 0.15)
+	masked, splits := 0, map[int]bool{}
+	for r := range rows {
+		row, tgt, types := b.Tokens[r*T:(r+1)*T], b.Targets[r*T:(r+1)*T], b.TokenTypes[r*T:(r+1)*T]
+		if row[0] != cls || row[T-1] != sep {
+			t.Fatalf("row %d: [CLS] … [SEP] expected, got %d … %d", r, row[0], row[T-1])
 		}
-		for _, id := range row {
-			if id == mask {
-				masked++
+		mid := slices.Index(row[1:T-1], sep) + 1
+		if mid < 2 || mid > T-3 || slices.Contains(row[mid+1:T-1], sep) {
+			t.Fatalf("row %d: want exactly one [SEP] between two non-empty segments, got %v", r, row)
+		}
+		splits[mid] = true
+		for j, ty := range types {
+			if want := int32(min(1, max(0, j-mid))); ty != want {
+				t.Fatalf("row %d: token type %d at %d (middle [SEP] at %d), want %d", r, ty, j, mid, want)
 			}
+		}
+		// Undo the masking: A then B is one window of the stream.
+		stream := make([]int32, 0, L)
+		chosen := 0
+		for j := 1; j < T-1; j++ {
+			if j == mid {
+				if tgt[j] != model.IgnoreIndex {
+					t.Fatalf("row %d: the middle [SEP] is a masked-LM target", r)
+				}
+				continue
+			}
+			id := row[j]
+			if tgt[j] != model.IgnoreIndex {
+				id, chosen = tgt[j], chosen+1
+				if row[j] == mask {
+					masked++
+				}
+			}
+			stream = append(stream, id)
+		}
+		if chosen != wantMasked {
+			t.Fatalf("row %d: %d positions chosen, want %d", r, chosen, wantMasked)
+		}
+		if i := windowAt(train, stream); i < 0 {
+			t.Fatalf("row %d: A ‖ B is not a window of train.bin", r)
 		}
 	}
 	if masked == 0 {
-		t.Fatal("no [MASK] in 4 BERT rows")
+		t.Fatalf("no [MASK] in %d BERT rows", rows)
+	}
+	if len(splits) < 4 {
+		t.Fatalf("the A/B split fell at only %d places in %d rows", len(splits), rows)
 	}
 	// a tokenizer without BERT's specials is refused by name
 	dir2, _, _ := prepared(t, EndOfText)
@@ -385,4 +426,14 @@ func rssBytes(t *testing.T, field string) int64 {
 	}
 	t.Skipf("no %s in /proc/self/status", field)
 	return 0
+}
+
+// windowAt is the first offset where w occurs in s, or -1.
+func windowAt(s, w []int32) int {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if slices.Equal(s[i:i+len(w)], w) {
+			return i
+		}
+	}
+	return -1
 }
