@@ -129,7 +129,7 @@ func Open(spec jobspec.Spec) (*Dataset, error) {
 		}
 		err = d.openReverse(bs, nHeld)
 	case jobspec.TaskTokens:
-		if err = needArch(model.ArchGPT, model.ArchBERT); err != nil {
+		if err = needArch(model.ArchGPT, model.ArchBERT, model.ArchEncDec); err != nil {
 			return nil, err
 		}
 		err = d.openTokens(spec.Data, arch, bs)
@@ -228,11 +228,14 @@ func (d *Dataset) fill(b *model.Batch, k batchKey, globalRows, lo, hi int) error
 // checkIDs refuses ids a token file should not hold: ids from another
 // tokenizer would index past the embedding.
 func checkIDs(b *model.Batch, vocab int) error {
-	for _, s := range [][]int32{b.Tokens, b.Targets} {
-		for i, id := range s {
+	for _, s := range []struct {
+		ids   []int32
+		width int
+	}{{b.Tokens, b.T}, {b.Targets, b.T}, {b.Src, b.S}} {
+		for i, id := range s.ids {
 			if (id < 0 && id != model.IgnoreIndex) || int(id) >= vocab {
 				return fmt.Errorf("data.path: token id %d at row %d is outside the tokenizer's %d ids; the token files were not made with this tokenizer (set data.tokenizer, or rerun ringctl data prepare)",
-					id, i/b.T, vocab)
+					id, i/s.width, vocab)
 			}
 		}
 	}

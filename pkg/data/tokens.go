@@ -123,7 +123,8 @@ func mapTokens(path, dtype string) (*fileSeq, error) {
 // gives the tokenizer. GPT rows are windows of block_size ids, as nanoGPT's
 // get_batch; BERT rows are sentence pairs [CLS] A [SEP] B [SEP] (A and B
 // consecutive spans, token types 0 and 1) with masking as for text, and
-// [CLS] [SEP] [MASK] taken from the tokenizer's specials.
+// [CLS] [SEP] [MASK] taken from the tokenizer's specials; encoder–decoder
+// rows are a span of the stream and its continuation (continuationTask).
 func (d *Dataset) openTokens(spec jobspec.DataSpec, arch model.Arch, blockSize int) error {
 	dir := spec.Path
 	if st, err := os.Stat(dir); err != nil {
@@ -184,6 +185,9 @@ func (d *Dataset) openTokens(spec jobspec.DataSpec, arch model.Arch, blockSize i
 	if err := t.checkFit(dir, blockSize); err != nil {
 		return err
 	}
+	if arch == model.ArchEncDec {
+		return d.useContinuation(t, tok, blockSize)
+	}
 	if t.bert {
 		var ok [3]bool
 		t.cls, ok[0] = tok.Special(CLSToken)
@@ -200,4 +204,65 @@ func (d *Dataset) openTokens(spec jobspec.DataSpec, arch model.Arch, blockSize i
 	d.task, d.vocab, d.checkIDs = t, tok, true
 	d.info.T, d.info.TrainTokens, d.info.ValTokens = blockSize, t.trainSeq.Len(), t.valSeq.Len()
 	return nil
+}
+
+// continuationTask is the encoder–decoder on a token stream: the encoder
+// reads S = block_size ids of it, the decoder writes the T = block_size ids
+// that follow, from a start token (teacher forcing: input [BOS] + y[:T-1],
+// target y). Every position is real, so no padding masks.
+type continuationTask struct {
+	trainSeq, valSeq tokenSeq
+	S, T             int
+	bos              int32
+}
+
+// useContinuation makes d's task the continuation of spans of t's files.
+// The start token is the tokenizer's [BOS], else its <|endoftext|> (GPT-2's
+// tokenizer uses it as the start of a document).
+func (d *Dataset) useContinuation(t *textTask, tok Tokenizer, blockSize int) error {
+	bos, ok := tok.Special(BOSToken)
+	if !ok {
+		bos, ok = tok.Special(EndOfText)
+	}
+	if !ok {
+		return fmt.Errorf("data.tokenizer: the encoder–decoder starts decoding from %s or %s, and this tokenizer has neither; train one with ringctl tokenizer train -special '%s'",
+			BOSToken, EndOfText, EndOfText)
+	}
+	c := &continuationTask{trainSeq: t.trainSeq, valSeq: t.valSeq, S: blockSize, T: blockSize, bos: bos}
+	for _, s := range []struct {
+		name string
+		seq  tokenSeq
+	}{{"train", c.trainSeq}, {"val", c.valSeq}} {
+		if need := c.S + c.T + 1; s.seq.Len() < need {
+			return fmt.Errorf("model.block_size: %d source + %d target tokens do not fit the %s split (%d tokens); lower block_size to at most %d",
+				c.S, c.T, s.name, s.seq.Len(), (s.seq.Len()-1)/2)
+		}
+	}
+	d.task, d.vocab, d.checkIDs = c, tok, true
+	d.info.T, d.info.S, d.info.TrainTokens, d.info.ValTokens = c.T, c.S, c.trainSeq.Len(), c.valSeq.Len()
+	return nil
+}
+
+func (c *continuationTask) dims(batchKey, int) (int, int) { return c.T, c.S }
+
+func (c *continuationTask) fields() fields { return fields{src: true} }
+
+func (c *continuationTask) count(_ batchKey, globalRows int) int { return globalRows * c.T }
+
+func (c *continuationTask) row(b *model.Batch, r int, rng rowRNG, s Split) {
+	seq := c.trainSeq
+	if s == Val {
+		seq = c.valSeq
+	}
+	S, T := c.S, c.T
+	i := rng.intN(seq.Len() - S - T)
+	src, sv := b.Src[r*S:(r+1)*S], b.SrcValid[r*S:(r+1)*S]
+	x, y := b.Tokens[r*T:(r+1)*T], b.Targets[r*T:(r+1)*T]
+	seq.Read(src, i)
+	for j := range sv {
+		sv[j] = 1
+	}
+	seq.Read(y, i+S)
+	x[0] = c.bos
+	copy(x[1:], y[:T-1])
 }

@@ -437,3 +437,44 @@ func windowAt(s, w []int32) int {
 	}
 	return -1
 }
+
+// Encoder–decoder rows of token files: the source is a window of train.bin,
+// the target the window that follows it, the decoder input [BOS] (here the
+// tokenizer's <|endoftext|>) and the target shifted by one; no padding.
+func TestTokensTaskForEncDecContinuesTheSource(t *testing.T) {
+	dir, tok, train := prepared(t, EndOfText)
+	ds, err := Open(tokensSpec(dir, model.ArchEncDec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b model.Batch
+	if err := ds.Fill(&b, Train, 3, 8, 0, 8); err != nil {
+		t.Fatal(err)
+	}
+	eot, _ := tok.Special(EndOfText)
+	S, T := b.S, b.T
+	if S != 32 || T != 32 || b.KeyValid != nil {
+		t.Fatalf("S %d T %d (KeyValid %v), want 32 × 32 and no padding mask", S, T, b.KeyValid != nil)
+	}
+	for r := range 8 {
+		src, sv := b.Src[r*S:(r+1)*S], b.SrcValid[r*S:(r+1)*S]
+		x, y := b.Tokens[r*T:(r+1)*T], b.Targets[r*T:(r+1)*T]
+		i := windowAt(train, append(slices.Clone(src), y...))
+		if i < 0 {
+			t.Fatalf("row %d: source ‖ target is not one window of train.bin", r)
+		}
+		if x[0] != eot || !slices.Equal(x[1:], y[:T-1]) {
+			t.Fatalf("row %d: decoder input %v, want [BOS] + target[:T-1] (target %v)", r, x[:4], y[:4])
+		}
+		for j, v := range sv {
+			if v != 1 {
+				t.Fatalf("row %d: SrcValid[%d] = %d, want every source position real", r, j, v)
+			}
+		}
+	}
+	// no start token: refused by name
+	dir2, _, _ := prepared(t, PadToken)
+	if _, err := Open(tokensSpec(dir2, model.ArchEncDec)); err == nil || !strings.Contains(err.Error(), EndOfText) {
+		t.Fatalf("encdec on a tokenizer without [BOS] or <|endoftext|>: err = %v", err)
+	}
+}

@@ -70,8 +70,8 @@ func (s Spec) validateData(pr *problems) {
 		if d.SHA256 != "" {
 			pr.bad("data.sha256", "only for task text; token files are checked against their meta.json")
 		}
-		if a := s.Model.Arch; a != "" && a != model.ArchGPT && a != model.ArchBERT {
-			pr.bad("data.task", "task tokens trains model.arch gpt or bert, not %q", a)
+		if a := s.Model.Arch; a != "" && a != model.ArchGPT && a != model.ArchBERT && a != model.ArchEncDec {
+			pr.bad("data.task", "task tokens trains model.arch gpt, bert or encdec, not %q", a)
 		}
 	case "":
 		pr.bad("data.task", "missing; want one of text, sort, add, reverse, tokens")
@@ -84,8 +84,9 @@ func (s Spec) validateData(pr *problems) {
 	if d.Task != TaskTokens && d.Tokenizer != "" {
 		pr.bad("data.tokenizer", "only for task tokens (task is %q); text is char-level", d.Task)
 	}
-	if (d.Task == TaskReverse) != (s.Model.Arch == model.ArchEncDec) && d.Task != "" && s.Model.Arch != "" {
-		pr.bad("data.task", "task reverse goes with model.arch encdec and only with it (arch %q, task %q)", s.Model.Arch, d.Task)
+	encdecTask := d.Task == TaskReverse || d.Task == TaskTokens
+	if d.Task != "" && s.Model.Arch != "" && ((d.Task == TaskReverse && s.Model.Arch != model.ArchEncDec) || (s.Model.Arch == model.ArchEncDec && !encdecTask)) {
+		pr.bad("data.task", "model.arch encdec trains task reverse or tokens, and task reverse only encdec (arch %q, task %q)", s.Model.Arch, d.Task)
 	}
 	if d.MaskProb < 0 || d.MaskProb >= 1 || (d.MaskProb > 0 && s.Model.Arch != model.ArchBERT) {
 		pr.bad("data.mask_prob", "only for arch bert, in (0, 1); got %g", d.MaskProb)
