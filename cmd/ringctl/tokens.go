@@ -21,19 +21,24 @@ func newTokenizerCmd() *cobra.Command {
 		Short: "train a byte-level BPE tokenizer on text files, or encode text with one",
 	}
 	var vocabSize, threads int
-	var out, specials string
+	var out, specials, pattern string
 	trainCmd := &cobra.Command{
-		Use:   "train --vocab-size N -o tok.json [--special LIST] FILE...",
-		Short: "learn a byte-level BPE (GPT-2's pre-tokenization) from FILEs; writes a Hugging Face tokenizer.json",
+		Use:   "train --vocab-size N -o tok.json [--special LIST] [--pattern gpt2|cl100k] FILE...",
+		Short: "learn a byte-level BPE (GPT-2's or cl100k_base's pre-tokenization) from FILEs; writes a Hugging Face tokenizer.json",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, files []string) error {
-			return runTokenizerTrain(c.Context(), c.OutOrStdout(), files, vocabSize, out, specials, threads)
+			p, err := tokenizer.ParsePattern(pattern)
+			if err != nil {
+				return usagef("--pattern: %v", err)
+			}
+			return runTokenizerTrain(c.Context(), c.OutOrStdout(), files, vocabSize, out, specials, threads, p)
 		},
 	}
 	trainCmd.Flags().IntVar(&vocabSize, "vocab-size", 0, "tokens in the result: 256 bytes + merges + specials (required)")
 	trainCmd.Flags().StringVarP(&out, "output", "o", "tokenizer.json", "file to write")
 	trainCmd.Flags().StringVar(&specials, "special", data.EndOfText, "comma-separated special tokens, appended after the merges (BERT: '[PAD],[CLS],[SEP],[MASK]')")
 	trainCmd.Flags().IntVar(&threads, "threads", 0, "cores for pre-tokenizing (0: all)")
+	trainCmd.Flags().StringVar(&pattern, "pattern", "gpt2", "pre-tokenization: gpt2 (GPT-2, r50k, p50k) or cl100k (GPT-4's cl100k_base: digits in threes, line breaks apart)")
 
 	var tokPath string
 	encodeCmd := &cobra.Command{
@@ -70,7 +75,7 @@ func newTokenizerCmd() *cobra.Command {
 	return c
 }
 
-func runTokenizerTrain(ctx context.Context, stdout io.Writer, files []string, vocabSize int, out, specials string, threads int) error {
+func runTokenizerTrain(ctx context.Context, stdout io.Writer, files []string, vocabSize int, out, specials string, threads int, pattern tokenizer.Pattern) error {
 	var sp []string
 	for _, s := range strings.Split(specials, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -93,7 +98,7 @@ func runTokenizerTrain(ctx context.Context, stdout io.Writer, files []string, vo
 		texts[i], n = string(b), n+len(b)
 	}
 	start := time.Now()
-	tok, err := tokenizer.Train(ctx, texts, tokenizer.TrainOptions{VocabSize: vocabSize, Specials: sp, Threads: threads})
+	tok, err := tokenizer.Train(ctx, texts, tokenizer.TrainOptions{VocabSize: vocabSize, Specials: sp, Threads: threads, Pattern: pattern})
 	if err != nil {
 		return fmt.Errorf("tokenizer train: %w", err)
 	}

@@ -26,6 +26,19 @@ type BPE struct {
 
 	specials  []string // in id order
 	specialID map[string]int32
+	pattern   Pattern // pre-tokenization
+}
+
+// Pattern is how t cuts text into pieces before merging.
+func (t *BPE) Pattern() Pattern { return t.pattern }
+
+// WithPattern is t pre-tokenizing with p instead: a tiktoken rank file does
+// not say its pattern (cl100k_base needs PatternCL100K; Load infers it from
+// the file's name).
+func (t *BPE) WithPattern(p Pattern) *BPE {
+	c := *t
+	c.pattern = p
+	return &c
 }
 
 // newBPE checks and indexes a vocabulary. tokens[id] are raw bytes (nil for
@@ -139,7 +152,7 @@ func (t *BPE) AppendEncode(dst []int32, text string, cache Cache) []int32 {
 		at, name := t.nextSpecial(text)
 		plain := text[:at]
 		for i := 0; i < len(plain); {
-			n := matchAt(plain, i)
+			n := t.pattern.matchAt(plain, i)
 			piece := plain[i : i+n]
 			i += n
 			if cache != nil {

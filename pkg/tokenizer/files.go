@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,7 +29,12 @@ func (t *BPE) MarshalJSON() ([]byte, error) {
 		fmt.Fprintf(&b, `{"id":%d,"content":%s,"single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}`, t.specialID[s], name)
 	}
 	b.WriteString(`],"normalizer":null,`)
-	b.WriteString(`"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},`)
+	if t.pattern == PatternGPT2 {
+		b.WriteString(`"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},`)
+	} else { // as Hugging Face writes tiktoken's patterns: a Split, then ByteLevel without its own regex
+		re, _ := json.Marshal(t.pattern.Regex())
+		fmt.Fprintf(&b, `"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":%s},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]},`, re)
+	}
 	b.WriteString(`"post_processor":null,"decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},`)
 	b.WriteString(`"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":false,"vocab":{`)
 	first := true
@@ -97,16 +103,51 @@ func (t *BPE) orderedMerges() []pair {
 type hfFile struct {
 	AddedTokens  []addedToken    `json:"added_tokens"`
 	Normalizer   json.RawMessage `json:"normalizer"`
-	PreTokenizer *struct {
-		Type      string `json:"type"`
-		AddPrefix bool   `json:"add_prefix_space"`
-		UseRegex  *bool  `json:"use_regex"`
-	} `json:"pre_tokenizer"`
+	PreTokenizer *hfPreTokenizer `json:"pre_tokenizer"`
 	Model *struct {
 		Type   string            `json:"type"`
 		Vocab  map[string]int32  `json:"vocab"`
 		Merges []json.RawMessage `json:"merges"`
 	} `json:"model"`
+}
+
+type hfPreTokenizer struct {
+	Type      string `json:"type"`
+	AddPrefix bool   `json:"add_prefix_space"`
+	UseRegex  *bool  `json:"use_regex"`
+	// Split
+	Pattern *struct {
+		Regex string `json:"Regex"`
+	} `json:"pattern"`
+	Behavior string `json:"behavior"`
+	Invert   bool   `json:"invert"`
+	// Sequence
+	PreTokenizers []hfPreTokenizer `json:"pretokenizers"`
+}
+
+// pattern is the Pattern p describes: GPT-2's ByteLevel, or a Split on one
+// of the known regexes followed by a ByteLevel that adds no regex of its
+// own (how Hugging Face writes cl100k_base).
+func (p *hfPreTokenizer) pattern() (Pattern, error) {
+	if p == nil {
+		return PatternGPT2, errors.New("no pre_tokenizer")
+	}
+	byteLevel := func(q hfPreTokenizer, regex bool) bool {
+		return q.Type == "ByteLevel" && !q.AddPrefix && (q.UseRegex == nil || *q.UseRegex == regex)
+	}
+	if byteLevel(*p, true) {
+		return PatternGPT2, nil
+	}
+	if s := p.PreTokenizers; p.Type == "Sequence" && len(s) == 2 && s[0].Type == "Split" && s[0].Pattern != nil &&
+		s[0].Behavior == "Isolated" && !s[0].Invert && byteLevel(s[1], false) && s[1].UseRegex != nil {
+		for _, pat := range []Pattern{PatternGPT2, PatternCL100K} {
+			if s[0].Pattern.Regex == pat.Regex() {
+				return pat, nil
+			}
+		}
+		return PatternGPT2, fmt.Errorf("Split regex %.80q is none of GPT-2's or cl100k_base's", s[0].Pattern.Regex)
+	}
+	return PatternGPT2, fmt.Errorf("type %s", p.Type)
 }
 
 type addedToken struct {
@@ -133,8 +174,9 @@ func ParseHF(data []byte) (*BPE, error) {
 	if n := strings.TrimSpace(string(f.Normalizer)); n != "" && n != "null" {
 		return nil, fmt.Errorf("tokenizer.json: has a normalizer (%.60s); only GPT-2-style tokenizers without one are supported", n)
 	}
-	if p := f.PreTokenizer; p == nil || p.Type != "ByteLevel" || p.AddPrefix || (p.UseRegex != nil && !*p.UseRegex) {
-		return nil, fmt.Errorf("tokenizer.json: pre_tokenizer must be ByteLevel with use_regex true and add_prefix_space false (GPT-2's); got %+v", p)
+	pat, err := f.PreTokenizer.pattern()
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.json: pre_tokenizer must be ByteLevel with use_regex true and add_prefix_space false (GPT-2's), or a Split on cl100k_base's regex then ByteLevel without one; got %v", err)
 	}
 	merges := make([][2]string, 0, len(f.Model.Merges))
 	for i, raw := range f.Model.Merges {
@@ -157,6 +199,7 @@ func ParseHF(data []byte) (*BPE, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
 	}
+	t.pattern = pat
 	return t, nil
 }
 
@@ -256,8 +299,8 @@ func ParseGPT2(vocabJSON, mergesTxt []byte, specials ...string) (*BPE, error) {
 // line, as gpt2.tiktoken, r50k_base.tiktoken); ranks become ids and the
 // merge order. Specials (name → id, e.g. {"<|endoftext|>": 50256}) are
 // added, as tiktoken's Encoding(special_tokens=…) does. Pre-tokenization
-// is GPT-2's pattern, which is right for gpt2/r50k/p50k; cl100k_base and
-// o200k_base use other patterns and would encode differently.
+// is GPT-2's pattern, which is right for gpt2/r50k/p50k; for cl100k_base use
+// WithPattern(PatternCL100K) (Load does, from the file's name).
 func ParseTiktoken(data []byte, specials map[string]int32) (*BPE, error) {
 	var tokens [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -346,7 +389,16 @@ func Load(path string) (*BPE, error) {
 	var t *BPE
 	switch {
 	case strings.HasSuffix(path, ".tiktoken"):
-		t, err = ParseTiktoken(data, nil)
+		// The rank file does not say its pattern; tiktoken's own names do.
+		var p Pattern
+		if p, err = ParsePattern(strings.SplitN(filepath.Base(path), ".", 2)[0]); err != nil && strings.HasPrefix(filepath.Base(path), "o200k") {
+			return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
+		} else if err != nil {
+			p = PatternGPT2 // gpt2.tiktoken, r50k_base, p50k_base, or one of ours
+		}
+		if t, err = ParseTiktoken(data, nil); err == nil {
+			t = t.WithPattern(p)
+		}
 	case filepath.Base(path) == "vocab.json":
 		mpath := filepath.Join(filepath.Dir(path), "merges.txt")
 		m, rerr := os.ReadFile(mpath)

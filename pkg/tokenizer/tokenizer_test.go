@@ -61,20 +61,28 @@ func python(t *testing.T, stdin string, args ...string) []byte {
 }
 
 func TestSplitMatchesPythonRegex(t *testing.T) {
-	texts := append(slices.Clone(tricky), corpus(t, 200_000))
-	for _, text := range texts {
-		var want []string
-		if err := json.Unmarshal(python(t, text, "split"), &want); err != nil {
-			t.Fatal(err)
-		}
-		got := Split(text)
-		if !slices.Equal(got, want) {
-			for i := range min(len(got), len(want)) {
-				if got[i] != want[i] {
-					t.Fatalf("Split(%.40q): piece %d is %q, Python's regex gives %q", text, i, got[i], want[i])
-				}
+	cl100kTricky := []string{"'S 'LL 'Ve 'rE 'D 'x", "hello\n\n  world  \r\n\t x", "12345678 1234 x9", "(hello) [world]{x}",
+		"!!!\n\n??? \r\n", "a  \n  b", "\n\n\n", " \n", "x \t\n \ty", "..hello", " .hello", "\u00a0\nx", "don't DON'T"}
+	texts := append(append(slices.Clone(tricky), cl100kTricky...), corpus(t, 200_000))
+	for _, p := range []Pattern{PatternGPT2, PatternCL100K} {
+		for _, text := range texts {
+			var want []string
+			args := []string{"split"}
+			if p == PatternCL100K {
+				args = append(args, "cl100k")
 			}
-			t.Fatalf("Split(%.40q): %d pieces, Python's regex gives %d", text, len(got), len(want))
+			if err := json.Unmarshal(python(t, text, args...), &want); err != nil {
+				t.Fatal(err)
+			}
+			got := p.Split(text)
+			if !slices.Equal(got, want) {
+				for i := range min(len(got), len(want)) {
+					if got[i] != want[i] {
+						t.Fatalf("%s Split(%.40q): piece %d is %q, Python's regex gives %q", p, text, i, got[i], want[i])
+					}
+				}
+				t.Fatalf("%s Split(%.40q): %d pieces, Python's regex gives %d", p, text, len(got), len(want))
+			}
 		}
 	}
 }
@@ -347,4 +355,63 @@ func FuzzRoundTrip(f *testing.F) {
 			t.Fatalf("Split(%q) = %q", s, pieces)
 		}
 	})
+}
+
+// cl100k_base's pre-tokenization: a tokenizer trained with it, written as
+// cl100k_base.tiktoken, loads with PatternCL100K (from the name) and
+// encodes as tiktoken's algorithm does with that regex (the Python
+// reference); written as tokenizer.json it keeps the pattern, as Hugging
+// Face writes it; its pieces differ from GPT-2's (so the pattern is in
+// force, not just named). o200k_base is refused by name.
+func TestCL100KPattern(t *testing.T) {
+	text := strings.ReplaceAll(evalText(t), "<|endoftext|>", "<|end|>")
+	tok, err := Train(context.Background(), []string{corpus(t, 200_000)}, TrainOptions{VocabSize: 600, Pattern: PatternCL100K})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cl100k_base.tiktoken")
+	if err := os.WriteFile(path, tok.MarshalTiktoken(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Pattern() != PatternCL100K {
+		t.Fatalf("Load(cl100k_base.tiktoken): pattern %s, want cl100k", loaded.Pattern())
+	}
+	var want []int32
+	if err := json.Unmarshal(python(t, text, "tiktoken", path, "cl100k"), &want); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := loaded.Encode(text)
+	assertIDs(t, "cl100k Encode", got, want)
+	var gpt2 []int32
+	if err := json.Unmarshal(python(t, text, "tiktoken", path), &gpt2); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(gpt2, want) {
+		t.Fatal("the text encodes the same under GPT-2's pattern: the comparison does not test the pattern")
+	}
+	hf, _ := loaded.MarshalJSON()
+	back, err := ParseHF(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Pattern() != PatternCL100K {
+		t.Fatalf("tokenizer.json round trip: pattern %s", back.Pattern())
+	}
+	ids, _ := back.Encode(text)
+	assertIDs(t, "cl100k → tokenizer.json", ids, want)
+	if !strings.Contains(string(hf), `"type":"Split"`) {
+		t.Fatalf("tokenizer.json has no Split pre-tokenizer: %.200s", hf)
+	}
+	o200k := filepath.Join(dir, "o200k_base.tiktoken")
+	if err := os.WriteFile(o200k, tok.MarshalTiktoken(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(o200k); err == nil || !strings.Contains(err.Error(), "o200k") {
+		t.Fatalf("Load(o200k_base.tiktoken): %v, want a refusal naming o200k", err)
+	}
 }

@@ -17,6 +17,8 @@ type TrainOptions struct {
 	Specials []string
 	// Threads pre-tokenizes the texts in parallel (0: GOMAXPROCS).
 	Threads int
+	// Pattern is the pre-tokenization (default GPT-2's).
+	Pattern Pattern
 }
 
 // Train learns a byte-level BPE from texts (minbpe's RegexTokenizer.train):
@@ -29,7 +31,7 @@ func Train(ctx context.Context, texts []string, opt TrainOptions) (*BPE, error) 
 	if opt.VocabSize < 256+len(opt.Specials) {
 		return nil, fmt.Errorf("vocab size %d is too small: a byte-level BPE needs 256 byte tokens plus %d specials", opt.VocabSize, len(opt.Specials))
 	}
-	counts := countPieces(texts, opt.Threads)
+	counts := countPieces(texts, opt.Pattern, opt.Threads)
 	words := make([][]int32, 0, len(counts))
 	freq := make([]int64, 0, len(counts))
 	for piece, n := range counts {
@@ -67,11 +69,16 @@ func Train(ctx context.Context, texts []string, opt TrainOptions) (*BPE, error) 
 		specials[s] = int32(len(tokens))
 		tokens = append(tokens, nil)
 	}
-	return newBPE(tokens, merges, specials)
+	t, err := newBPE(tokens, merges, specials)
+	if err != nil {
+		return nil, err
+	}
+	t.pattern = opt.Pattern
+	return t, nil
 }
 
-// countPieces counts GPT-2 pre-tokens over texts, split across threads.
-func countPieces(texts []string, threads int) map[string]int64 {
+// countPieces counts pat's pre-tokens over texts, split across threads.
+func countPieces(texts []string, pat Pattern, threads int) map[string]int64 {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
@@ -87,7 +94,7 @@ func countPieces(texts []string, threads int) map[string]int64 {
 			defer wg.Done()
 			m := map[string]int64{}
 			for i := w; i < len(segs); i += threads {
-				for _, p := range Split(segs[i]) {
+				for _, p := range pat.Split(segs[i]) {
 					m[p]++
 				}
 			}

@@ -1,8 +1,8 @@
 """Independent references for pkg/tokenizer's tests, in plain Python.
 
-  reference.py split                      < text  -> JSON list of pre-tokens
+  reference.py split [cl100k]             < text  -> JSON list of pre-tokens
   reference.py gpt2 VOCAB.json MERGES.txt < text  -> JSON list of ids
-  reference.py tiktoken RANKS.tiktoken    < text  -> JSON list of ids
+  reference.py tiktoken RANKS [cl100k]   < text  -> JSON list of ids
   reference.py train N                    < text  -> JSON list of N merges [a, b]
 
 `split` is GPT-2's pattern run by the `regex` module. `gpt2` is the bpe()
@@ -20,6 +20,9 @@ import sys
 import regex as re
 
 PAT = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+# tiktoken's cl100k_base pattern (openai_public.py), for `split cl100k` and
+# `tiktoken RANKS cl100k`.
+CL100K = re.compile(r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+""")
 
 
 def bytes_to_unicode():
@@ -142,7 +145,8 @@ def main():
     text = sys.stdin.buffer.read().decode("utf-8")
     mode = sys.argv[1]
     if mode == "split":
-        out = re.findall(PAT, text)
+        pat = CL100K if sys.argv[2:] == ["cl100k"] else PAT
+        out = re.findall(pat, text)
     elif mode == "gpt2":
         with open(sys.argv[2], encoding="utf-8") as f:
             encoder = json.load(f)
@@ -157,8 +161,9 @@ def main():
                 if line:
                     tok, rank = line.split()
                     ranks[base64.b64decode(tok)] = int(rank)
+        pat = CL100K if sys.argv[3:] == ["cl100k"] else PAT
         out = []
-        for piece in re.findall(PAT, text):
+        for piece in re.findall(pat, text):
             out.extend(tiktoken_bpe_encode(ranks, piece.encode("utf-8")))
     elif mode == "train":
         out = minbpe_train(text, int(sys.argv[2]))
