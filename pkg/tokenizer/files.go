@@ -104,7 +104,7 @@ type hfFile struct {
 	AddedTokens  []addedToken    `json:"added_tokens"`
 	Normalizer   json.RawMessage `json:"normalizer"`
 	PreTokenizer *hfPreTokenizer `json:"pre_tokenizer"`
-	Model *struct {
+	Model        *struct {
 		Type   string            `json:"type"`
 		Vocab  map[string]int32  `json:"vocab"`
 		Merges []json.RawMessage `json:"merges"`
