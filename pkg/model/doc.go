@@ -99,6 +99,16 @@
 // Params().Grad that has become final, for overlapping a data-parallel
 // all-reduce with the rest of Backward.
 //
+// # Activation recomputation
+//
+// WithRecompute(RecomputeMLP | RecomputeBlock) makes a GPT's Backward
+// recompute activations instead of keeping them (recompute.go): the MLP's
+// two (N, n_hidden) tensors from the saved ln_2 output, or whole blocks from
+// their saved inputs, with the dropout generators rewound to where Forward
+// drew (rngState) so that the recomputed activations, and every gradient,
+// are the same bits. TestRecomputeIsBitIdentical holds the three modes to
+// each other.
+//
 // # Training helpers
 //
 // AdamW (optim.go) is torch.optim.AdamW over the flat buffer, or over a
