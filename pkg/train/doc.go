@@ -10,4 +10,11 @@
 // GEMM), never a process-wide setting. The loop holds no cluster truth of its own: in a
 // cluster, the coordinator tells a worker which rows of each global batch are
 // its own (DESIGN.md "Determinism").
+//
+// Worker is one cluster member's lifecycle (session.go: register, session,
+// heartbeats; generation.go: a generation's groups and steps; resume.go:
+// checkpoints, resume, finish), and RunProcess the whole worker process
+// around it (peer service, checkpoint store, /metrics): cmd/worker is its
+// flags, and TestWorkersInProcessTrainLikeOneProcess runs four of them with
+// a coordinator inside one test.
 package train
