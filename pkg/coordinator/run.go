@@ -111,12 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		})
 		hs = &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http serve: %w", err)
-			}
-			return nil
-		})
+		g.Go(func() error { return metrics.ListenAndServe(hs) })
 	}
 	g.Go(func() error {
 		<-ctx.Done()

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -30,4 +31,13 @@ func Endpoints(mux *http.ServeMux, g prometheus.Gatherer, ready func() error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+}
+
+// ListenAndServe serves hs until it is closed or shut down, which is not an
+// error; any other failure is returned wrapped.
+func ListenAndServe(hs *http.Server) error {
+	if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http serve: %w", err)
+	}
+	return nil
 }

@@ -45,3 +45,16 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("/metrics: %d %q", code, body)
 	}
 }
+
+// A server that is closed ends without an error; one that cannot listen
+// says so.
+func TestListenAndServe(t *testing.T) {
+	hs := &http.Server{Addr: "127.0.0.1:0"}
+	_ = hs.Close() // a closed server's ListenAndServe returns http.ErrServerClosed at once
+	if err := ListenAndServe(hs); err != nil {
+		t.Fatalf("closed server: %v, want nil", err)
+	}
+	if err := ListenAndServe(&http.Server{Addr: "256.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "http serve") {
+		t.Fatalf("unlistenable address: %v", err)
+	}
+}

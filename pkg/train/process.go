@@ -174,12 +174,7 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 			return nil
 		})
 		hs = &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http serve: %w", err)
-			}
-			return nil
-		})
+		g.Go(func() error { return metrics.ListenAndServe(hs) })
 	}
 	log.Info("worker started", "id", cfg.ID, "peer", peerAddr, "coordinators", cfg.Coordinators, "gemm", gemm.Path())
 	g.Go(func() error {

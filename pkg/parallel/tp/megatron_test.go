@@ -511,24 +511,37 @@ func checkTPRuns(t *testing.T, c tpCase, ref *tpRun, runs []*tpRun) {
 // TestTensorParallelDropoutKeepsReplicasInSync trains TP ranks with dropout:
 // the replicated parameters and the loss must stay identical on every rank.
 func TestTensorParallelDropoutKeepsReplicasInSync(t *testing.T) {
+	losses, params := dropoutTP(t, 2, 3)
+	if !slices.Equal(losses[0], losses[1]) {
+		t.Errorf("losses differ across ranks: %v vs %v", losses[0], losses[1])
+	}
+	for _, v := range params[0].Views {
+		if v.Shard == nil && !slices.Equal(params[0].Value(v), params[1].Value(v)) {
+			t.Errorf("replicated %s diverged across ranks", v.Name)
+		}
+	}
+}
+
+// dropoutTP trains ranks 0..size-1 of the first case's GPT with dropout 0.2
+// (and extra options) for steps AdamW steps, and returns each rank's losses
+// and parameters.
+func dropoutTP(t *testing.T, size, steps int, extra ...model.Option) ([][]float32, []*model.Params) {
+	t.Helper()
 	c := tpCases()[0]
 	c.cfg.Dropout = 0.2
-	const size = 2
 	g := newMemGroup(size)
 	losses := make([][]float32, size)
 	params := make([]*model.Params, size)
 	errs := make([]error, size)
 	var wg sync.WaitGroup
-	for r := 0; r < size; r++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for r := range size {
+		wg.Go(func() {
 			defer func() {
 				if errs[r] != nil {
 					g.abort()
 				}
 			}()
-			m, err := model.New(c.cfg, 42, rankOf(t, r, size, g.allReduce(r)))
+			m, err := model.New(c.cfg, 42, append(extra, rankOf(t, r, size, g.allReduce(r)))...)
 			if err != nil {
 				errs[r] = err
 				return
@@ -540,7 +553,7 @@ func TestTensorParallelDropoutKeepsReplicasInSync(t *testing.T) {
 				errs[r] = err
 				return
 			}
-			for s := 0; s < 3; s++ {
+			for s := range steps {
 				p.ZeroGrad()
 				loss, err := m.Forward(context.Background(), c.batch(s), true)
 				if err != nil {
@@ -553,7 +566,7 @@ func TestTensorParallelDropoutKeepsReplicasInSync(t *testing.T) {
 				losses[r] = append(losses[r], loss)
 				opt.Step(p, tpLR)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	for r, err := range errs {
@@ -561,14 +574,7 @@ func TestTensorParallelDropoutKeepsReplicasInSync(t *testing.T) {
 			t.Fatalf("rank %d: %v", r, err)
 		}
 	}
-	if !slices.Equal(losses[0], losses[1]) {
-		t.Errorf("losses differ across ranks: %v vs %v", losses[0], losses[1])
-	}
-	for _, v := range params[0].Views {
-		if v.Shard == nil && !slices.Equal(params[0].Value(v), params[1].Value(v)) {
-			t.Errorf("replicated %s diverged across ranks", v.Name)
-		}
-	}
+	return losses, params
 }
 
 func TestTensorParallelValidation(t *testing.T) {
