@@ -478,3 +478,24 @@ func TestTokensTaskForEncDecContinuesTheSource(t *testing.T) {
 		t.Fatalf("encdec on a tokenizer without [BOS] or <|endoftext|>: err = %v", err)
 	}
 }
+
+// Row shapes that cannot be built are refused naming model.block_size: a
+// BERT pair needs two non-empty segments, and the encoder–decoder a source
+// and a target that both fit a split.
+func TestTokensTaskRefusesRowsThatDoNotFit(t *testing.T) {
+	dir, _, _ := prepared(t, PadToken, CLSToken, SEPToken, MaskToken, EndOfText)
+	spec := tokensSpec(dir, model.ArchBERT)
+	spec.Model.BlockSize = 4
+	if _, err := Open(spec); err == nil || !strings.Contains(err.Error(), "model.block_size") || !strings.Contains(err.Error(), "≥ 5") {
+		t.Fatalf("BERT pairs with block_size 4: %v", err)
+	}
+	spec = tokensSpec(dir, model.ArchEncDec)
+	ds, err := Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Model.BlockSize = ds.Info().ValTokens/2 + 1 // one window fits, a window and its continuation do not
+	if _, err := Open(spec); err == nil || !strings.Contains(err.Error(), "model.block_size") || !strings.Contains(err.Error(), "lower block_size") {
+		t.Fatalf("encdec with block_size %d: %v", spec.Model.BlockSize, err)
+	}
+}

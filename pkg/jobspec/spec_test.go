@@ -266,3 +266,41 @@ func TestWaitTimeout(t *testing.T) {
 		t.Errorf("default wait_timeout %v, want 0 (wait forever)", got)
 	}
 }
+
+// train.recompute: none by default; mlp and block for GPT; refused for other
+// architectures and for unknown values, naming the field.
+func TestRecomputeField(t *testing.T) {
+	s, err := Preset("babygpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.WithDefaults().Train.Recompute; got != RecomputeNone {
+		t.Fatalf("default recompute %q, want none", got)
+	}
+	for _, v := range []string{"mlp", "block"} {
+		if _, err := Override(s, []string{"train.recompute=" + v}); err != nil {
+			t.Fatalf("gpt, recompute %s: %v", v, err)
+		}
+	}
+	if _, err := Override(s, []string{"train.recompute=blocks"}); err == nil || !strings.Contains(err.Error(), "train.recompute") {
+		t.Fatalf("recompute blocks: %v, want an error naming train.recompute", err)
+	}
+	bert, err := Preset("bert-mlm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Override(bert, []string{"train.recompute=block"}); err == nil || !strings.Contains(err.Error(), "train.recompute: block is implemented for model.arch gpt") {
+		t.Fatalf("bert, recompute block: %v", err)
+	}
+	// encdec trains task reverse or tokens, never text
+	ed, err := Preset("seq2seq-reverse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Override(ed, []string{"data.task=tokens", "data.path=/some/dir"}); err != nil {
+		t.Fatalf("encdec on task tokens: %v", err)
+	}
+	if _, err := Override(ed, []string{"data.task=text"}); err == nil || !strings.Contains(err.Error(), "model.arch encdec trains task reverse or tokens") {
+		t.Fatalf("encdec on task text: %v", err)
+	}
+}

@@ -415,3 +415,16 @@ func TestCL100KPattern(t *testing.T) {
 		t.Fatalf("Load(o200k_base.tiktoken): %v, want a refusal naming o200k", err)
 	}
 }
+
+func TestParsePattern(t *testing.T) {
+	for in, want := range map[string]Pattern{"": PatternGPT2, "gpt2": PatternGPT2, "r50k_base": PatternGPT2, "CL100K_base": PatternCL100K} {
+		if got, err := ParsePattern(in); err != nil || got != want {
+			t.Errorf("ParsePattern(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{"o200k": "not implemented", "gpt4": "want gpt2 or cl100k"} {
+		if _, err := ParsePattern(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePattern(%q): %v, want an error saying %q", in, err, want)
+		}
+	}
+}
