@@ -58,7 +58,7 @@ func (h *header) info() Info {
 		n += s.Len
 	}
 	return Info{Job: h.Job, Step: h.Step, Generation: h.Generation, TP: h.TP, TPSize: h.TPSize, Iter: h.Iter,
-		Bytes: 4 * int64(n), Created: h.Created}
+		Bytes: 4 * int64(n), Created: h.Created, SHA256: h.SHA256}
 }
 
 // encodeHeader frames h as magic, version (uint32 LE), JSON, CRC32C of all before.

@@ -68,6 +68,10 @@ type Info struct {
 	Iter       int
 	Bytes      int64 // payload bytes: parameters and both moments
 	Created    time.Time
+	// SHA256 is over the payload (parameters, then m, then v, as
+	// little-endian float32): equal on every worker holding the same state,
+	// whatever their chunk size. Replicas are compared by it.
+	SHA256 []byte
 }
 
 // Manifest converts a model's views (Params.Views) into manifest entries.

@@ -233,6 +233,23 @@ func (st *Store) Verify(job string, step, tp int) error {
 	return nil
 }
 
+// Stat describes one stored shard from its header alone (Verify checks
+// its data).
+func (st *Store) Stat(job string, step, tp int) (Info, error) {
+	var info Info
+	err := st.view(func(tx *bbolt.Tx) error {
+		_, h, err := openCkpt(tx, job, step, tp)
+		if err == nil {
+			info = h.info()
+		}
+		return err
+	})
+	if err != nil {
+		return Info{}, fmt.Errorf("ckpt: stat job %q step %d tp %d: %w", job, step, tp, err)
+	}
+	return info, nil
+}
+
 // List describes every shard of job, by step then tp rank; empty when the
 // store holds none.
 func (st *Store) List(job string) ([]Info, error) {

@@ -144,6 +144,12 @@ func (p ParallelSpec) WaitTimeoutDuration() time.Duration {
 type CheckpointSpec struct {
 	Interval int `json:"interval"` // optimizer steps between checkpoints (0: only at the end)
 	Keep     int `json:"keep"`     // committed checkpoints retained (default 3)
+	// Replicas is how many distinct workers must hold every TP shard of a
+	// step durably before it is committed (default 2; capped by the
+	// generation's workers). Data-parallel replicas count, once their
+	// checksums agree; where there are fewer of them, workers copy their
+	// shard to peers the generation names.
+	Replicas int `json:"replicas"`
 }
 
 // Parse reads a spec from YAML or JSON (JSON is YAML), fills defaults and
@@ -308,6 +314,9 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if s.Checkpoint.Keep == 0 {
 		s.Checkpoint.Keep = 3
+	}
+	if s.Checkpoint.Replicas == 0 {
+		s.Checkpoint.Replicas = 2
 	}
 	return s
 }

@@ -199,6 +199,9 @@ func (s Spec) validateCheckpoint(pr *problems) {
 	if s.Checkpoint.Interval < 0 {
 		pr.bad("checkpoint.interval", "must be ≥ 0, got %d", s.Checkpoint.Interval)
 	}
+	if s.Checkpoint.Replicas < 1 {
+		pr.bad("checkpoint.replicas", "must be ≥ 1 (copies of every shard before a step is committed), got %d", s.Checkpoint.Replicas)
+	}
 	if s.Checkpoint.Keep < 1 {
 		pr.bad("checkpoint.keep", "must be ≥ 1, got %d", s.Checkpoint.Keep)
 	}

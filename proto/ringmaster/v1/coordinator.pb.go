@@ -486,9 +486,15 @@ func (x *Rank) GetBatchRows() int32 {
 
 // ShardHolders says which workers hold TP shard tp of a checkpoint.
 type ShardHolders struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tp            int32                  `protobuf:"varint,1,opt,name=tp,proto3" json:"tp,omitempty"`
-	WorkerIds     []string               `protobuf:"bytes,2,rep,name=worker_ids,json=workerIds,proto3" json:"worker_ids,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Tp        int32                  `protobuf:"varint,1,opt,name=tp,proto3" json:"tp,omitempty"`
+	WorkerIds []string               `protobuf:"bytes,2,rep,name=worker_ids,json=workerIds,proto3" json:"worker_ids,omitempty"`
+	// SHA-256 over the shard's parameters and AdamW moments (the store's
+	// checksum), the same on every holder: a fetched copy must match it.
+	Checksum []byte `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// The holders' peer addresses, parallel to worker_ids (in a generation's
+	// resume_from, so that a rank can fetch the shard without asking).
+	Addresses     []string `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -537,6 +543,75 @@ func (x *ShardHolders) GetWorkerIds() []string {
 	return nil
 }
 
+func (x *ShardHolders) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+func (x *ShardHolders) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+// ReplicaCopy says that after each checkpoint, the worker at rank from
+// copies its shard to the worker at rank to (checkpoint.replicas asks for
+// more copies than the data-parallel replicas give).
+type ReplicaCopy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          int32                  `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            int32                  `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaCopy) Reset() {
+	*x = ReplicaCopy{}
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaCopy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaCopy) ProtoMessage() {}
+
+func (x *ReplicaCopy) ProtoReflect() protoreflect.Message {
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaCopy.ProtoReflect.Descriptor instead.
+func (*ReplicaCopy) Descriptor() ([]byte, []int) {
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReplicaCopy) GetFrom() int32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ReplicaCopy) GetTo() int32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
 type Generation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -551,13 +626,18 @@ type Generation struct {
 	Reason        string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`                                       // why this generation was made
 	Restarts      uint32                 `protobuf:"varint,11,opt,name=restarts,proto3" json:"restarts,omitempty"`                                  // the job's restarts count when it was made (Job.restarts)
 	CreatedUnixMs int64                  `protobuf:"varint,12,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"` // when the command that made it was proposed (leader's clock)
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Copies of every TP shard a checkpoint of this generation needs on
+	// distinct workers before it commits: checkpoint.replicas capped by the
+	// generation's size.
+	CheckpointReplicas int32          `protobuf:"varint,13,opt,name=checkpoint_replicas,json=checkpointReplicas,proto3" json:"checkpoint_replicas,omitempty"`
+	ReplicaCopies      []*ReplicaCopy `protobuf:"bytes,14,rep,name=replica_copies,json=replicaCopies,proto3" json:"replica_copies,omitempty"` // who copies its shard to whom
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Generation) Reset() {
 	*x = Generation{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[4]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +649,7 @@ func (x *Generation) String() string {
 func (*Generation) ProtoMessage() {}
 
 func (x *Generation) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[4]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +662,7 @@ func (x *Generation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Generation.ProtoReflect.Descriptor instead.
 func (*Generation) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{4}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Generation) GetJobId() string {
@@ -669,6 +749,20 @@ func (x *Generation) GetCreatedUnixMs() int64 {
 	return 0
 }
 
+func (x *Generation) GetCheckpointReplicas() int32 {
+	if x != nil {
+		return x.CheckpointReplicas
+	}
+	return 0
+}
+
+func (x *Generation) GetReplicaCopies() []*ReplicaCopy {
+	if x != nil {
+		return x.ReplicaCopies
+	}
+	return nil
+}
+
 type Checkpoint struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	JobId           string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -683,7 +777,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[5]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +789,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[5]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +802,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{5}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Checkpoint) GetJobId() string {
@@ -764,7 +858,7 @@ type CoordinatorInfo struct {
 
 func (x *CoordinatorInfo) Reset() {
 	*x = CoordinatorInfo{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[6]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +870,7 @@ func (x *CoordinatorInfo) String() string {
 func (*CoordinatorInfo) ProtoMessage() {}
 
 func (x *CoordinatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[6]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +883,7 @@ func (x *CoordinatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorInfo.ProtoReflect.Descriptor instead.
 func (*CoordinatorInfo) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{6}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CoordinatorInfo) GetId() string {
@@ -829,7 +923,7 @@ type ClusterState struct {
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[7]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +935,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[7]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +948,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{7}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClusterState) GetJobs() map[string]*Job {
@@ -915,7 +1009,7 @@ type CheckpointList struct {
 
 func (x *CheckpointList) Reset() {
 	*x = CheckpointList{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[8]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1021,7 @@ func (x *CheckpointList) String() string {
 func (*CheckpointList) ProtoMessage() {}
 
 func (x *CheckpointList) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[8]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1034,7 @@ func (x *CheckpointList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointList.ProtoReflect.Descriptor instead.
 func (*CheckpointList) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{8}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckpointList) GetItems() []*Checkpoint {
@@ -971,7 +1065,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[9]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1077,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[9]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1090,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{9}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Command) GetUnixMs() int64 {
@@ -1163,7 +1257,7 @@ type SubmitJobCmd struct {
 
 func (x *SubmitJobCmd) Reset() {
 	*x = SubmitJobCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[10]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1269,7 @@ func (x *SubmitJobCmd) String() string {
 func (*SubmitJobCmd) ProtoMessage() {}
 
 func (x *SubmitJobCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[10]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1282,7 @@ func (x *SubmitJobCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobCmd.ProtoReflect.Descriptor instead.
 func (*SubmitJobCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{10}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitJobCmd) GetJobId() string {
@@ -1222,7 +1316,7 @@ type CancelJobCmd struct {
 
 func (x *CancelJobCmd) Reset() {
 	*x = CancelJobCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1328,7 @@ func (x *CancelJobCmd) String() string {
 func (*CancelJobCmd) ProtoMessage() {}
 
 func (x *CancelJobCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1341,7 @@ func (x *CancelJobCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobCmd.ProtoReflect.Descriptor instead.
 func (*CancelJobCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{11}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelJobCmd) GetJobId() string {
@@ -1276,7 +1370,7 @@ type SetJobStateCmd struct {
 
 func (x *SetJobStateCmd) Reset() {
 	*x = SetJobStateCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1382,7 @@ func (x *SetJobStateCmd) String() string {
 func (*SetJobStateCmd) ProtoMessage() {}
 
 func (x *SetJobStateCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1395,7 @@ func (x *SetJobStateCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetJobStateCmd.ProtoReflect.Descriptor instead.
 func (*SetJobStateCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{12}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetJobStateCmd) GetJobId() string {
@@ -1341,7 +1435,7 @@ type RegisterWorkerCmd struct {
 
 func (x *RegisterWorkerCmd) Reset() {
 	*x = RegisterWorkerCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1447,7 @@ func (x *RegisterWorkerCmd) String() string {
 func (*RegisterWorkerCmd) ProtoMessage() {}
 
 func (x *RegisterWorkerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1460,7 @@ func (x *RegisterWorkerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{13}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterWorkerCmd) GetWorker() *Worker {
@@ -1387,7 +1481,7 @@ type SetWorkerStateCmd struct {
 
 func (x *SetWorkerStateCmd) Reset() {
 	*x = SetWorkerStateCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1493,7 @@ func (x *SetWorkerStateCmd) String() string {
 func (*SetWorkerStateCmd) ProtoMessage() {}
 
 func (x *SetWorkerStateCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1506,7 @@ func (x *SetWorkerStateCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWorkerStateCmd.ProtoReflect.Descriptor instead.
 func (*SetWorkerStateCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{14}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetWorkerStateCmd) GetWorkerId() string {
@@ -1445,7 +1539,7 @@ type CommitGenerationCmd struct {
 
 func (x *CommitGenerationCmd) Reset() {
 	*x = CommitGenerationCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1551,7 @@ func (x *CommitGenerationCmd) String() string {
 func (*CommitGenerationCmd) ProtoMessage() {}
 
 func (x *CommitGenerationCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1564,7 @@ func (x *CommitGenerationCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitGenerationCmd.ProtoReflect.Descriptor instead.
 func (*CommitGenerationCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{15}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CommitGenerationCmd) GetGeneration() *Generation {
@@ -1489,7 +1583,7 @@ type CommitCheckpointCmd struct {
 
 func (x *CommitCheckpointCmd) Reset() {
 	*x = CommitCheckpointCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1595,7 @@ func (x *CommitCheckpointCmd) String() string {
 func (*CommitCheckpointCmd) ProtoMessage() {}
 
 func (x *CommitCheckpointCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1608,7 @@ func (x *CommitCheckpointCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitCheckpointCmd.ProtoReflect.Descriptor instead.
 func (*CommitCheckpointCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{16}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommitCheckpointCmd) GetCheckpoint() *Checkpoint {
@@ -1533,7 +1627,7 @@ type SetCoordinatorCmd struct {
 
 func (x *SetCoordinatorCmd) Reset() {
 	*x = SetCoordinatorCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1639,7 @@ func (x *SetCoordinatorCmd) String() string {
 func (*SetCoordinatorCmd) ProtoMessage() {}
 
 func (x *SetCoordinatorCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1652,7 @@ func (x *SetCoordinatorCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCoordinatorCmd.ProtoReflect.Descriptor instead.
 func (*SetCoordinatorCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{17}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetCoordinatorCmd) GetCoordinator() *CoordinatorInfo {
@@ -1577,7 +1671,7 @@ type RemoveCoordinatorCmd struct {
 
 func (x *RemoveCoordinatorCmd) Reset() {
 	*x = RemoveCoordinatorCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1683,7 @@ func (x *RemoveCoordinatorCmd) String() string {
 func (*RemoveCoordinatorCmd) ProtoMessage() {}
 
 func (x *RemoveCoordinatorCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1696,7 @@ func (x *RemoveCoordinatorCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCoordinatorCmd.ProtoReflect.Descriptor instead.
 func (*RemoveCoordinatorCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{18}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveCoordinatorCmd) GetId() string {
@@ -1621,7 +1715,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1727,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1740,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{19}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubmitJobRequest) GetSpec() []byte {
@@ -1665,7 +1759,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1771,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1784,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{20}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -1709,7 +1803,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1815,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1828,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{21}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1758,7 +1852,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1864,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1877,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{22}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1822,7 +1916,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1928,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1941,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{23}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{24}
 }
 
 type ListJobsResponse struct {
@@ -1859,7 +1953,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +1965,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +1978,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{24}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1904,7 +1998,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2010,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2023,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{25}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1955,7 +2049,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2061,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2074,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{26}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1998,7 +2092,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2104,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2117,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{27}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{28}
 }
 
 type ListWorkersResponse struct {
@@ -2035,7 +2129,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2141,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2154,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{28}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -2088,7 +2182,7 @@ type RegisterWorkerRequest struct {
 
 func (x *RegisterWorkerRequest) Reset() {
 	*x = RegisterWorkerRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2194,7 @@ func (x *RegisterWorkerRequest) String() string {
 func (*RegisterWorkerRequest) ProtoMessage() {}
 
 func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2207,7 @@ func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{29}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RegisterWorkerRequest) GetWorkerId() string {
@@ -2182,7 +2276,7 @@ type RegisterWorkerResponse struct {
 
 func (x *RegisterWorkerResponse) Reset() {
 	*x = RegisterWorkerResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2288,7 @@ func (x *RegisterWorkerResponse) String() string {
 func (*RegisterWorkerResponse) ProtoMessage() {}
 
 func (x *RegisterWorkerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2301,7 @@ func (x *RegisterWorkerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerResponse.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{30}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegisterWorkerResponse) GetWorker() *Worker {
@@ -2247,7 +2341,7 @@ type WorkerMessage struct {
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2353,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2366,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{31}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WorkerMessage) GetWorkerId() string {
@@ -2364,7 +2458,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2470,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2483,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{32}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Assignment) GetJobId() string {
@@ -2426,15 +2520,16 @@ type ReportCheckpointRequest struct {
 	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Generation    uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
 	Step          int64                  `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
-	Tp            int32                  `protobuf:"varint,5,opt,name=tp,proto3" json:"tp,omitempty"`       // which TP shard this worker holds durably
-	Final         bool                   `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"` // the last checkpoint of the job: commit completes it
+	Tp            int32                  `protobuf:"varint,5,opt,name=tp,proto3" json:"tp,omitempty"`            // which TP shard this worker holds durably
+	Final         bool                   `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`      // the last checkpoint of the job: commit completes it
+	Checksum      []byte                 `protobuf:"bytes,7,opt,name=checksum,proto3" json:"checksum,omitempty"` // SHA-256 of the stored shard's payload (ckpt.Info.SHA256)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportCheckpointRequest) Reset() {
 	*x = ReportCheckpointRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2541,7 @@ func (x *ReportCheckpointRequest) String() string {
 func (*ReportCheckpointRequest) ProtoMessage() {}
 
 func (x *ReportCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2554,7 @@ func (x *ReportCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*ReportCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{33}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReportCheckpointRequest) GetWorkerId() string {
@@ -2504,6 +2599,13 @@ func (x *ReportCheckpointRequest) GetFinal() bool {
 	return false
 }
 
+func (x *ReportCheckpointRequest) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
 type ReportCheckpointResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Committed     bool                   `protobuf:"varint,1,opt,name=committed,proto3" json:"committed,omitempty"` // step is now a committed checkpoint
@@ -2513,7 +2615,7 @@ type ReportCheckpointResponse struct {
 
 func (x *ReportCheckpointResponse) Reset() {
 	*x = ReportCheckpointResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2627,7 @@ func (x *ReportCheckpointResponse) String() string {
 func (*ReportCheckpointResponse) ProtoMessage() {}
 
 func (x *ReportCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2640,7 @@ func (x *ReportCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*ReportCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{34}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReportCheckpointResponse) GetCommitted() bool {
@@ -2556,7 +2658,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2670,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2683,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{35}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{36}
 }
 
 type Member struct {
@@ -2597,7 +2699,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +2711,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,7 +2724,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{36}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Member) GetId() string {
@@ -2676,7 +2778,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +2790,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +2803,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{37}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -2776,7 +2878,7 @@ type JoinCoordinatorRequest struct {
 
 func (x *JoinCoordinatorRequest) Reset() {
 	*x = JoinCoordinatorRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +2890,7 @@ func (x *JoinCoordinatorRequest) String() string {
 func (*JoinCoordinatorRequest) ProtoMessage() {}
 
 func (x *JoinCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +2903,7 @@ func (x *JoinCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*JoinCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{38}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JoinCoordinatorRequest) GetId() string {
@@ -2848,7 +2950,7 @@ type JoinCoordinatorResponse struct {
 
 func (x *JoinCoordinatorResponse) Reset() {
 	*x = JoinCoordinatorResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2962,7 @@ func (x *JoinCoordinatorResponse) String() string {
 func (*JoinCoordinatorResponse) ProtoMessage() {}
 
 func (x *JoinCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2975,7 @@ func (x *JoinCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*JoinCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{39}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JoinCoordinatorResponse) GetLeaderLastIndex() uint64 {
@@ -2892,7 +2994,7 @@ type RemoveCoordinatorRequest struct {
 
 func (x *RemoveCoordinatorRequest) Reset() {
 	*x = RemoveCoordinatorRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +3006,7 @@ func (x *RemoveCoordinatorRequest) String() string {
 func (*RemoveCoordinatorRequest) ProtoMessage() {}
 
 func (x *RemoveCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +3019,7 @@ func (x *RemoveCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{40}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveCoordinatorRequest) GetId() string {
@@ -2935,7 +3037,7 @@ type RemoveCoordinatorResponse struct {
 
 func (x *RemoveCoordinatorResponse) Reset() {
 	*x = RemoveCoordinatorResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3049,7 @@ func (x *RemoveCoordinatorResponse) String() string {
 func (*RemoveCoordinatorResponse) ProtoMessage() {}
 
 func (x *RemoveCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3062,7 @@ func (x *RemoveCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{41}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{42}
 }
 
 var File_ringmaster_v1_coordinator_proto protoreflect.FileDescriptor
@@ -3007,11 +3109,16 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x02tp\x18\x05 \x01(\x05R\x02tp\x12!\n" +
 	"\fbatch_offset\x18\x06 \x01(\x05R\vbatchOffset\x12\x1d\n" +
 	"\n" +
-	"batch_rows\x18\a \x01(\x05R\tbatchRows\"=\n" +
+	"batch_rows\x18\a \x01(\x05R\tbatchRows\"w\n" +
 	"\fShardHolders\x12\x0e\n" +
 	"\x02tp\x18\x01 \x01(\x05R\x02tp\x12\x1d\n" +
 	"\n" +
-	"worker_ids\x18\x02 \x03(\tR\tworkerIds\"\x8a\x03\n" +
+	"worker_ids\x18\x02 \x03(\tR\tworkerIds\x12\x1a\n" +
+	"\bchecksum\x18\x03 \x01(\fR\bchecksum\x12\x1c\n" +
+	"\taddresses\x18\x04 \x03(\tR\taddresses\"1\n" +
+	"\vReplicaCopy\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\x05R\x02to\"\xfe\x03\n" +
 	"\n" +
 	"Generation\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
@@ -3028,7 +3135,9 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x06reason\x18\n" +
 	" \x01(\tR\x06reason\x12\x1a\n" +
 	"\brestarts\x18\v \x01(\rR\brestarts\x12&\n" +
-	"\x0fcreated_unix_ms\x18\f \x01(\x03R\rcreatedUnixMs\"\xce\x01\n" +
+	"\x0fcreated_unix_ms\x18\f \x01(\x03R\rcreatedUnixMs\x12/\n" +
+	"\x13checkpoint_replicas\x18\r \x01(\x05R\x12checkpointReplicas\x12A\n" +
+	"\x0ereplica_copies\x18\x0e \x03(\v2\x1a.ringmaster.v1.ReplicaCopyR\rreplicaCopies\"\xce\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
@@ -3178,7 +3287,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x03 \x01(\v2\x19.ringmaster.v1.GenerationR\n" +
 	"generation\x12\x12\n" +
-	"\x04rank\x18\x04 \x01(\x05R\x04rank\"\xa7\x01\n" +
+	"\x04rank\x18\x04 \x01(\x05R\x04rank\"\xc3\x01\n" +
 	"\x17ReportCheckpointRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1e\n" +
@@ -3187,7 +3296,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"generation\x12\x12\n" +
 	"\x04step\x18\x04 \x01(\x03R\x04step\x12\x0e\n" +
 	"\x02tp\x18\x05 \x01(\x05R\x02tp\x12\x14\n" +
-	"\x05final\x18\x06 \x01(\bR\x05final\"8\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\x12\x1a\n" +
+	"\bchecksum\x18\a \x01(\fR\bchecksum\"8\n" +
 	"\x18ReportCheckpointResponse\x12\x1c\n" +
 	"\tcommitted\x18\x01 \x01(\bR\tcommitted\"\x0f\n" +
 	"\rStatusRequest\"\x92\x01\n" +
@@ -3257,7 +3367,7 @@ func file_ringmaster_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_ringmaster_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ringmaster_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_ringmaster_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_ringmaster_v1_coordinator_proto_goTypes = []any{
 	(JobState)(0),                     // 0: ringmaster.v1.JobState
 	(WorkerState)(0),                  // 1: ringmaster.v1.WorkerState
@@ -3265,124 +3375,126 @@ var file_ringmaster_v1_coordinator_proto_goTypes = []any{
 	(*Worker)(nil),                    // 3: ringmaster.v1.Worker
 	(*Rank)(nil),                      // 4: ringmaster.v1.Rank
 	(*ShardHolders)(nil),              // 5: ringmaster.v1.ShardHolders
-	(*Generation)(nil),                // 6: ringmaster.v1.Generation
-	(*Checkpoint)(nil),                // 7: ringmaster.v1.Checkpoint
-	(*CoordinatorInfo)(nil),           // 8: ringmaster.v1.CoordinatorInfo
-	(*ClusterState)(nil),              // 9: ringmaster.v1.ClusterState
-	(*CheckpointList)(nil),            // 10: ringmaster.v1.CheckpointList
-	(*Command)(nil),                   // 11: ringmaster.v1.Command
-	(*SubmitJobCmd)(nil),              // 12: ringmaster.v1.SubmitJobCmd
-	(*CancelJobCmd)(nil),              // 13: ringmaster.v1.CancelJobCmd
-	(*SetJobStateCmd)(nil),            // 14: ringmaster.v1.SetJobStateCmd
-	(*RegisterWorkerCmd)(nil),         // 15: ringmaster.v1.RegisterWorkerCmd
-	(*SetWorkerStateCmd)(nil),         // 16: ringmaster.v1.SetWorkerStateCmd
-	(*CommitGenerationCmd)(nil),       // 17: ringmaster.v1.CommitGenerationCmd
-	(*CommitCheckpointCmd)(nil),       // 18: ringmaster.v1.CommitCheckpointCmd
-	(*SetCoordinatorCmd)(nil),         // 19: ringmaster.v1.SetCoordinatorCmd
-	(*RemoveCoordinatorCmd)(nil),      // 20: ringmaster.v1.RemoveCoordinatorCmd
-	(*SubmitJobRequest)(nil),          // 21: ringmaster.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),         // 22: ringmaster.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),             // 23: ringmaster.v1.GetJobRequest
-	(*GetJobResponse)(nil),            // 24: ringmaster.v1.GetJobResponse
-	(*ListJobsRequest)(nil),           // 25: ringmaster.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 26: ringmaster.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 27: ringmaster.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),         // 28: ringmaster.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),        // 29: ringmaster.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),       // 30: ringmaster.v1.ListWorkersResponse
-	(*RegisterWorkerRequest)(nil),     // 31: ringmaster.v1.RegisterWorkerRequest
-	(*RegisterWorkerResponse)(nil),    // 32: ringmaster.v1.RegisterWorkerResponse
-	(*WorkerMessage)(nil),             // 33: ringmaster.v1.WorkerMessage
-	(*Assignment)(nil),                // 34: ringmaster.v1.Assignment
-	(*ReportCheckpointRequest)(nil),   // 35: ringmaster.v1.ReportCheckpointRequest
-	(*ReportCheckpointResponse)(nil),  // 36: ringmaster.v1.ReportCheckpointResponse
-	(*StatusRequest)(nil),             // 37: ringmaster.v1.StatusRequest
-	(*Member)(nil),                    // 38: ringmaster.v1.Member
-	(*StatusResponse)(nil),            // 39: ringmaster.v1.StatusResponse
-	(*JoinCoordinatorRequest)(nil),    // 40: ringmaster.v1.JoinCoordinatorRequest
-	(*JoinCoordinatorResponse)(nil),   // 41: ringmaster.v1.JoinCoordinatorResponse
-	(*RemoveCoordinatorRequest)(nil),  // 42: ringmaster.v1.RemoveCoordinatorRequest
-	(*RemoveCoordinatorResponse)(nil), // 43: ringmaster.v1.RemoveCoordinatorResponse
-	nil,                               // 44: ringmaster.v1.Worker.LabelsEntry
-	nil,                               // 45: ringmaster.v1.ClusterState.JobsEntry
-	nil,                               // 46: ringmaster.v1.ClusterState.WorkersEntry
-	nil,                               // 47: ringmaster.v1.ClusterState.GenerationsEntry
-	nil,                               // 48: ringmaster.v1.ClusterState.CheckpointsEntry
-	nil,                               // 49: ringmaster.v1.ClusterState.CoordinatorsEntry
-	nil,                               // 50: ringmaster.v1.RegisterWorkerRequest.LabelsEntry
+	(*ReplicaCopy)(nil),               // 6: ringmaster.v1.ReplicaCopy
+	(*Generation)(nil),                // 7: ringmaster.v1.Generation
+	(*Checkpoint)(nil),                // 8: ringmaster.v1.Checkpoint
+	(*CoordinatorInfo)(nil),           // 9: ringmaster.v1.CoordinatorInfo
+	(*ClusterState)(nil),              // 10: ringmaster.v1.ClusterState
+	(*CheckpointList)(nil),            // 11: ringmaster.v1.CheckpointList
+	(*Command)(nil),                   // 12: ringmaster.v1.Command
+	(*SubmitJobCmd)(nil),              // 13: ringmaster.v1.SubmitJobCmd
+	(*CancelJobCmd)(nil),              // 14: ringmaster.v1.CancelJobCmd
+	(*SetJobStateCmd)(nil),            // 15: ringmaster.v1.SetJobStateCmd
+	(*RegisterWorkerCmd)(nil),         // 16: ringmaster.v1.RegisterWorkerCmd
+	(*SetWorkerStateCmd)(nil),         // 17: ringmaster.v1.SetWorkerStateCmd
+	(*CommitGenerationCmd)(nil),       // 18: ringmaster.v1.CommitGenerationCmd
+	(*CommitCheckpointCmd)(nil),       // 19: ringmaster.v1.CommitCheckpointCmd
+	(*SetCoordinatorCmd)(nil),         // 20: ringmaster.v1.SetCoordinatorCmd
+	(*RemoveCoordinatorCmd)(nil),      // 21: ringmaster.v1.RemoveCoordinatorCmd
+	(*SubmitJobRequest)(nil),          // 22: ringmaster.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),         // 23: ringmaster.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),             // 24: ringmaster.v1.GetJobRequest
+	(*GetJobResponse)(nil),            // 25: ringmaster.v1.GetJobResponse
+	(*ListJobsRequest)(nil),           // 26: ringmaster.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 27: ringmaster.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 28: ringmaster.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),         // 29: ringmaster.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),        // 30: ringmaster.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),       // 31: ringmaster.v1.ListWorkersResponse
+	(*RegisterWorkerRequest)(nil),     // 32: ringmaster.v1.RegisterWorkerRequest
+	(*RegisterWorkerResponse)(nil),    // 33: ringmaster.v1.RegisterWorkerResponse
+	(*WorkerMessage)(nil),             // 34: ringmaster.v1.WorkerMessage
+	(*Assignment)(nil),                // 35: ringmaster.v1.Assignment
+	(*ReportCheckpointRequest)(nil),   // 36: ringmaster.v1.ReportCheckpointRequest
+	(*ReportCheckpointResponse)(nil),  // 37: ringmaster.v1.ReportCheckpointResponse
+	(*StatusRequest)(nil),             // 38: ringmaster.v1.StatusRequest
+	(*Member)(nil),                    // 39: ringmaster.v1.Member
+	(*StatusResponse)(nil),            // 40: ringmaster.v1.StatusResponse
+	(*JoinCoordinatorRequest)(nil),    // 41: ringmaster.v1.JoinCoordinatorRequest
+	(*JoinCoordinatorResponse)(nil),   // 42: ringmaster.v1.JoinCoordinatorResponse
+	(*RemoveCoordinatorRequest)(nil),  // 43: ringmaster.v1.RemoveCoordinatorRequest
+	(*RemoveCoordinatorResponse)(nil), // 44: ringmaster.v1.RemoveCoordinatorResponse
+	nil,                               // 45: ringmaster.v1.Worker.LabelsEntry
+	nil,                               // 46: ringmaster.v1.ClusterState.JobsEntry
+	nil,                               // 47: ringmaster.v1.ClusterState.WorkersEntry
+	nil,                               // 48: ringmaster.v1.ClusterState.GenerationsEntry
+	nil,                               // 49: ringmaster.v1.ClusterState.CheckpointsEntry
+	nil,                               // 50: ringmaster.v1.ClusterState.CoordinatorsEntry
+	nil,                               // 51: ringmaster.v1.RegisterWorkerRequest.LabelsEntry
 }
 var file_ringmaster_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: ringmaster.v1.Job.state:type_name -> ringmaster.v1.JobState
-	44, // 1: ringmaster.v1.Worker.labels:type_name -> ringmaster.v1.Worker.LabelsEntry
+	45, // 1: ringmaster.v1.Worker.labels:type_name -> ringmaster.v1.Worker.LabelsEntry
 	1,  // 2: ringmaster.v1.Worker.state:type_name -> ringmaster.v1.WorkerState
 	4,  // 3: ringmaster.v1.Generation.ranks:type_name -> ringmaster.v1.Rank
 	5,  // 4: ringmaster.v1.Generation.resume_from:type_name -> ringmaster.v1.ShardHolders
-	5,  // 5: ringmaster.v1.Checkpoint.shards:type_name -> ringmaster.v1.ShardHolders
-	45, // 6: ringmaster.v1.ClusterState.jobs:type_name -> ringmaster.v1.ClusterState.JobsEntry
-	46, // 7: ringmaster.v1.ClusterState.workers:type_name -> ringmaster.v1.ClusterState.WorkersEntry
-	47, // 8: ringmaster.v1.ClusterState.generations:type_name -> ringmaster.v1.ClusterState.GenerationsEntry
-	48, // 9: ringmaster.v1.ClusterState.checkpoints:type_name -> ringmaster.v1.ClusterState.CheckpointsEntry
-	49, // 10: ringmaster.v1.ClusterState.coordinators:type_name -> ringmaster.v1.ClusterState.CoordinatorsEntry
-	7,  // 11: ringmaster.v1.CheckpointList.items:type_name -> ringmaster.v1.Checkpoint
-	12, // 12: ringmaster.v1.Command.submit_job:type_name -> ringmaster.v1.SubmitJobCmd
-	13, // 13: ringmaster.v1.Command.cancel_job:type_name -> ringmaster.v1.CancelJobCmd
-	14, // 14: ringmaster.v1.Command.set_job_state:type_name -> ringmaster.v1.SetJobStateCmd
-	15, // 15: ringmaster.v1.Command.register_worker:type_name -> ringmaster.v1.RegisterWorkerCmd
-	16, // 16: ringmaster.v1.Command.set_worker_state:type_name -> ringmaster.v1.SetWorkerStateCmd
-	17, // 17: ringmaster.v1.Command.commit_generation:type_name -> ringmaster.v1.CommitGenerationCmd
-	18, // 18: ringmaster.v1.Command.commit_checkpoint:type_name -> ringmaster.v1.CommitCheckpointCmd
-	19, // 19: ringmaster.v1.Command.set_coordinator:type_name -> ringmaster.v1.SetCoordinatorCmd
-	20, // 20: ringmaster.v1.Command.remove_coordinator:type_name -> ringmaster.v1.RemoveCoordinatorCmd
-	0,  // 21: ringmaster.v1.SetJobStateCmd.state:type_name -> ringmaster.v1.JobState
-	3,  // 22: ringmaster.v1.RegisterWorkerCmd.worker:type_name -> ringmaster.v1.Worker
-	1,  // 23: ringmaster.v1.SetWorkerStateCmd.state:type_name -> ringmaster.v1.WorkerState
-	6,  // 24: ringmaster.v1.CommitGenerationCmd.generation:type_name -> ringmaster.v1.Generation
-	7,  // 25: ringmaster.v1.CommitCheckpointCmd.checkpoint:type_name -> ringmaster.v1.Checkpoint
-	8,  // 26: ringmaster.v1.SetCoordinatorCmd.coordinator:type_name -> ringmaster.v1.CoordinatorInfo
-	2,  // 27: ringmaster.v1.SubmitJobResponse.job:type_name -> ringmaster.v1.Job
-	2,  // 28: ringmaster.v1.GetJobResponse.job:type_name -> ringmaster.v1.Job
-	6,  // 29: ringmaster.v1.GetJobResponse.generation:type_name -> ringmaster.v1.Generation
-	7,  // 30: ringmaster.v1.GetJobResponse.checkpoints:type_name -> ringmaster.v1.Checkpoint
-	33, // 31: ringmaster.v1.GetJobResponse.progress:type_name -> ringmaster.v1.WorkerMessage
-	2,  // 32: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
-	2,  // 33: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
-	3,  // 34: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
-	50, // 35: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
-	3,  // 36: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
-	6,  // 37: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
-	38, // 38: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
-	2,  // 39: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
-	3,  // 40: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
-	6,  // 41: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
-	10, // 42: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
-	8,  // 43: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
-	21, // 44: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
-	23, // 45: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
-	25, // 46: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
-	27, // 47: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
-	29, // 48: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
-	31, // 49: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
-	33, // 50: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
-	35, // 51: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
-	37, // 52: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
-	40, // 53: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
-	42, // 54: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
-	22, // 55: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
-	24, // 56: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
-	26, // 57: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
-	28, // 58: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
-	30, // 59: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
-	32, // 60: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
-	34, // 61: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
-	36, // 62: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
-	39, // 63: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
-	41, // 64: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
-	43, // 65: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
-	55, // [55:66] is the sub-list for method output_type
-	44, // [44:55] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	6,  // 5: ringmaster.v1.Generation.replica_copies:type_name -> ringmaster.v1.ReplicaCopy
+	5,  // 6: ringmaster.v1.Checkpoint.shards:type_name -> ringmaster.v1.ShardHolders
+	46, // 7: ringmaster.v1.ClusterState.jobs:type_name -> ringmaster.v1.ClusterState.JobsEntry
+	47, // 8: ringmaster.v1.ClusterState.workers:type_name -> ringmaster.v1.ClusterState.WorkersEntry
+	48, // 9: ringmaster.v1.ClusterState.generations:type_name -> ringmaster.v1.ClusterState.GenerationsEntry
+	49, // 10: ringmaster.v1.ClusterState.checkpoints:type_name -> ringmaster.v1.ClusterState.CheckpointsEntry
+	50, // 11: ringmaster.v1.ClusterState.coordinators:type_name -> ringmaster.v1.ClusterState.CoordinatorsEntry
+	8,  // 12: ringmaster.v1.CheckpointList.items:type_name -> ringmaster.v1.Checkpoint
+	13, // 13: ringmaster.v1.Command.submit_job:type_name -> ringmaster.v1.SubmitJobCmd
+	14, // 14: ringmaster.v1.Command.cancel_job:type_name -> ringmaster.v1.CancelJobCmd
+	15, // 15: ringmaster.v1.Command.set_job_state:type_name -> ringmaster.v1.SetJobStateCmd
+	16, // 16: ringmaster.v1.Command.register_worker:type_name -> ringmaster.v1.RegisterWorkerCmd
+	17, // 17: ringmaster.v1.Command.set_worker_state:type_name -> ringmaster.v1.SetWorkerStateCmd
+	18, // 18: ringmaster.v1.Command.commit_generation:type_name -> ringmaster.v1.CommitGenerationCmd
+	19, // 19: ringmaster.v1.Command.commit_checkpoint:type_name -> ringmaster.v1.CommitCheckpointCmd
+	20, // 20: ringmaster.v1.Command.set_coordinator:type_name -> ringmaster.v1.SetCoordinatorCmd
+	21, // 21: ringmaster.v1.Command.remove_coordinator:type_name -> ringmaster.v1.RemoveCoordinatorCmd
+	0,  // 22: ringmaster.v1.SetJobStateCmd.state:type_name -> ringmaster.v1.JobState
+	3,  // 23: ringmaster.v1.RegisterWorkerCmd.worker:type_name -> ringmaster.v1.Worker
+	1,  // 24: ringmaster.v1.SetWorkerStateCmd.state:type_name -> ringmaster.v1.WorkerState
+	7,  // 25: ringmaster.v1.CommitGenerationCmd.generation:type_name -> ringmaster.v1.Generation
+	8,  // 26: ringmaster.v1.CommitCheckpointCmd.checkpoint:type_name -> ringmaster.v1.Checkpoint
+	9,  // 27: ringmaster.v1.SetCoordinatorCmd.coordinator:type_name -> ringmaster.v1.CoordinatorInfo
+	2,  // 28: ringmaster.v1.SubmitJobResponse.job:type_name -> ringmaster.v1.Job
+	2,  // 29: ringmaster.v1.GetJobResponse.job:type_name -> ringmaster.v1.Job
+	7,  // 30: ringmaster.v1.GetJobResponse.generation:type_name -> ringmaster.v1.Generation
+	8,  // 31: ringmaster.v1.GetJobResponse.checkpoints:type_name -> ringmaster.v1.Checkpoint
+	34, // 32: ringmaster.v1.GetJobResponse.progress:type_name -> ringmaster.v1.WorkerMessage
+	2,  // 33: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
+	2,  // 34: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
+	3,  // 35: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
+	51, // 36: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
+	3,  // 37: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
+	7,  // 38: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
+	39, // 39: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
+	2,  // 40: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
+	3,  // 41: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
+	7,  // 42: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
+	11, // 43: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
+	9,  // 44: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
+	22, // 45: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
+	24, // 46: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
+	26, // 47: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
+	28, // 48: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
+	30, // 49: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
+	32, // 50: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
+	34, // 51: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
+	36, // 52: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
+	38, // 53: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
+	41, // 54: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
+	43, // 55: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
+	23, // 56: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
+	25, // 57: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
+	27, // 58: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
+	29, // 59: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
+	31, // 60: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
+	33, // 61: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
+	35, // 62: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
+	37, // 63: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
+	40, // 64: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
+	42, // 65: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
+	44, // 66: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
+	56, // [56:67] is the sub-list for method output_type
+	45, // [45:56] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_ringmaster_v1_coordinator_proto_init() }
@@ -3390,7 +3502,7 @@ func file_ringmaster_v1_coordinator_proto_init() {
 	if File_ringmaster_v1_coordinator_proto != nil {
 		return
 	}
-	file_ringmaster_v1_coordinator_proto_msgTypes[9].OneofWrappers = []any{
+	file_ringmaster_v1_coordinator_proto_msgTypes[10].OneofWrappers = []any{
 		(*Command_SubmitJob)(nil),
 		(*Command_CancelJob)(nil),
 		(*Command_SetJobState)(nil),
@@ -3401,15 +3513,15 @@ func file_ringmaster_v1_coordinator_proto_init() {
 		(*Command_SetCoordinator)(nil),
 		(*Command_RemoveCoordinator)(nil),
 	}
-	file_ringmaster_v1_coordinator_proto_msgTypes[12].OneofWrappers = []any{}
-	file_ringmaster_v1_coordinator_proto_msgTypes[31].OneofWrappers = []any{}
+	file_ringmaster_v1_coordinator_proto_msgTypes[13].OneofWrappers = []any{}
+	file_ringmaster_v1_coordinator_proto_msgTypes[32].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringmaster_v1_coordinator_proto_rawDesc), len(file_ringmaster_v1_coordinator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -376,6 +376,272 @@ func (x *PeerBulkEndpoint) GetLocalToken() []byte {
 	return nil
 }
 
+type FetchShardRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Tp            int32                  `protobuf:"varint,3,opt,name=tp,proto3" json:"tp,omitempty"`
+	FromPiece     uint32                 `protobuf:"varint,4,opt,name=from_piece,json=fromPiece,proto3" json:"from_piece,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchShardRequest) Reset() {
+	*x = FetchShardRequest{}
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchShardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchShardRequest) ProtoMessage() {}
+
+func (x *FetchShardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchShardRequest.ProtoReflect.Descriptor instead.
+func (*FetchShardRequest) Descriptor() ([]byte, []int) {
+	return file_ringmaster_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FetchShardRequest) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *FetchShardRequest) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *FetchShardRequest) GetTp() int32 {
+	if x != nil {
+		return x.Tp
+	}
+	return 0
+}
+
+func (x *FetchShardRequest) GetFromPiece() uint32 {
+	if x != nil {
+		return x.FromPiece
+	}
+	return 0
+}
+
+type ShardPiece struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// meta is the shard's description (JSON), on the first piece of every
+	// stream.
+	Meta          []byte `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Index         uint32 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`    // piece number, from 0 over the whole payload
+	Pieces        uint32 `protobuf:"varint,3,opt,name=pieces,proto3" json:"pieces,omitempty"`  // how many pieces the shard has
+	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"` // little-endian float32: parameters, then m, then v
+	Crc32C        uint32 `protobuf:"varint,5,opt,name=crc32c,proto3" json:"crc32c,omitempty"`  // of payload
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardPiece) Reset() {
+	*x = ShardPiece{}
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardPiece) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardPiece) ProtoMessage() {}
+
+func (x *ShardPiece) ProtoReflect() protoreflect.Message {
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardPiece.ProtoReflect.Descriptor instead.
+func (*ShardPiece) Descriptor() ([]byte, []int) {
+	return file_ringmaster_v1_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ShardPiece) GetMeta() []byte {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ShardPiece) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ShardPiece) GetPieces() uint32 {
+	if x != nil {
+		return x.Pieces
+	}
+	return 0
+}
+
+func (x *ShardPiece) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *ShardPiece) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+type OfferShardRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Step          int64                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
+	Tp            int32                  `protobuf:"varint,4,opt,name=tp,proto3" json:"tp,omitempty"`
+	WorkerId      string                 `protobuf:"bytes,5,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"` // the offering worker (its certificate's name with TLS)
+	Checksum      []byte                 `protobuf:"bytes,6,opt,name=checksum,proto3" json:"checksum,omitempty"`                 // SHA-256 of the shard's payload
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OfferShardRequest) Reset() {
+	*x = OfferShardRequest{}
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfferShardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfferShardRequest) ProtoMessage() {}
+
+func (x *OfferShardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfferShardRequest.ProtoReflect.Descriptor instead.
+func (*OfferShardRequest) Descriptor() ([]byte, []int) {
+	return file_ringmaster_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *OfferShardRequest) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *OfferShardRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *OfferShardRequest) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *OfferShardRequest) GetTp() int32 {
+	if x != nil {
+		return x.Tp
+	}
+	return 0
+}
+
+func (x *OfferShardRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *OfferShardRequest) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+type OfferShardResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OfferShardResponse) Reset() {
+	*x = OfferShardResponse{}
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfferShardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfferShardResponse) ProtoMessage() {}
+
+func (x *OfferShardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringmaster_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfferShardResponse.ProtoReflect.Descriptor instead.
+func (*OfferShardResponse) Descriptor() ([]byte, []int) {
+	return file_ringmaster_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
 var File_ringmaster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringmaster_v1_peer_proto_rawDesc = "" +
@@ -411,10 +677,38 @@ const file_ringmaster_v1_peer_proto_rawDesc = "" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12\x17\n" +
 	"\ahost_id\x18\x03 \x01(\tR\x06hostId\x12\x1f\n" +
 	"\vlocal_token\x18\x04 \x01(\fR\n" +
-	"localToken2\x9b\x01\n" +
+	"localToken\"h\n" +
+	"\x11FetchShardRequest\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\tR\x03job\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x0e\n" +
+	"\x02tp\x18\x03 \x01(\x05R\x02tp\x12\x1d\n" +
+	"\n" +
+	"from_piece\x18\x04 \x01(\rR\tfromPiece\"\x80\x01\n" +
+	"\n" +
+	"ShardPiece\x12\x12\n" +
+	"\x04meta\x18\x01 \x01(\fR\x04meta\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x16\n" +
+	"\x06pieces\x18\x03 \x01(\rR\x06pieces\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x12\x16\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\xa2\x01\n" +
+	"\x11OfferShardRequest\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\tR\x03job\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\x03R\x04step\x12\x0e\n" +
+	"\x02tp\x18\x04 \x01(\x05R\x02tp\x12\x1b\n" +
+	"\tworker_id\x18\x05 \x01(\tR\bworkerId\x12\x1a\n" +
+	"\bchecksum\x18\x06 \x01(\fR\bchecksum\"\x14\n" +
+	"\x12OfferShardResponse2\x9b\x01\n" +
 	"\x0ePeerCollective\x12B\n" +
 	"\x06Frames\x12\x18.ringmaster.v1.PeerFrame\x1a\x1c.ringmaster.v1.PeerFramesAck(\x01\x12E\n" +
-	"\bOpenBulk\x12\x18.ringmaster.v1.PeerHello\x1a\x1f.ringmaster.v1.PeerBulkEndpointBFZDgithub.com/ringmaster-ml/ringmaster/proto/ringmaster/v1;ringmasterv1b\x06proto3"
+	"\bOpenBulk\x12\x18.ringmaster.v1.PeerHello\x1a\x1f.ringmaster.v1.PeerBulkEndpoint2\xb1\x01\n" +
+	"\x0fPeerCheckpoints\x12K\n" +
+	"\n" +
+	"FetchShard\x12 .ringmaster.v1.FetchShardRequest\x1a\x19.ringmaster.v1.ShardPiece0\x01\x12Q\n" +
+	"\n" +
+	"OfferShard\x12 .ringmaster.v1.OfferShardRequest\x1a!.ringmaster.v1.OfferShardResponseBFZDgithub.com/ringmaster-ml/ringmaster/proto/ringmaster/v1;ringmasterv1b\x06proto3"
 
 var (
 	file_ringmaster_v1_peer_proto_rawDescOnce sync.Once
@@ -428,23 +722,31 @@ func file_ringmaster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringmaster_v1_peer_proto_rawDescData
 }
 
-var file_ringmaster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_ringmaster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_ringmaster_v1_peer_proto_goTypes = []any{
-	(*PeerHello)(nil),        // 0: ringmaster.v1.PeerHello
-	(*PeerFrameHeader)(nil),  // 1: ringmaster.v1.PeerFrameHeader
-	(*PeerFrame)(nil),        // 2: ringmaster.v1.PeerFrame
-	(*PeerFramesAck)(nil),    // 3: ringmaster.v1.PeerFramesAck
-	(*PeerBulkEndpoint)(nil), // 4: ringmaster.v1.PeerBulkEndpoint
+	(*PeerHello)(nil),          // 0: ringmaster.v1.PeerHello
+	(*PeerFrameHeader)(nil),    // 1: ringmaster.v1.PeerFrameHeader
+	(*PeerFrame)(nil),          // 2: ringmaster.v1.PeerFrame
+	(*PeerFramesAck)(nil),      // 3: ringmaster.v1.PeerFramesAck
+	(*PeerBulkEndpoint)(nil),   // 4: ringmaster.v1.PeerBulkEndpoint
+	(*FetchShardRequest)(nil),  // 5: ringmaster.v1.FetchShardRequest
+	(*ShardPiece)(nil),         // 6: ringmaster.v1.ShardPiece
+	(*OfferShardRequest)(nil),  // 7: ringmaster.v1.OfferShardRequest
+	(*OfferShardResponse)(nil), // 8: ringmaster.v1.OfferShardResponse
 }
 var file_ringmaster_v1_peer_proto_depIdxs = []int32{
 	0, // 0: ringmaster.v1.PeerFrame.hello:type_name -> ringmaster.v1.PeerHello
 	1, // 1: ringmaster.v1.PeerFrame.header:type_name -> ringmaster.v1.PeerFrameHeader
 	2, // 2: ringmaster.v1.PeerCollective.Frames:input_type -> ringmaster.v1.PeerFrame
 	0, // 3: ringmaster.v1.PeerCollective.OpenBulk:input_type -> ringmaster.v1.PeerHello
-	3, // 4: ringmaster.v1.PeerCollective.Frames:output_type -> ringmaster.v1.PeerFramesAck
-	4, // 5: ringmaster.v1.PeerCollective.OpenBulk:output_type -> ringmaster.v1.PeerBulkEndpoint
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
+	5, // 4: ringmaster.v1.PeerCheckpoints.FetchShard:input_type -> ringmaster.v1.FetchShardRequest
+	7, // 5: ringmaster.v1.PeerCheckpoints.OfferShard:input_type -> ringmaster.v1.OfferShardRequest
+	3, // 6: ringmaster.v1.PeerCollective.Frames:output_type -> ringmaster.v1.PeerFramesAck
+	4, // 7: ringmaster.v1.PeerCollective.OpenBulk:output_type -> ringmaster.v1.PeerBulkEndpoint
+	6, // 8: ringmaster.v1.PeerCheckpoints.FetchShard:output_type -> ringmaster.v1.ShardPiece
+	8, // 9: ringmaster.v1.PeerCheckpoints.OfferShard:output_type -> ringmaster.v1.OfferShardResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -461,9 +763,9 @@ func file_ringmaster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringmaster_v1_peer_proto_rawDesc), len(file_ringmaster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_ringmaster_v1_peer_proto_goTypes,
 		DependencyIndexes: file_ringmaster_v1_peer_proto_depIdxs,

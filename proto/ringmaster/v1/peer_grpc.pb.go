@@ -169,3 +169,167 @@ var PeerCollective_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "ringmaster/v1/peer.proto",
 }
+
+const (
+	PeerCheckpoints_FetchShard_FullMethodName = "/ringmaster.v1.PeerCheckpoints/FetchShard"
+	PeerCheckpoints_OfferShard_FullMethodName = "/ringmaster.v1.PeerCheckpoints/OfferShard"
+)
+
+// PeerCheckpointsClient is the client API for PeerCheckpoints service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// PeerCheckpoints moves committed checkpoint shards between workers: a
+// worker that must load a shard it does not hold fetches it from a holder,
+// and a worker that the generation names copies its new shard to peers
+// (it offers, the peer fetches). No coordinator on this path.
+type PeerCheckpointsClient interface {
+	// FetchShard streams one stored shard: the first piece carries its
+	// metadata, every piece a CRC32C. from_piece resumes a transfer that
+	// another holder broke off.
+	FetchShard(ctx context.Context, in *FetchShardRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ShardPiece], error)
+	// OfferShard tells a peer that the caller holds a new shard the
+	// generation wants copied to it; the peer fetches it in the background.
+	OfferShard(ctx context.Context, in *OfferShardRequest, opts ...grpc.CallOption) (*OfferShardResponse, error)
+}
+
+type peerCheckpointsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPeerCheckpointsClient(cc grpc.ClientConnInterface) PeerCheckpointsClient {
+	return &peerCheckpointsClient{cc}
+}
+
+func (c *peerCheckpointsClient) FetchShard(ctx context.Context, in *FetchShardRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ShardPiece], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerCheckpoints_ServiceDesc.Streams[0], PeerCheckpoints_FetchShard_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchShardRequest, ShardPiece]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerCheckpoints_FetchShardClient = grpc.ServerStreamingClient[ShardPiece]
+
+func (c *peerCheckpointsClient) OfferShard(ctx context.Context, in *OfferShardRequest, opts ...grpc.CallOption) (*OfferShardResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OfferShardResponse)
+	err := c.cc.Invoke(ctx, PeerCheckpoints_OfferShard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PeerCheckpointsServer is the server API for PeerCheckpoints service.
+// All implementations must embed UnimplementedPeerCheckpointsServer
+// for forward compatibility.
+//
+// PeerCheckpoints moves committed checkpoint shards between workers: a
+// worker that must load a shard it does not hold fetches it from a holder,
+// and a worker that the generation names copies its new shard to peers
+// (it offers, the peer fetches). No coordinator on this path.
+type PeerCheckpointsServer interface {
+	// FetchShard streams one stored shard: the first piece carries its
+	// metadata, every piece a CRC32C. from_piece resumes a transfer that
+	// another holder broke off.
+	FetchShard(*FetchShardRequest, grpc.ServerStreamingServer[ShardPiece]) error
+	// OfferShard tells a peer that the caller holds a new shard the
+	// generation wants copied to it; the peer fetches it in the background.
+	OfferShard(context.Context, *OfferShardRequest) (*OfferShardResponse, error)
+	mustEmbedUnimplementedPeerCheckpointsServer()
+}
+
+// UnimplementedPeerCheckpointsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPeerCheckpointsServer struct{}
+
+func (UnimplementedPeerCheckpointsServer) FetchShard(*FetchShardRequest, grpc.ServerStreamingServer[ShardPiece]) error {
+	return status.Error(codes.Unimplemented, "method FetchShard not implemented")
+}
+func (UnimplementedPeerCheckpointsServer) OfferShard(context.Context, *OfferShardRequest) (*OfferShardResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OfferShard not implemented")
+}
+func (UnimplementedPeerCheckpointsServer) mustEmbedUnimplementedPeerCheckpointsServer() {}
+func (UnimplementedPeerCheckpointsServer) testEmbeddedByValue()                         {}
+
+// UnsafePeerCheckpointsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PeerCheckpointsServer will
+// result in compilation errors.
+type UnsafePeerCheckpointsServer interface {
+	mustEmbedUnimplementedPeerCheckpointsServer()
+}
+
+func RegisterPeerCheckpointsServer(s grpc.ServiceRegistrar, srv PeerCheckpointsServer) {
+	// If the following call panics, it indicates UnimplementedPeerCheckpointsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&PeerCheckpoints_ServiceDesc, srv)
+}
+
+func _PeerCheckpoints_FetchShard_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchShardRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerCheckpointsServer).FetchShard(m, &grpc.GenericServerStream[FetchShardRequest, ShardPiece]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerCheckpoints_FetchShardServer = grpc.ServerStreamingServer[ShardPiece]
+
+func _PeerCheckpoints_OfferShard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OfferShardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerCheckpointsServer).OfferShard(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerCheckpoints_OfferShard_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerCheckpointsServer).OfferShard(ctx, req.(*OfferShardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// PeerCheckpoints_ServiceDesc is the grpc.ServiceDesc for PeerCheckpoints service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var PeerCheckpoints_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "ringmaster.v1.PeerCheckpoints",
+	HandlerType: (*PeerCheckpointsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "OfferShard",
+			Handler:    _PeerCheckpoints_OfferShard_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "FetchShard",
+			Handler:       _PeerCheckpoints_FetchShard_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "ringmaster/v1/peer.proto",
+}
