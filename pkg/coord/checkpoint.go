@@ -1,15 +1,21 @@
 package coord
 
 import (
+	"bytes"
+	"fmt"
 	"sort"
+	"strings"
 
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
 // CheckpointTracker is the leader's soft state for checkpoint reports: which
-// workers say they hold which TP shard of which step. Ready says which steps
-// can be committed: every TP shard of the job's current generation durable on
-// at least one live worker (DESIGN.md "Checkpoint commit"). A final
+// workers say they hold which TP shard of which step, and the checksum of
+// what they hold. Ready says which steps can be committed: every TP shard of
+// the job's current generation durable on at least the generation's
+// checkpoint_replicas distinct live workers, all with the same checksum
+// (DESIGN.md "Checkpoint commit"). Holders of one shard whose checksums
+// differ have diverged: that step never commits, and Ready says so. A final
 // checkpoint completes the job, so it waits for every rank of the
 // generation: data-parallel rank 0 reports only after it has gathered and
 // saved the final model, and committing on the other replicas' reports
@@ -28,7 +34,17 @@ type ckptKey struct {
 type pendingCkpt struct {
 	generation uint64
 	final      bool
-	holders    map[int32]map[string]bool // tp → workers
+	holders    map[int32]map[string][]byte // tp → worker → checksum
+}
+
+// Divergence is a TP shard of a step whose holders reported different
+// checksums: data-parallel replicas that should hold identical state do
+// not, and the job cannot go on trusting either.
+type Divergence struct {
+	Job    string
+	Step   int64
+	TP     int32
+	Reason string // names the holders (and their ranks) and checksums
 }
 
 // NewCheckpointTracker returns an empty tracker.
@@ -41,21 +57,23 @@ func (t *CheckpointTracker) Report(r *pb.ReportCheckpointRequest) {
 	k := ckptKey{r.JobId, r.Step}
 	p := t.pending[k]
 	if p == nil {
-		p = &pendingCkpt{generation: r.Generation, holders: map[int32]map[string]bool{}}
+		p = &pendingCkpt{generation: r.Generation, holders: map[int32]map[string][]byte{}}
 		t.pending[k] = p
 	}
 	p.final = p.final || r.Final
 	if p.holders[r.Tp] == nil {
-		p.holders[r.Tp] = map[string]bool{}
+		p.holders[r.Tp] = map[string][]byte{}
 	}
-	p.holders[r.Tp][r.WorkerId] = true
+	p.holders[r.Tp][r.WorkerId] = r.Checksum
 }
 
-// Ready returns the checkpoints that can be committed now, oldest step
-// first per job, and drops reports that can never commit (job gone, step
-// not newer than the last committed one).
-func (t *CheckpointTracker) Ready(st *pb.ClusterState) []*pb.Checkpoint {
+// Ready returns the checkpoints that can be committed now, newest step per
+// job, and the shards whose holders diverged; it drops reports that can
+// never commit (job gone, step not newer than the last committed one, a
+// diverged step).
+func (t *CheckpointTracker) Ready(st *pb.ClusterState) ([]*pb.Checkpoint, []Divergence) {
 	var out []*pb.Checkpoint
+	var diverged []Divergence
 	keys := make([]ckptKey, 0, len(t.pending))
 	for k := range t.pending {
 		keys = append(keys, k)
@@ -78,21 +96,28 @@ func (t *CheckpointTracker) Ready(st *pb.ClusterState) []*pb.Checkpoint {
 		if g == nil || g.TpSize < 1 {
 			continue
 		}
+		if d, ok := p.diverged(k, g); ok {
+			diverged = append(diverged, d)
+			delete(t.pending, k)
+			continue
+		}
+		need := max(int(g.CheckpointReplicas), 1)
 		ck := &pb.Checkpoint{JobId: k.job, Step: k.step, Generation: p.generation, Final: p.final}
 		complete := true
 		for tp := int32(0); tp < g.TpSize; tp++ {
 			var ids []string
-			for id := range p.holders[tp] {
+			var sum []byte
+			for id, s := range p.holders[tp] {
 				if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
-					ids = append(ids, id)
+					ids, sum = append(ids, id), s
 				}
 			}
-			if len(ids) == 0 {
+			if len(ids) < need {
 				complete = false
 				break
 			}
 			sort.Strings(ids)
-			ck.Shards = append(ck.Shards, &pb.ShardHolders{Tp: tp, WorkerIds: ids})
+			ck.Shards = append(ck.Shards, &pb.ShardHolders{Tp: tp, WorkerIds: ids, Checksum: sum})
 		}
 		if complete && p.final {
 			complete = p.allRanks(g)
@@ -110,13 +135,55 @@ func (t *CheckpointTracker) Ready(st *pb.ClusterState) []*pb.Checkpoint {
 		}
 		newest = append(newest, c)
 	}
-	return newest
+	return newest, diverged
+}
+
+// diverged finds a TP shard whose holders reported different checksums
+// (a report without one, from an older worker, compares with nothing).
+func (p *pendingCkpt) diverged(k ckptKey, g *pb.Generation) (Divergence, bool) {
+	tps := make([]int32, 0, len(p.holders))
+	for tp := range p.holders {
+		tps = append(tps, tp)
+	}
+	sort.Slice(tps, func(a, b int) bool { return tps[a] < tps[b] })
+	for _, tp := range tps {
+		ids := make([]string, 0, len(p.holders[tp]))
+		for id, s := range p.holders[tp] {
+			if len(s) > 0 {
+				ids = append(ids, id)
+			}
+		}
+		sort.Strings(ids)
+		for _, id := range ids[min(1, len(ids)):] {
+			if bytes.Equal(p.holders[tp][id], p.holders[tp][ids[0]]) {
+				continue
+			}
+			var parts []string
+			for _, id := range ids {
+				parts = append(parts, fmt.Sprintf("%s%s sha256 %.8x", id, rankOf(g, id), p.holders[tp][id]))
+			}
+			return Divergence{Job: k.job, Step: k.step, TP: tp, Reason: fmt.Sprintf(
+				"checkpoint at step %d: the holders of tp shard %d hold different state (%s): data-parallel replicas diverged (a faulty machine or a nondeterministic kernel); the job stopped at its last committed checkpoint",
+				k.step, tp, strings.Join(parts, ", "))}, true
+		}
+	}
+	return Divergence{}, false
+}
+
+// rankOf names a worker's rank in g, for messages.
+func rankOf(g *pb.Generation, id string) string {
+	for _, r := range g.Ranks {
+		if r.WorkerId == id {
+			return fmt.Sprintf(" (rank %d: dp %d, tp %d)", r.Rank, r.Dp, r.Tp)
+		}
+	}
+	return ""
 }
 
 // allRanks says whether every worker of generation g has reported.
 func (p *pendingCkpt) allRanks(g *pb.Generation) bool {
 	for _, r := range g.Ranks {
-		if !p.holders[r.Tp][r.WorkerId] {
+		if _, ok := p.holders[r.Tp][r.WorkerId]; !ok {
 			return false
 		}
 	}

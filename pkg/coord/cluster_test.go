@@ -227,8 +227,11 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return false
 	})
-	if _, err := cl.ReportCheckpoint(ctxT(t, 5*time.Second), &pb.ReportCheckpointRequest{WorkerId: "w1", JobId: job.Id, Generation: gen, Step: 5}); err != nil {
-		t.Fatal(err)
+	// Both DP replicas hold it (checkpoint.replicas defaults to 2).
+	for _, w := range []string{"w1", "w2"} {
+		if _, err := cl.ReportCheckpoint(ctxT(t, 5*time.Second), &pb.ReportCheckpointRequest{WorkerId: w, JobId: job.Id, Generation: gen, Step: 5}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "checkpoint 5 committed", 5*time.Second, func() bool {
 		r, err := cl.GetJob(ctxT(t, 2*time.Second), job.Id)

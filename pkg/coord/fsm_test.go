@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -263,24 +264,31 @@ func TestCheckpointTrackerNeedsEveryShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := NewCheckpointTracker()
+	ready := func() []*pb.Checkpoint {
+		r, d := tr.Ready(s.State())
+		if len(d) != 0 {
+			t.Fatalf("diverged: %v", d)
+		}
+		return r
+	}
 	tr.Report(&pb.ReportCheckpointRequest{WorkerId: "a", JobId: "j", Step: 10, Tp: 0})
 	tr.Report(&pb.ReportCheckpointRequest{WorkerId: "c", JobId: "j", Step: 10, Tp: 0})
-	if r := tr.Ready(s.State()); len(r) != 0 {
+	if r := ready(); len(r) != 0 {
 		t.Fatalf("ready without tp1: %v", r)
 	}
 	tr.Report(&pb.ReportCheckpointRequest{WorkerId: "d", JobId: "j", Step: 10, Tp: 1})
 	if _, err := s.Apply(workerStateCmd("d", pb.WorkerState_WORKER_STATE_LOST)); err != nil {
 		t.Fatal(err)
 	}
-	if r := tr.Ready(s.State()); len(r) != 0 {
+	if r := ready(); len(r) != 0 {
 		t.Fatalf("ready with tp1 only on a lost worker: %v", r)
 	}
 	tr.Report(&pb.ReportCheckpointRequest{WorkerId: "b", JobId: "j", Step: 10, Tp: 1})
-	r := tr.Ready(s.State())
+	r := ready()
 	if len(r) != 1 || r[0].Step != 10 || len(r[0].Shards) != 2 || len(r[0].Shards[0].WorkerIds) != 2 {
 		t.Fatalf("ready = %v", r)
 	}
-	if r := tr.Ready(s.State()); len(r) != 0 {
+	if r := ready(); len(r) != 0 {
 		t.Fatal("reported twice")
 	}
 
@@ -290,7 +298,7 @@ func TestCheckpointTrackerNeedsEveryShard(t *testing.T) {
 	g = s.State().Generations["j"]
 	for i, r := range g.Ranks {
 		tr.Report(&pb.ReportCheckpointRequest{WorkerId: r.WorkerId, JobId: "j", Step: 20, Tp: r.Tp, Final: true})
-		r := tr.Ready(s.State())
+		r := ready()
 		if last := i == len(g.Ranks)-1; len(r) != map[bool]int{false: 0, true: 1}[last] {
 			t.Fatalf("final checkpoint after %d of %d ranks reported: ready = %v", i+1, len(g.Ranks), r)
 		}
@@ -305,6 +313,123 @@ func TestParsePeers(t *testing.T) {
 	for _, bad := range []string{"a=b", "a==c", "=b=c"} {
 		if _, err := ParsePeers(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// trackerState is a store with workers a..f alive and a DP×TP generation
+// of job j over the first dp·tp of them, with checkpoint.replicas r.
+func trackerState(t *testing.T, dp, tp, r int) *Store {
+	t.Helper()
+	s := NewStore()
+	ids := []string{"a", "b", "c", "d", "e", "f"}
+	for _, c := range []*pb.Command{submitCmd(t, "j", tp), registerCmd("a", "a:1"), registerCmd("b", "b:1"), registerCmd("c", "c:1"), registerCmd("d", "d:1")} {
+		if _, err := s.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := jobspec.Default()
+	spec.Parallel.TP = tp
+	spec = spec.WithDefaults()
+	g := Layout(spec, ids[:dp*tp], func(id string) string { return id + ":1" })
+	g.JobId = "j"
+	g.CheckpointReplicas, g.ReplicaCopies = ReplicaCopies(g, r)
+	if _, err := s.Apply(&pb.Command{Cmd: &pb.Command_CommitGeneration{CommitGeneration: &pb.CommitGenerationCmd{Generation: g}}}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// With checkpoint.replicas 2 and DP 1, a step commits only once each TP
+// shard is on two workers: its owner and the peer it was copied to.
+func TestCheckpointTrackerWaitsForReplicas(t *testing.T) {
+	s := trackerState(t, 1, 2, 2)
+	g := s.State().Generations["j"]
+	if g.CheckpointReplicas != 2 || len(g.ReplicaCopies) != 2 {
+		t.Fatalf("generation wants %d copies via %v", g.CheckpointReplicas, g.ReplicaCopies)
+	}
+	tr := NewCheckpointTracker()
+	sum0, sum1 := []byte{1, 2}, []byte{3, 4}
+	report := func(id string, tp int32, sum []byte) {
+		tr.Report(&pb.ReportCheckpointRequest{WorkerId: id, JobId: "j", Generation: g.Number, Step: 10, Tp: tp, Checksum: sum})
+	}
+	report("a", 0, sum0)
+	report("b", 1, sum1)
+	if r, d := tr.Ready(s.State()); len(r) != 0 || len(d) != 0 {
+		t.Fatalf("committed with one copy of each shard: %v %v", r, d)
+	}
+	report("b", 0, sum0) // a's shard, copied to b
+	if r, _ := tr.Ready(s.State()); len(r) != 0 {
+		t.Fatalf("committed with one copy of tp 1: %v", r)
+	}
+	report("a", 1, sum1)
+	r, d := tr.Ready(s.State())
+	if len(r) != 1 || len(d) != 0 {
+		t.Fatalf("ready %v diverged %v", r, d)
+	}
+	for _, sh := range r[0].Shards {
+		if len(sh.WorkerIds) != 2 || !bytes.Equal(sh.Checksum, [][]byte{sum0, sum1}[sh.Tp]) {
+			t.Fatalf("commit record shard %v", sh)
+		}
+	}
+}
+
+// DP replicas that report different checksums have diverged: the step is
+// refused with a reason naming both ranks, and never commits.
+func TestCheckpointTrackerRefusesDivergedReplicas(t *testing.T) {
+	s := trackerState(t, 2, 1, 2)
+	g := s.State().Generations["j"]
+	if len(g.ReplicaCopies) != 0 {
+		t.Fatalf("DP 2 needs no copies for 2 replicas, got %v", g.ReplicaCopies)
+	}
+	tr := NewCheckpointTracker()
+	tr.Report(&pb.ReportCheckpointRequest{WorkerId: "a", JobId: "j", Generation: g.Number, Step: 10, Checksum: []byte{1}})
+	tr.Report(&pb.ReportCheckpointRequest{WorkerId: "b", JobId: "j", Generation: g.Number, Step: 10, Checksum: []byte{2}})
+	r, d := tr.Ready(s.State())
+	if len(r) != 0 || len(d) != 1 {
+		t.Fatalf("ready %v diverged %v", r, d)
+	}
+	for _, want := range []string{"step 10", "tp shard 0", "a (rank 0: dp 0, tp 0)", "b (rank 1: dp 1, tp 0)", "diverged"} {
+		if !strings.Contains(d[0].Reason, want) {
+			t.Errorf("reason %q lacks %q", d[0].Reason, want)
+		}
+	}
+	if r, d := tr.Ready(s.State()); len(r)+len(d) != 0 {
+		t.Fatalf("diverged step still pending: %v %v", r, d)
+	}
+}
+
+// ReplicaCopies: every shard ends on the number of distinct workers asked
+// for (capped by the generation), sources hold the shard, and no worker
+// receives a shard twice.
+func TestReplicaCopies(t *testing.T) {
+	for _, c := range []struct{ dp, tp, r int }{{1, 1, 2}, {1, 2, 2}, {1, 4, 3}, {2, 2, 2}, {2, 2, 3}, {2, 3, 4}, {3, 2, 2}, {1, 2, 9}} {
+		spec := jobspec.Default()
+		spec.Parallel.TP = c.tp
+		ids := []string{"a", "b", "c", "d", "e", "f"}[:c.dp*c.tp]
+		g := Layout(spec.WithDefaults(), ids, func(id string) string { return id })
+		need, copies := ReplicaCopies(g, c.r)
+		if want := min(c.r, c.dp*c.tp); int(need) != want {
+			t.Errorf("%+v: need %d, want %d", c, need, want)
+		}
+		holders := map[int32]map[int32]bool{} // tp → ranks holding it
+		for _, r := range g.Ranks {
+			if holders[r.Tp] == nil {
+				holders[r.Tp] = map[int32]bool{}
+			}
+			holders[r.Tp][r.Rank] = true
+		}
+		for _, cp := range copies {
+			tp := g.Ranks[cp.From].Tp
+			if g.Ranks[cp.From].Tp != tp || holders[tp][cp.To] {
+				t.Fatalf("%+v: copy %v of tp %d goes to a rank that holds it already", c, cp, tp)
+			}
+			holders[tp][cp.To] = true
+		}
+		for tp, hs := range holders {
+			if len(hs) != max(int(need), c.dp) {
+				t.Errorf("%+v: tp %d on %d workers, want %d", c, tp, len(hs), need)
+			}
 		}
 	}
 }

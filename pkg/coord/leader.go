@@ -203,7 +203,7 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 			l.quarantine(x.id, now, max(5*time.Second, 2*n.cfg.WorkerTimeout))
 		}
 	}
-	ready := l.ckpt.Ready(st)
+	ready, diverged := l.ckpt.Ready(st)
 	l.mu.Unlock()
 
 	apply := func(c *pb.Command) error {
@@ -231,6 +231,16 @@ func (n *Node) leaderStep(ctx context.Context, l *leaderState, st *pb.ClusterSta
 	}
 	if len(lost) > 0 {
 		return errors.Join(errs...) // re-plan on the new state
+	}
+	for _, d := range diverged {
+		n.log.Error("checkpoint refused: replicas diverged", "job", d.Job, "step", d.Step, "tp", d.TP, "reason", d.Reason)
+		if n.cfg.Metrics != nil {
+			n.cfg.Metrics.ckptDiverged.Inc()
+		}
+		if err := apply(&pb.Command{Cmd: &pb.Command_SetJobState{SetJobState: &pb.SetJobStateCmd{
+			JobId: d.Job, State: pb.JobState_JOB_STATE_FAILED, Reason: d.Reason}}}); err != nil {
+			errs = append(errs, fmt.Errorf("fail diverged job %s: %w", d.Job, err))
+		}
 	}
 	for _, ck := range ready {
 		if err := apply(&pb.Command{Cmd: &pb.Command_CommitCheckpoint{CommitCheckpoint: &pb.CommitCheckpointCmd{Checkpoint: ck}}}); err != nil {

@@ -14,6 +14,9 @@ type Metrics struct {
 	workersLost prometheus.Counter
 	generations prometheus.Counter
 	heartbeats  prometheus.Counter
+	// ckptDiverged counts checkpoint steps refused because holders of one
+	// shard reported different checksums.
+	ckptDiverged prometheus.Counter
 }
 
 // NewMetrics creates and registers the coordinator collectors.
@@ -34,9 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: metrics.CoordHeartbeatsTotal, Help: "Worker heartbeats received.",
 		}),
+		ckptDiverged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metrics.CoordCkptDivergedTotal, Help: "Checkpoint steps refused because holders of one shard reported different checksums (diverged replicas).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commands, m.isLeader, m.workersLost, m.generations, m.heartbeats)
+		reg.MustRegister(m.commands, m.isLeader, m.workersLost, m.generations, m.heartbeats, m.ckptDiverged)
 	}
 	return m
 }

@@ -209,19 +209,44 @@ func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []stri
 	workers = arrange(workers, spec.Parallel.TP, shardPref(st, jobID))
 	g := Layout(spec, workers, func(id string) string { return st.Workers[id].GetAddress() })
 	g.JobId, g.Reason = jobID, reason
+	g.CheckpointReplicas, g.ReplicaCopies = ReplicaCopies(g, spec.Checkpoint.Replicas)
 	if ck := LatestCheckpoint(st, jobID); ck != nil {
 		g.ResumeStep = ck.Step
 		for _, sh := range ck.Shards {
-			h := &pb.ShardHolders{Tp: sh.Tp}
+			h := &pb.ShardHolders{Tp: sh.Tp, Checksum: sh.Checksum}
 			for _, id := range sh.WorkerIds {
 				if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
-					h.WorkerIds = append(h.WorkerIds, id)
+					h.WorkerIds, h.Addresses = append(h.WorkerIds, id), append(h.Addresses, w.Address)
 				}
 			}
 			g.ResumeFrom = append(g.ResumeFrom, h)
 		}
 	}
 	return &pb.Command{Cmd: &pb.Command_CommitGeneration{CommitGeneration: &pb.CommitGenerationCmd{Generation: g}}}
+}
+
+// ReplicaCopies says how many distinct workers must hold each TP shard of
+// g's checkpoints (replicas, capped by g's size) and who copies to whom to
+// get there. The DP replicas of a shard (ranks (d, t) for every d) are its
+// first copies; when they are fewer than needed, the k-th extra copy of
+// shard t goes from rank (k mod DP, t) to rank (k mod DP, t+1+k/DP mod TP):
+// distinct workers, spread over the sources, each worker receiving at most
+// one copy per other shard.
+func ReplicaCopies(g *pb.Generation, replicas int) (int32, []*pb.ReplicaCopy) {
+	dp, tp := int(g.DpSize), int(g.TpSize)
+	need := min(max(replicas, 1), dp*tp)
+	var copies []*pb.ReplicaCopy
+	m := parallel.Mesh{DP: dp, TP: tp}
+	for t := range tp {
+		for k := range need - dp {
+			d := k % dp
+			copies = append(copies, &pb.ReplicaCopy{
+				From: int32(m.Rank(d, t)),
+				To:   int32(m.Rank(d, (t+1+k/dp)%tp)),
+			})
+		}
+	}
+	return int32(need), copies
 }
 
 // Layout builds the rank table for workers (in the order given; len must be a
@@ -245,7 +270,9 @@ func Layout(spec jobspec.Spec, workers []string, addr func(id string) string) *p
 
 // shardPref is the TP index each worker should keep so that resuming loads
 // a shard it already holds. The commit record of the resume checkpoint is
-// authoritative (it says who holds which shard of that step); a worker it
+// authoritative (it says who holds which shard of that step): a worker
+// that holds its current rank's shard keeps that index, one that holds
+// only other shards (replicas) takes the lowest of them, and a worker it
 // does not name keeps its rank's index in the current generation.
 func shardPref(st *pb.ClusterState, jobID string) map[string]int {
 	pref := map[string]int{}
@@ -255,9 +282,15 @@ func shardPref(st *pb.ClusterState, jobID string) map[string]int {
 		}
 	}
 	if ck := LatestCheckpoint(st, jobID); ck != nil {
+		held := map[string][]int{}
 		for _, sh := range ck.Shards {
 			for _, id := range sh.WorkerIds {
-				pref[id] = int(sh.Tp)
+				held[id] = append(held[id], int(sh.Tp))
+			}
+		}
+		for id, tps := range held {
+			if p, ok := pref[id]; !ok || !slices.Contains(tps, p) {
+				pref[id] = slices.Min(tps)
 			}
 		}
 	}

@@ -231,7 +231,12 @@ func (e *scriptEnv) exec(line string) string {
 			tr.Report(&pb.ReportCheckpointRequest{WorkerId: r.WorkerId, JobId: g.JobId, Generation: g.Number,
 				Step: int64(atoi(m["step"], 0)), Tp: r.Tp, Final: m["final"] == "true"})
 		}
-		for _, ck := range tr.Ready(st) {
+		for _, c := range g.ReplicaCopies { // as the workers copy their shards
+			tr.Report(&pb.ReportCheckpointRequest{WorkerId: g.Ranks[c.To].WorkerId, JobId: g.JobId, Generation: g.Number,
+				Step: int64(atoi(m["step"], 0)), Tp: g.Ranks[c.From].Tp, Final: m["final"] == "true"})
+		}
+		ready, _ := tr.Ready(st)
+		for _, ck := range ready {
 			err := e.apply(&pb.Command{Cmd: &pb.Command_CommitCheckpoint{CommitCheckpoint: &pb.CommitCheckpointCmd{Checkpoint: ck}}})
 			fmt.Fprintf(&out, "commit %s@%d: %s", ck.JobId, ck.Step, errOut(err))
 		}

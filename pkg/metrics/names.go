@@ -64,19 +64,20 @@ const (
 	// as this coordinator saw it; JobCheckpointInterval is
 	// checkpoint.interval in steps, so an alert can compare the age with
 	// interval × step seconds.
-	JobCheckpointAge      = "ringmaster_job_checkpoint_age_seconds"
-	JobCheckpointInterval = "ringmaster_job_checkpoint_interval_steps"
-	WorkerHeartbeatAge    = "ringmaster_worker_heartbeat_age_seconds" // leader only, label worker
-	RankStep              = "ringmaster_rank_step"                    // leader only, labels job_id, rank, worker
-	RankLoss              = "ringmaster_rank_loss"                    // leader only
-	RankTokensPerSecond   = "ringmaster_rank_tokens_per_second"       // leader only
-	RankStepSeconds       = "ringmaster_rank_step_seconds"            // leader only: the rank's recent median step time
-	RankStragglerScore    = "ringmaster_rank_straggler_score"         // leader only: step seconds over the median of the rank's DP group
-	CoordIsLeader         = "ringmaster_coord_is_leader"
-	CoordCommandsTotal    = "ringmaster_coord_commands_total"
-	CoordWorkersLost      = "ringmaster_coord_workers_lost_total"
-	CoordGenerations      = "ringmaster_coord_generations_total"
-	CoordHeartbeatsTotal  = "ringmaster_coord_heartbeats_total"
+	JobCheckpointAge       = "ringmaster_job_checkpoint_age_seconds"
+	JobCheckpointInterval  = "ringmaster_job_checkpoint_interval_steps"
+	WorkerHeartbeatAge     = "ringmaster_worker_heartbeat_age_seconds" // leader only, label worker
+	RankStep               = "ringmaster_rank_step"                    // leader only, labels job_id, rank, worker
+	RankLoss               = "ringmaster_rank_loss"                    // leader only
+	RankTokensPerSecond    = "ringmaster_rank_tokens_per_second"       // leader only
+	RankStepSeconds        = "ringmaster_rank_step_seconds"            // leader only: the rank's recent median step time
+	RankStragglerScore     = "ringmaster_rank_straggler_score"         // leader only: step seconds over the median of the rank's DP group
+	CoordIsLeader          = "ringmaster_coord_is_leader"
+	CoordCommandsTotal     = "ringmaster_coord_commands_total"
+	CoordWorkersLost       = "ringmaster_coord_workers_lost_total"
+	CoordCkptDivergedTotal = "ringmaster_coord_ckpt_diverged_total"
+	CoordGenerations       = "ringmaster_coord_generations_total"
+	CoordHeartbeatsTotal   = "ringmaster_coord_heartbeats_total"
 
 	// Every process: the most resident memory it has held since it started
 	// (the kernel's high-water mark; client_golang's process collector
