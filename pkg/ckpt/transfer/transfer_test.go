@@ -146,7 +146,9 @@ func TestFetchWholeShard(t *testing.T) {
 // piece 3, and the copy is whole and correct.
 func TestFetchResumesOnAnotherHolder(t *testing.T) {
 	sh := testShard(n, 1)
-	a := serve(t, "a", sh, func(s pb.PeerCheckpointsServer) pb.PeerCheckpointsServer { return &breaking{PeerCheckpointsServer: s, after: 3} })
+	a := serve(t, "a", sh, func(s pb.PeerCheckpointsServer) pb.PeerCheckpointsServer {
+		return &breaking{PeerCheckpointsServer: s, after: 3}
+	})
 	b := serve(t, "b", sh, nil)
 	got, st, err := Fetch(context.Background(), Request{Job: "job-1", Step: 40, TP: 1, SHA256: sum(t, b.store)}, []Holder{a.Holder, b.Holder}, dial)
 	if err != nil {
