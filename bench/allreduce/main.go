@@ -131,7 +131,7 @@ func runRank() error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	gs := grpc.NewServer(srv.GRPCServerOptions(nil)...)
 	srv.Register(gs)
 	var wg sync.WaitGroup
 	wg.Go(func() { gs.Serve(ln) })

@@ -35,7 +35,7 @@ func startWorkerWith(t testing.TB, opts ServerOptions) *worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	gs := grpc.NewServer(srv.GRPCServerOptions(nil)...)
 	srv.Register(gs)
 	w := &worker{srv: srv, gs: gs, addr: ln.Addr().String(), done: make(chan struct{})}
 	go func() {

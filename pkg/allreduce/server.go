@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -129,16 +130,19 @@ func (s *Server) Register(gs grpc.ServiceRegistrar) { pb.RegisterPeerCollectiveS
 // peer service: with TLS, the server's certificate and a check on every
 // call that the caller holds a worker certificate from the cluster CA
 // (Unauthenticated / PermissionDenied otherwise, counted as "peer"
-// rejections); without, none.
-func (s *Server) GRPCServerOptions() []grpc.ServerOption {
+// rejections); without, none. more adds the rules of other services the
+// same server carries (the worker's PeerCheckpoints).
+func (s *Server) GRPCServerOptions(more tlsauth.Policy) []grpc.ServerOption {
 	if s.tls == nil {
 		return nil
 	}
 	worker := tlsauth.Rule{Roles: []tlsauth.Role{tlsauth.RoleWorker}}
-	a := &tlsauth.Authorizer{Source: s.tls, Component: "peer", Rejections: s.rej, Policy: tlsauth.Policy{
+	policy := tlsauth.Policy{
 		pb.PeerCollective_OpenBulk_FullMethodName: worker,
 		pb.PeerCollective_Frames_FullMethodName:   worker,
-	}}
+	}
+	maps.Copy(policy, more)
+	a := &tlsauth.Authorizer{Source: s.tls, Component: "peer", Rejections: s.rej, Policy: policy}
 	return a.ServerOptions()
 }
 

@@ -311,6 +311,10 @@ func (c *Cluster) DashboardURL() string { return "http://" + c.HTTPAddrs[0] + "/
 // ModelDir is where a finished job's model is saved.
 func (c *Cluster) ModelDir(job string) string { return filepath.Join(c.cfg.Dir, "models", job) }
 
+// DataDir is where process p keeps its state (a worker's checkpoints, a
+// coordinator's Raft log).
+func (c *Cluster) DataDir(p *Proc) string { return filepath.Join(c.cfg.Dir, p.Name) }
+
 func (c *Cluster) start(p *Proc) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

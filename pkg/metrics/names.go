@@ -33,17 +33,19 @@ const (
 	CommPeerErrorsTotal = "ringmaster_allreduce_peer_errors_total"           // label peer (a rank)
 
 	// Checkpoints (worker).
-	CkptSaveSeconds           = "ringmaster_ckpt_save_seconds" // histogram
-	CkptLoadSeconds           = "ringmaster_ckpt_load_seconds" // histogram
-	CkptSaveBytesTotal        = "ringmaster_ckpt_save_bytes_total"
-	CkptLoadBytesTotal        = "ringmaster_ckpt_load_bytes_total"
-	CkptStallSeconds          = "ringmaster_ckpt_stall_seconds" // histogram: training blocked by a save
-	CkptChecksumFailuresTotal = "ringmaster_ckpt_checksum_failures_total"
-	CkptSavesSkippedTotal     = "ringmaster_ckpt_saves_skipped_total" // due while the previous save was still writing
-	CkptSaveFailuresTotal     = "ringmaster_ckpt_save_failures_total" // write or fsync failed (disk full, read-only)
-	CkptReplicaTransfersTotal = "ringmaster_ckpt_replica_transfers_total"
-	RecoverySeconds           = "ringmaster_recovery_seconds"        // histogram: worker lost → first step of the new generation
-	RecoveryStepsReplayed     = "ringmaster_recovery_steps_replayed" // histogram
+	CkptSaveSeconds            = "ringmaster_ckpt_save_seconds" // histogram
+	CkptLoadSeconds            = "ringmaster_ckpt_load_seconds" // histogram
+	CkptSaveBytesTotal         = "ringmaster_ckpt_save_bytes_total"
+	CkptLoadBytesTotal         = "ringmaster_ckpt_load_bytes_total"
+	CkptStallSeconds           = "ringmaster_ckpt_stall_seconds" // histogram: training blocked by a save
+	CkptChecksumFailuresTotal  = "ringmaster_ckpt_checksum_failures_total"
+	CkptSavesSkippedTotal      = "ringmaster_ckpt_saves_skipped_total" // due while the previous save was still writing
+	CkptSaveFailuresTotal      = "ringmaster_ckpt_save_failures_total" // write or fsync failed (disk full, read-only)
+	CkptReplicaTransfersTotal  = "ringmaster_ckpt_replica_transfers_total"
+	CkptPeerTransferSeconds    = "ringmaster_ckpt_peer_transfer_seconds" // histogram, kind copy|fetch
+	CkptPeerTransferBytesTotal = "ringmaster_ckpt_peer_transfer_bytes_total"
+	RecoverySeconds            = "ringmaster_recovery_seconds"        // histogram: worker lost → first step of the new generation
+	RecoveryStepsReplayed      = "ringmaster_recovery_steps_replayed" // histogram
 
 	// Control plane (coordinator).
 	RaftState           = "ringmaster_raft_state" // label state, 1 for the current one
@@ -112,4 +114,5 @@ const (
 	LabelWorker    = "worker"
 	LabelState     = "state"
 	LabelPhase     = "phase"
+	LabelKind      = "kind"
 )

@@ -19,6 +19,8 @@ type Training struct {
 	saveSecs, loadSecs, stallSecs, recoverySecs, replayed *prometheus.HistogramVec
 	saveBytes, loadBytes, checksumFails, transfers        *prometheus.CounterVec
 	savesSkipped, saveFailures                            *prometheus.CounterVec
+	peerSecs                                              *prometheus.HistogramVec // job, rank, kind
+	peerBytes                                             *prometheus.CounterVec   // job, rank, kind
 	peak                                                  prometheus.Gauge
 	peakFLOPS                                             float64
 
@@ -74,6 +76,11 @@ func NewTraining(reg prometheus.Registerer, peakFLOPS float64) *Training {
 			Name: CkptSaveFailuresTotal, Help: "Checkpoint saves that failed to write or fsync; the step is not reported, so never committed."}, jr),
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: CkptReplicaTransfersTotal, Help: "Resumes where this rank received its state from a data-parallel replica instead of its own store."}, jr),
+		peerSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: CkptPeerTransferSeconds, Help: "Checkpoint shards received from peers: kind copy (a replica the generation asked this worker to keep) or fetch (a shard this rank had to load and did not hold).",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 16)}, []string{LabelJob, LabelRank, LabelKind}),
+		peerBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: CkptPeerTransferBytesTotal, Help: "Checkpoint payload bytes received from peers, by kind (copy, fetch)."}, []string{LabelJob, LabelRank, LabelKind}),
 		recoverySecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: RecoverySeconds, Help: "From a generation breaking (a peer lost, or this worker moved to a new generation) to the first step of the next one.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}, jr), // 50 ms … 102 s
@@ -89,7 +96,7 @@ func NewTraining(reg prometheus.Registerer, peakFLOPS float64) *Training {
 		reg.MustRegister(t.loss, t.valLoss, t.step, t.tokensPS, t.mfu, t.fpt, t.gradNorm, t.lr, t.gen,
 			t.tokens, t.nonFinite, t.phase, t.stepSecs, t.peak,
 			t.saveSecs, t.loadSecs, t.stallSecs, t.recoverySecs, t.replayed,
-			t.saveBytes, t.loadBytes, t.checksumFails, t.transfers, t.savesSkipped, t.saveFailures)
+			t.saveBytes, t.loadBytes, t.checksumFails, t.transfers, t.savesSkipped, t.saveFailures, t.peerSecs, t.peerBytes)
 	}
 	return t
 }
@@ -142,6 +149,8 @@ func (t *Training) forget(lv []string) {
 		v.DeleteLabelValues(lv...)
 	}
 	t.phase.DeletePartialMatch(prometheus.Labels{LabelJob: lv[0], LabelRank: lv[1]})
+	t.peerSecs.DeletePartialMatch(prometheus.Labels{LabelJob: lv[0], LabelRank: lv[1]})
+	t.peerBytes.DeletePartialMatch(prometheus.Labels{LabelJob: lv[0], LabelRank: lv[1]})
 }
 
 // Step is what the training loop knows after one optimizer step.
@@ -251,6 +260,18 @@ func (j *JobTraining) Loaded(took time.Duration, bytes int64, fromReplica bool) 
 	if fromReplica {
 		j.transfers.Inc()
 	}
+}
+
+// Peer transfer kinds.
+const (
+	TransferCopy  = "copy"  // a replica of a peer's new shard
+	TransferFetch = "fetch" // a shard this rank needed to load
+)
+
+// PeerTransfer records a shard received from a peer. Safe for concurrent use.
+func (j *JobTraining) PeerTransfer(kind string, took time.Duration, bytes int64) {
+	j.t.peerSecs.WithLabelValues(j.lv[0], j.lv[1], kind).Observe(took.Seconds())
+	j.t.peerBytes.WithLabelValues(j.lv[0], j.lv[1], kind).Add(float64(bytes))
 }
 
 // SaveSkipped counts a save not started because the previous one was

@@ -83,9 +83,10 @@ func (w *Worker) runGeneration(ctx context.Context, a *pb.Assignment) error {
 	}
 	defer tr.Close()
 	jm := w.metrics.Job(a.JobId, int(a.Rank), mesh.World(), gen.Number, flopsPerToken(tr.Spec))
+	w.jobMetrics.Store(jm)
 	storeFloat(&w.valLoss, math.NaN())
 	if gen.ResumeStep > 0 {
-		if err := w.resume(ctx, log, a.JobId, tr, int(gen.ResumeStep), jm); err != nil {
+		if err := w.resume(ctx, log, gen, tr, jm); err != nil {
 			return err
 		}
 	}

@@ -21,11 +21,13 @@ import (
 	"github.com/ringmaster-ml/ringmaster/internal/sysmem"
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
+	"github.com/ringmaster-ml/ringmaster/pkg/ckpt/transfer"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
 	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/model/kernels"
 	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
 // ProcessConfig is a whole worker process (cmd/worker is its flags): the
@@ -110,7 +112,13 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 		return err
 	}
 	defer peer.Close()
-	gs := grpc.NewServer(append(peer.GRPCServerOptions(), grpc.MaxRecvMsgSize(64<<20))...)
+	// The same server carries the checkpoint transfers: workers fetch and
+	// offer shards; operators (ringctl ckpt) may fetch.
+	ckptRules := tlsauth.Policy{
+		pb.PeerCheckpoints_FetchShard_FullMethodName: {Roles: []tlsauth.Role{tlsauth.RoleWorker, tlsauth.RoleOperator}},
+		pb.PeerCheckpoints_OfferShard_FullMethodName: {Roles: []tlsauth.Role{tlsauth.RoleWorker}},
+	}
+	gs := grpc.NewServer(append(peer.GRPCServerOptions(ckptRules), grpc.MaxRecvMsgSize(64<<20))...)
 	peer.Register(gs)
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -150,12 +158,14 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 		// Threads is the GEMM's; the layers' own loops keep GOMAXPROCS
 		// goroutines, as they always have (their LayerNorm partial sums
 		// follow the pool's size, so changing it moves the last bits).
-		Compute: model.Compute{GEMM: gemm},
+		Compute:         model.Compute{GEMM: gemm},
+		PeerCredentials: peerCredentials(cfg.TLS),
 	})
 	if err != nil {
 		_ = lis.Close()
 		return err
 	}
+	pb.RegisterPeerCheckpointsServer(gs, &transfer.Server{Store: store, Offer: w.Offer})
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -186,4 +196,15 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// peerCredentials dials a peer worker's PeerCheckpoints with mutual TLS,
+// expecting that worker's certificate (nil without TLS: plaintext).
+func peerCredentials(src *tlsauth.Source) func(workerID string) grpc.DialOption {
+	if src == nil {
+		return nil
+	}
+	return func(id string) grpc.DialOption {
+		return src.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: id})
+	}
 }

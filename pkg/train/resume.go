@@ -46,21 +46,22 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
 	if final {
 		defer w.saver.end()
-		w.persist(ctx, shard, keep, final, start, 0, jm)
+		w.persist(ctx, a, shard, keep, final, start, 0, jm)
 		return
 	}
 	w.saver.stage(shard)
 	stalled := time.Since(start)
 	go func() {
 		defer w.saver.end()
-		w.persist(ctx, shard, keep, final, start, stalled, jm)
+		w.persist(ctx, a, shard, keep, final, start, stalled, jm)
 	}()
 }
 
-// persist writes a shard durably, prunes old checkpoints and reports the
-// shard to the coordinator. stalled is how long the step loop waited for
+// persist writes a shard durably, prunes old checkpoints, reports the
+// shard (with its checksum) to the coordinator and offers it to the peers
+// that keep copies of it. stalled is how long the step loop waited for
 // the save (0: all of it, a synchronous save).
-func (w *Worker) persist(ctx context.Context, shard *ckpt.Shard, keep int, final bool, start time.Time, stalled time.Duration, jm *metrics.JobTraining) {
+func (w *Worker) persist(ctx context.Context, a *pb.Assignment, shard *ckpt.Shard, keep int, final bool, start time.Time, stalled time.Duration, jm *metrics.JobTraining) {
 	store := w.cfg.Checkpoints
 	if err := store.Put(shard); err != nil {
 		jm.SaveFailed()
@@ -76,30 +77,46 @@ func (w *Worker) persist(ctx context.Context, shard *ckpt.Shard, keep int, final
 	if _, err := store.Retain(shard.Job, keep); err != nil {
 		w.log.Warn("checkpoint retention", "job", shard.Job, "err", err)
 	}
-	req := &pb.ReportCheckpointRequest{
-		WorkerId: w.cfg.ID, JobId: shard.Job, Generation: shard.Generation,
-		Step: int64(shard.Step), Tp: int32(shard.TP), Final: final,
+	info, err := store.Stat(shard.Job, shard.Step, shard.TP)
+	if err != nil {
+		jm.SaveFailed()
+		w.log.Error("checkpoint written but unreadable; not reported", "job", shard.Job, "step", shard.Step, "err", err)
+		return
 	}
-	go func() {
-		_ = retry(ctx, w.log, "report checkpoint", func() error {
-			_, err := w.cfg.Coord.ReportCheckpoint(ctx, req)
-			return err
-		})
-	}()
+	w.report(ctx, &pb.ReportCheckpointRequest{
+		WorkerId: w.cfg.ID, JobId: shard.Job, Generation: shard.Generation,
+		Step: int64(shard.Step), Tp: int32(shard.TP), Final: final, Checksum: info.SHA256,
+	})
+	w.offerCopies(ctx, a, shard, info.SHA256)
 }
 
 // resume positions the replica at the generation's resume step. A rank
-// that holds that checkpoint loads it from its store; in a data-parallel
-// group, the lowest rank holding it broadcasts it to the others (a worker
-// that just joined holds nothing yet), so every replica starts identical.
-// It logs where the state came from and how many bytes it was, so that an
-// operator (and bench/chaos) can tell local loads from re-fetched ones.
-func (w *Worker) resume(ctx context.Context, log *slog.Logger, job string, tr *Trainer, step int, jm *metrics.JobTraining) error {
+// that holds that checkpoint loads it from its store. One that does not
+// (a newcomer, the replacement of a worker lost for good) or whose copy is
+// corrupt fetches it from a holder the generation names, checked against
+// the commit record's checksum, and stores it before use. In a
+// data-parallel group, the lowest rank holding it then broadcasts it to
+// the others, so every replica starts identical. It logs where the state
+// came from and how many bytes it was, so that an operator (and
+// bench/chaos) can tell local loads from re-fetched ones.
+func (w *Worker) resume(ctx context.Context, log *slog.Logger, g *pb.Generation, tr *Trainer, jm *metrics.JobTraining) error {
 	start := time.Now()
+	job, step, tp := g.JobId, int(g.ResumeStep), tr.layout.TPRank
 	state, held := w.load(job, tr, step)
 	if errors.Is(held, ckpt.ErrCorrupt) {
 		jm.ChecksumFailure()
-		w.log.Warn("stored checkpoint is corrupt; a replica's copy is needed", "job", job, "step", step, "tp", tr.layout.TPRank, "err", held)
+		w.log.Warn("stored checkpoint is corrupt; fetching a replica's copy", "job", job, "step", step, "tp", tp, "err", held)
+	}
+	source := "local"
+	if errors.Is(held, ckpt.ErrNotFound) || errors.Is(held, ckpt.ErrCorrupt) {
+		if holders, sum := w.resumeHolders(g, tp); len(holders) > 0 {
+			if _, err := w.fetchShard(ctx, job, step, tp, sum, holders, metrics.TransferFetch); err != nil {
+				w.log.Warn("checkpoint shard not fetched from its holders", "job", job, "step", step, "tp", tp, "err", err)
+			} else {
+				state, held = w.load(job, tr, step)
+				source = "peer"
+			}
+		}
 	}
 	fromReplica := false
 	if tr.layout.Mesh.DP > 1 {
@@ -137,8 +154,7 @@ func (w *Worker) resume(ctx context.Context, log *slog.Logger, job string, tr *T
 	}
 	tr.SetIter(step)
 	bytes := 4 * int64(len(state.Params)+len(state.M)+len(state.V))
-	jm.Loaded(time.Since(start), bytes, fromReplica)
-	source := "local"
+	jm.Loaded(time.Since(start), bytes, fromReplica || source == "peer")
 	if fromReplica {
 		source = "replica"
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
@@ -76,7 +77,11 @@ type WorkerConfig struct {
 	// kernels.Impl the caller owns and closes) and the layer threads. A nil
 	// GEMM: each generation's trainer makes its own.
 	Compute model.Compute
-	Logger  *slog.Logger
+	// PeerCredentials are the transport credentials for dialing a peer
+	// worker's PeerCheckpoints service, expecting that worker's identity
+	// (nil: plaintext).
+	PeerCredentials func(workerID string) grpc.DialOption
+	Logger          *slog.Logger
 }
 
 // Worker is one training process of the cluster: it registers, keeps a
@@ -98,6 +103,10 @@ type Worker struct {
 
 	metrics *metrics.Training
 	saver   saver // checkpoint writes in the background, one at a time
+
+	assigned   atomic.Pointer[pb.Assignment]       // the current assignment, for offers
+	jobMetrics atomic.Pointer[metrics.JobTraining] // the current generation's series
+	copies     copyState                           // replicas being fetched from peers
 
 	mu     sync.Mutex
 	fatal  string   // reported in the next heartbeat
@@ -148,6 +157,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.saver.wait() // last: the store must outlive a background save
+	w.copies.mu.Lock()
+	w.copies.ctx = ctx
+	w.copies.mu.Unlock()
+	defer w.copies.stop()
 	assignments := make(chan *pb.Assignment, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() { w.sessionLoop(ctx, assignments) })
@@ -182,6 +195,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			stopCurrent()
 			current = a
+			w.assigned.Store(a)
 			if a.GetJobId() == "" || a.GetRank() < 0 || a.GetGeneration() == nil {
 				w.generation.Store(0)
 				w.log.Info("idle", "job", a.GetJobId())
