@@ -104,6 +104,7 @@ type clusterFlags struct {
 	timeout time.Duration
 	json    bool
 	out     io.Writer
+	tls     *tlsauth.Source // the operator certificate newClient loaded (nil: plaintext)
 }
 
 func (cf *clusterFlags) register(c *cobra.Command) {
@@ -156,6 +157,17 @@ func (cf *clusterFlags) coordinators() (addrs []string, localTLS string, err err
 // else $RINGMASTER_TLS_DIR, else localTLS (the local cluster's); in
 // plaintext when none is given.
 func (cf *clusterFlags) newClient(addrs []string, localTLS string) (*coord.Client, error) {
+	src, err := cf.tlsSource(localTLS)
+	if err != nil || src == nil {
+		return coord.NewClient(addrs), err
+	}
+	cf.tls = src
+	return coord.NewClient(addrs, src.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}})), nil
+}
+
+// tlsSource loads the operator certificate from --tls-dir, else
+// $RINGMASTER_TLS_DIR, else localTLS; nil when none is given (plaintext).
+func (cf *clusterFlags) tlsSource(localTLS string) (*tlsauth.Source, error) {
 	dir := cf.tlsDir
 	if dir == "" {
 		dir = os.Getenv("RINGMASTER_TLS_DIR")
@@ -164,13 +176,13 @@ func (cf *clusterFlags) newClient(addrs []string, localTLS string) (*coord.Clien
 		dir = localTLS
 	}
 	if dir == "" {
-		return coord.NewClient(addrs), nil
+		return nil, nil
 	}
 	src, err := tlsauth.Load(tlsauth.InDir(dir, cf.tlsName), nil)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-dir %s: %w (issue one with `ringctl certs issue --role operator %s`)", dir, err, cf.tlsName)
 	}
-	return coord.NewClient(addrs, src.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleCoordinator}})), nil
+	return src, nil
 }
 
 func (cf *clusterFlags) client(ctx context.Context) (*coord.Client, context.Context, context.CancelFunc, error) {

@@ -97,7 +97,7 @@ func newRootCmd() *cobra.Command {
 		c.GroupID = "model"
 		root.AddCommand(c)
 	}
-	for _, c := range append([]*cobra.Command{newLocalCmd(), newCertsCmd()}, clusterCommands()...) {
+	for _, c := range append([]*cobra.Command{newLocalCmd(), newCertsCmd(), newCkptCmd()}, clusterCommands()...) {
 		c.GroupID = "cluster"
 		root.AddCommand(c)
 	}

@@ -35,6 +35,7 @@ type pendingCkpt struct {
 	generation uint64
 	final      bool
 	holders    map[int32]map[string][]byte // tp → worker → checksum
+	bytes      map[int32]int64             // tp → payload bytes
 }
 
 // Divergence is a TP shard of a step whose holders reported different
@@ -57,7 +58,7 @@ func (t *CheckpointTracker) Report(r *pb.ReportCheckpointRequest) {
 	k := ckptKey{r.JobId, r.Step}
 	p := t.pending[k]
 	if p == nil {
-		p = &pendingCkpt{generation: r.Generation, holders: map[int32]map[string][]byte{}}
+		p = &pendingCkpt{generation: r.Generation, holders: map[int32]map[string][]byte{}, bytes: map[int32]int64{}}
 		t.pending[k] = p
 	}
 	p.final = p.final || r.Final
@@ -65,6 +66,7 @@ func (t *CheckpointTracker) Report(r *pb.ReportCheckpointRequest) {
 		p.holders[r.Tp] = map[string][]byte{}
 	}
 	p.holders[r.Tp][r.WorkerId] = r.Checksum
+	p.bytes[r.Tp] = max(p.bytes[r.Tp], r.Bytes)
 }
 
 // Ready returns the checkpoints that can be committed now, newest step per
@@ -117,7 +119,7 @@ func (t *CheckpointTracker) Ready(st *pb.ClusterState) ([]*pb.Checkpoint, []Dive
 				break
 			}
 			sort.Strings(ids)
-			ck.Shards = append(ck.Shards, &pb.ShardHolders{Tp: tp, WorkerIds: ids, Checksum: sum})
+			ck.Shards = append(ck.Shards, &pb.ShardHolders{Tp: tp, WorkerIds: ids, Checksum: sum, Bytes: p.bytes[tp]})
 		}
 		if complete && p.final {
 			complete = p.allRanks(g)

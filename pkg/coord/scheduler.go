@@ -213,7 +213,7 @@ func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []stri
 	if ck := LatestCheckpoint(st, jobID); ck != nil {
 		g.ResumeStep = ck.Step
 		for _, sh := range ck.Shards {
-			h := &pb.ShardHolders{Tp: sh.Tp, Checksum: sh.Checksum}
+			h := &pb.ShardHolders{Tp: sh.Tp, Checksum: sh.Checksum, Bytes: sh.Bytes}
 			for _, id := range sh.WorkerIds {
 				if w := st.Workers[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
 					h.WorkerIds, h.Addresses = append(h.WorkerIds, id), append(h.Addresses, w.Address)

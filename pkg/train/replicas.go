@@ -74,7 +74,7 @@ func (w *Worker) Offer(ctx context.Context, req *pb.OfferShardRequest) error {
 			w.log.Warn("checkpoint retention", "job", req.Job, "err", err)
 		}
 		w.report(ctx, &pb.ReportCheckpointRequest{WorkerId: w.cfg.ID, JobId: req.Job, Generation: req.Generation,
-			Step: req.Step, Tp: req.Tp, Checksum: info.SHA256})
+			Step: req.Step, Tp: req.Tp, Checksum: info.SHA256, Bytes: info.Bytes})
 	}()
 	return nil
 }

@@ -85,7 +85,7 @@ func (w *Worker) persist(ctx context.Context, a *pb.Assignment, shard *ckpt.Shar
 	}
 	w.report(ctx, &pb.ReportCheckpointRequest{
 		WorkerId: w.cfg.ID, JobId: shard.Job, Generation: shard.Generation,
-		Step: int64(shard.Step), Tp: int32(shard.TP), Final: final, Checksum: info.SHA256,
+		Step: int64(shard.Step), Tp: int32(shard.TP), Final: final, Checksum: info.SHA256, Bytes: info.Bytes,
 	})
 	w.offerCopies(ctx, a, shard, info.SHA256)
 }

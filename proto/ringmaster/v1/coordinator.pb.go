@@ -495,6 +495,7 @@ type ShardHolders struct {
 	// The holders' peer addresses, parallel to worker_ids (in a generation's
 	// resume_from, so that a rank can fetch the shard without asking).
 	Addresses     []string `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Bytes         int64    `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"` // payload bytes of the shard (parameters and moments)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -555,6 +556,13 @@ func (x *ShardHolders) GetAddresses() []string {
 		return x.Addresses
 	}
 	return nil
+}
+
+func (x *ShardHolders) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
 }
 
 // ReplicaCopy says that after each checkpoint, the worker at rank from
@@ -2523,6 +2531,7 @@ type ReportCheckpointRequest struct {
 	Tp            int32                  `protobuf:"varint,5,opt,name=tp,proto3" json:"tp,omitempty"`            // which TP shard this worker holds durably
 	Final         bool                   `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`      // the last checkpoint of the job: commit completes it
 	Checksum      []byte                 `protobuf:"bytes,7,opt,name=checksum,proto3" json:"checksum,omitempty"` // SHA-256 of the stored shard's payload (ckpt.Info.SHA256)
+	Bytes         int64                  `protobuf:"varint,8,opt,name=bytes,proto3" json:"bytes,omitempty"`      // its payload bytes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2604,6 +2613,13 @@ func (x *ReportCheckpointRequest) GetChecksum() []byte {
 		return x.Checksum
 	}
 	return nil
+}
+
+func (x *ReportCheckpointRequest) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
 }
 
 type ReportCheckpointResponse struct {
@@ -3109,13 +3125,14 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x02tp\x18\x05 \x01(\x05R\x02tp\x12!\n" +
 	"\fbatch_offset\x18\x06 \x01(\x05R\vbatchOffset\x12\x1d\n" +
 	"\n" +
-	"batch_rows\x18\a \x01(\x05R\tbatchRows\"w\n" +
+	"batch_rows\x18\a \x01(\x05R\tbatchRows\"\x8d\x01\n" +
 	"\fShardHolders\x12\x0e\n" +
 	"\x02tp\x18\x01 \x01(\x05R\x02tp\x12\x1d\n" +
 	"\n" +
 	"worker_ids\x18\x02 \x03(\tR\tworkerIds\x12\x1a\n" +
 	"\bchecksum\x18\x03 \x01(\fR\bchecksum\x12\x1c\n" +
-	"\taddresses\x18\x04 \x03(\tR\taddresses\"1\n" +
+	"\taddresses\x18\x04 \x03(\tR\taddresses\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\"1\n" +
 	"\vReplicaCopy\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x05R\x02to\"\xfe\x03\n" +
@@ -3287,7 +3304,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x03 \x01(\v2\x19.ringmaster.v1.GenerationR\n" +
 	"generation\x12\x12\n" +
-	"\x04rank\x18\x04 \x01(\x05R\x04rank\"\xc3\x01\n" +
+	"\x04rank\x18\x04 \x01(\x05R\x04rank\"\xd9\x01\n" +
 	"\x17ReportCheckpointRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1e\n" +
@@ -3297,7 +3314,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x04step\x18\x04 \x01(\x03R\x04step\x12\x0e\n" +
 	"\x02tp\x18\x05 \x01(\x05R\x02tp\x12\x14\n" +
 	"\x05final\x18\x06 \x01(\bR\x05final\x12\x1a\n" +
-	"\bchecksum\x18\a \x01(\fR\bchecksum\"8\n" +
+	"\bchecksum\x18\a \x01(\fR\bchecksum\x12\x14\n" +
+	"\x05bytes\x18\b \x01(\x03R\x05bytes\"8\n" +
 	"\x18ReportCheckpointResponse\x12\x1c\n" +
 	"\tcommitted\x18\x01 \x01(\bR\tcommitted\"\x0f\n" +
 	"\rStatusRequest\"\x92\x01\n" +

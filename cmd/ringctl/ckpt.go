@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
+	"github.com/ringmaster-ml/ringmaster/pkg/ckpt/transfer"
+	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
+	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
+)
+
+// newCkptCmd is `ringctl ckpt`: the committed checkpoints the coordinators
+// record, and the shards behind them, read from the workers that hold them
+// (over the workers' peer service, presenting the operator certificate).
+func newCkptCmd() *cobra.Command {
+	c := &cobra.Command{Use: "ckpt", Short: "list, show and verify committed checkpoints"}
+	sub := func(use, short string, args cobra.PositionalArgs, run func(ctx context.Context, cf *clusterFlags, args []string) error) {
+		cf := &clusterFlags{}
+		cc := &cobra.Command{
+			Use: use, Short: short, Args: args,
+			RunE: func(c *cobra.Command, args []string) error {
+				cf.out = c.OutOrStdout()
+				return plainErrors(run(c.Context(), cf, args))
+			},
+		}
+		cf.register(cc)
+		c.AddCommand(cc)
+	}
+	sub("ls [JOB]", "list committed checkpoints: step, generation, age, holders of each TP shard, size", maxArgs(1), runCkptList)
+	sub("show JOB[@STEP]", "show a committed checkpoint: its commit record, and the shards' manifests read from a holder and checked against it", exactArgs(1), runCkptShow)
+	sub("verify JOB[@STEP]", "read every shard of a committed checkpoint from every holder and check it against the commit record's checksum", exactArgs(1), runCkptVerify)
+	return c
+}
+
+// parseRef splits JOB[@STEP]; step -1 means the newest committed one.
+func parseRef(ref string) (job string, step int64, err error) {
+	job, s, ok := strings.Cut(ref, "@")
+	if job == "" {
+		return "", 0, usagef("%q: want JOB or JOB@STEP", ref)
+	}
+	if !ok {
+		return job, -1, nil
+	}
+	step, err = strconv.ParseInt(s, 10, 64)
+	if err != nil || step < 0 {
+		return "", 0, usagef("%q: the step after @ must be a non-negative integer", ref)
+	}
+	return job, step, nil
+}
+
+// committed returns the job's commit record for step (-1: the newest).
+func committed(ctx context.Context, cl *coord.Client, job string, step int64) (*pb.Checkpoint, error) {
+	r, err := cl.GetJob(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Checkpoints) == 0 {
+		return nil, fmt.Errorf("job %s has no committed checkpoint yet", job)
+	}
+	if step < 0 {
+		return r.Checkpoints[len(r.Checkpoints)-1], nil
+	}
+	var steps []string
+	for _, c := range r.Checkpoints {
+		if c.Step == step {
+			return c, nil
+		}
+		steps = append(steps, strconv.FormatInt(c.Step, 10))
+	}
+	return nil, fmt.Errorf("job %s has no committed checkpoint at step %d; committed steps: %s", job, step, strings.Join(steps, ", "))
+}
+
+func runCkptList(ctx context.Context, cf *clusterFlags, args []string) error {
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	var jobs []string
+	if len(args) == 1 {
+		jobs = args
+	} else {
+		all, err := cl.ListJobs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, j := range all {
+			jobs = append(jobs, j.Id)
+		}
+	}
+	var list []*pb.Checkpoint
+	for _, j := range jobs {
+		r, err := cl.GetJob(ctx, j)
+		if err != nil {
+			return err
+		}
+		list = append(list, r.Checkpoints...)
+	}
+	if cf.json {
+		return cf.printJSONList(asMessages(list))
+	}
+	tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tSTEP\tGENERATION\tAGE\tSIZE\tHOLDERS")
+	now := time.Now()
+	for _, c := range list {
+		age := "-"
+		if c.CommittedUnixMs > 0 {
+			age = now.Sub(time.UnixMilli(c.CommittedUnixMs)).Round(time.Second).String()
+		}
+		var size int64
+		var holders []string
+		for _, sh := range c.Shards {
+			size += sh.Bytes
+			holders = append(holders, fmt.Sprintf("tp%d: %s", sh.Tp, strings.Join(sh.WorkerIds, ",")))
+		}
+		final := ""
+		if c.Final {
+			final = " (final)"
+		}
+		fmt.Fprintf(tw, "%s\t%d%s\t%d\t%s\t%s\t%s\n", c.JobId, c.Step, final, c.Generation, age, humanBytes(size), strings.Join(holders, "; "))
+	}
+	return tw.Flush()
+}
+
+// holderSet resolves the commit record's holders to peer addresses.
+func holderSet(ctx context.Context, cl *coord.Client, sh *pb.ShardHolders) ([]transfer.Holder, error) {
+	ws, err := cl.ListWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	addr := map[string]*pb.Worker{}
+	for _, w := range ws {
+		addr[w.Id] = w
+	}
+	var hs []transfer.Holder
+	for _, id := range sh.WorkerIds {
+		if w := addr[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
+			hs = append(hs, transfer.Holder{ID: id, Address: w.Address})
+		}
+	}
+	if len(hs) == 0 {
+		return nil, fmt.Errorf("no live worker holds tp shard %d (holders recorded: %s)", sh.Tp, strings.Join(sh.WorkerIds, ", "))
+	}
+	return hs, nil
+}
+
+// dialer opens PeerCheckpoints clients to workers, with the operator
+// certificate when the cluster runs TLS.
+func (cf *clusterFlags) dialer() transfer.Dialer {
+	return func(_ context.Context, h transfer.Holder) (pb.PeerCheckpointsClient, func(), error) {
+		creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+		if cf.tls != nil {
+			creds = cf.tls.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: h.ID})
+		}
+		cc, err := grpc.NewClient(h.Address, creds)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pb.NewPeerCheckpointsClient(cc), func() { _ = cc.Close() }, nil
+	}
+}
+
+// shardView is what `ckpt show` prints of a fetched shard.
+type shardView struct {
+	TP         int32    `json:"tp"`
+	TPSize     int      `json:"tp_size"`
+	Holders    []string `json:"holders"`
+	SHA256     string   `json:"sha256"`
+	Bytes      int64    `json:"bytes"`
+	Verified   string   `json:"verified_from"`
+	Iter       int      `json:"iter"`
+	OptimSteps int      `json:"optimizer_steps"`
+	OptimRange [2]int   `json:"optimizer_range"`
+	Params     int      `json:"parameters"`
+	Tensors    []string `json:"tensors"`
+}
+
+func runCkptShow(ctx context.Context, cf *clusterFlags, args []string) error {
+	job, step, err := parseRef(args[0])
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	c, err := committed(ctx, cl, job, step)
+	if err != nil {
+		return err
+	}
+	var views []shardView
+	for _, sh := range c.Shards {
+		hs, err := holderSet(ctx, cl, sh)
+		if err != nil {
+			return fmt.Errorf("%s@%d: %w", job, c.Step, err)
+		}
+		got, st, err := transfer.Fetch(ctx, transfer.Request{Job: job, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum}, hs, cf.dialer())
+		if err != nil {
+			return fmt.Errorf("%s@%d: %w", job, c.Step, err)
+		}
+		v := shardView{TP: sh.Tp, TPSize: got.TPSize, Holders: sh.WorkerIds, SHA256: fmt.Sprintf("%x", sh.Checksum),
+			Bytes: st.Bytes, Verified: st.From[len(st.From)-1], Iter: got.Iter, OptimSteps: got.Optim.Steps,
+			OptimRange: [2]int{got.Optim.Lo, got.Optim.Hi}, Params: len(got.Data)}
+		for _, t := range got.Manifest {
+			v.Tensors = append(v.Tensors, describeTensor(t))
+		}
+		views = append(views, v)
+	}
+	if cf.json {
+		b, err := json.MarshalIndent(map[string]any{"job": job, "step": c.Step, "generation": c.Generation, "final": c.Final,
+			"committed_unix_ms": c.CommittedUnixMs, "shards": views}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(cf.out, string(b))
+		return err
+	}
+	fmt.Fprintf(cf.out, "checkpoint %s@%d: generation %d, %d TP shard(s), committed %s\n", job, c.Step, c.Generation, len(c.Shards),
+		time.UnixMilli(c.CommittedUnixMs).UTC().Format(time.RFC3339))
+	for _, v := range views {
+		fmt.Fprintf(cf.out, "tp %d of %d: %s, sha256 %s, verified (read from %s)\n  holders %s\n  iteration %d, optimizer steps %d over parameters [%d,%d) of %d\n",
+			v.TP, v.TPSize, humanBytes(v.Bytes), v.SHA256, v.Verified, strings.Join(v.Holders, ", "), v.Iter, v.OptimSteps, v.OptimRange[0], v.OptimRange[1], v.Params)
+		for _, t := range v.Tensors {
+			fmt.Fprintf(cf.out, "    %s\n", t)
+		}
+	}
+	return nil
+}
+
+func describeTensor(t ckpt.Tensor) string {
+	s := fmt.Sprintf("%s %v", t.Name, t.Shape)
+	if full := t.FullShape(); fmt.Sprint(full) != fmt.Sprint(t.Shape) {
+		s += fmt.Sprintf(" (of %v)", full)
+	}
+	return s
+}
+
+func runCkptVerify(ctx context.Context, cf *clusterFlags, args []string) error {
+	job, step, err := parseRef(args[0])
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	c, err := committed(ctx, cl, job, step)
+	if err != nil {
+		return err
+	}
+	type result struct {
+		TP     int32  `json:"tp"`
+		Holder string `json:"holder"`
+		OK     bool   `json:"ok"`
+		Detail string `json:"detail"`
+	}
+	var results []result
+	var lost []string
+	for _, sh := range c.Shards {
+		good := 0
+		ws, err := cl.ListWorkers(ctx)
+		if err != nil {
+			return err
+		}
+		addr := map[string]*pb.Worker{}
+		for _, w := range ws {
+			addr[w.Id] = w
+		}
+		for _, id := range sh.WorkerIds {
+			w := addr[id]
+			if w == nil || w.State != pb.WorkerState_WORKER_STATE_ALIVE {
+				results = append(results, result{sh.Tp, id, false, "worker not alive"})
+				continue
+			}
+			_, st, err := transfer.Fetch(ctx, transfer.Request{Job: job, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum},
+				[]transfer.Holder{{ID: id, Address: w.Address}}, cf.dialer())
+			if err != nil {
+				results = append(results, result{sh.Tp, id, false, err.Error()})
+				continue
+			}
+			good++
+			results = append(results, result{sh.Tp, id, true, fmt.Sprintf("%s, sha256 matches the commit record", humanBytes(st.Bytes))})
+		}
+		if good == 0 {
+			lost = append(lost, fmt.Sprintf("tp %d", sh.Tp))
+		}
+	}
+	if cf.json {
+		b, err := json.MarshalIndent(results, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cf.out, string(b))
+	} else {
+		tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TP\tHOLDER\tRESULT\tDETAIL")
+		for _, r := range results {
+			res := "ok"
+			if !r.OK {
+				res = "FAILED"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.TP, r.Holder, res, r.Detail)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("checkpoint %s@%d cannot be restored: no holder has a correct copy of %s", job, c.Step, strings.Join(lost, ", "))
+	}
+	for _, r := range results {
+		if !r.OK {
+			return errors.New("some holders failed (see above); the checkpoint is still restorable from the others")
+		}
+	}
+	return nil
+}
+
+// humanBytes renders n bytes with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
