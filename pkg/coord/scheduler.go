@@ -55,6 +55,10 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 			}
 			lost := len(live) < len(g.Ranks)
 			ck := LatestCheckpoint(st, j.Id)
+			// The generation resumes from a checkpoint that was dropped
+			// (no correct copy of a shard was left): resume from the
+			// previous one.
+			dropped := g.ResumeStep > 0 && (ck == nil || ck.Step < g.ResumeStep)
 			grow := p.ScaleUp == "immediate" || (ck != nil && ck.Step > g.ResumeStep)
 			avail := free
 			if blocked {
@@ -87,7 +91,7 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 					blocked, blocker = true, j.Id
 				}
 				continue
-			case lost || (grow && n > len(g.Ranks)):
+			case lost || dropped || (grow && n > len(g.Ranks)):
 				// Survivors first, then free workers; among them the
 				// holders of each TP shard of the resume checkpoint first,
 				// so that a smaller generation keeps a holder of every
@@ -98,8 +102,11 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 					free = without(free, take)
 				}
 				reason := "scale up"
-				if lost {
+				switch {
+				case lost:
 					reason = fmt.Sprintf("lost or restarted %d worker(s)", len(g.Ranks)-len(live))
+				case dropped:
+					reason = fmt.Sprintf("checkpoint at step %d unavailable; resuming from step %d", g.ResumeStep, ck.GetStep())
 				}
 				gc := genCmd(st, j.Id, spec, take, reason)
 				gc.GetCommitGeneration().Generation.Restarts = restarts

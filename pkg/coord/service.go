@@ -336,6 +336,9 @@ func (s *Service) WorkerSession(stream pb.Coordinator_WorkerSessionServer) error
 			if !m.Leaving {
 				s.reviveIfLost(ctx, id)
 			}
+			if u := m.CheckpointUnavailable; u != nil {
+				s.dropUnavailable(ctx, id, u)
+			}
 			if m.FatalError != "" {
 				a := AssignmentFor(s.stateView(), id)
 				if a.JobId != "" {
@@ -418,4 +421,27 @@ func (s *Service) RemoveCoordinator(ctx context.Context, req *pb.RemoveCoordinat
 		return nil, fail(ctx, err)
 	}
 	return &pb.RemoveCoordinatorResponse{}, nil
+}
+
+// dropUnavailable acts on a worker's report that no correct copy of its
+// shard of the resume step exists: while that step is still the job's
+// newest committed checkpoint and the generation resuming from it is the
+// current one, the checkpoint is dropped, and the scheduler makes a
+// generation that resumes from the previous one. Reports about an older
+// generation or an already dropped step change nothing.
+func (s *Service) dropUnavailable(ctx context.Context, worker string, u *pb.CheckpointUnavailable) {
+	st := s.stateView()
+	a := AssignmentFor(st, worker)
+	g := st.Generations[a.JobId]
+	ck := LatestCheckpoint(st, a.JobId)
+	if a.JobId == "" || g == nil || g.Number != u.Generation || g.ResumeStep != u.Step || ck == nil || ck.Step != u.Step {
+		return
+	}
+	reason := fmt.Sprintf("worker %s found no correct copy of tp shard %d: %s", worker, u.Tp, u.Reason)
+	if _, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_DropCheckpoint{DropCheckpoint: &pb.DropCheckpointCmd{
+		JobId: a.JobId, Step: u.Step, Reason: reason}}}); err != nil {
+		s.log.Warn("drop unavailable checkpoint", "job", a.JobId, "step", u.Step, "err", err)
+		return
+	}
+	s.log.Error("committed checkpoint unavailable; the job falls back to the previous one", "job", a.JobId, "step", u.Step, "reason", reason)
 }

@@ -3,6 +3,7 @@ package coord
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -126,6 +127,8 @@ func (s *Store) Apply(c *pb.Command) (proto.Message, error) {
 		return s.commitGeneration(x.CommitGeneration.GetGeneration(), now)
 	case *pb.Command_CommitCheckpoint:
 		return s.commitCheckpoint(x.CommitCheckpoint.GetCheckpoint(), now)
+	case *pb.Command_DropCheckpoint:
+		return s.dropCheckpoint(x.DropCheckpoint, now)
 	case *pb.Command_SetCoordinator:
 		ci := x.SetCoordinator.GetCoordinator()
 		if ci.GetId() == "" {
@@ -305,6 +308,27 @@ func (s *Store) commitCheckpoint(c *pb.Checkpoint, now int64) (proto.Message, er
 	j.CommittedStep, j.UpdatedUnixMs = c.Step, now
 	if c.Final {
 		s.setJobState(j, pb.JobState_JOB_STATE_COMPLETED, fmt.Sprintf("final checkpoint at step %d", c.Step), now)
+	}
+	return j, nil
+}
+
+// dropCheckpoint removes a committed checkpoint that can no longer be
+// restored; the job's committed step becomes the newest one left (0: none,
+// the job starts over).
+func (s *Store) dropCheckpoint(c *pb.DropCheckpointCmd, now int64) (proto.Message, error) {
+	j, err := s.activeJob(c.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	list := s.st.Checkpoints[j.Id]
+	i := slices.IndexFunc(list.GetItems(), func(ck *pb.Checkpoint) bool { return ck.Step == c.GetStep() })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: job %s has no committed checkpoint at step %d", ErrInvalidCommand, j.Id, c.GetStep())
+	}
+	list.Items = slices.Delete(list.Items, i, i+1)
+	j.CommittedStep, j.UpdatedUnixMs = 0, now
+	if n := len(list.Items); n > 0 {
+		j.CommittedStep = list.Items[n-1].Step
 	}
 	return j, nil
 }

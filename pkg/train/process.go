@@ -125,7 +125,7 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 		_ = lis.Close()
 		return err
 	}
-	store, err := ckpt.Open(filepath.Join(cfg.DataDir, "checkpoints.db"), ckpt.Options{})
+	store, err := openStore(filepath.Join(cfg.DataDir, "checkpoints.db"), log)
 	if err != nil {
 		_ = lis.Close()
 		return fmt.Errorf("checkpoint store: %w", err)
@@ -207,4 +207,22 @@ func peerCredentials(src *tlsauth.Source) func(workerID string) grpc.DialOption 
 	return func(id string) grpc.DialOption {
 		return src.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: id})
 	}
+}
+
+// openStore opens the worker's checkpoint file. One that is corrupt (a
+// truncated copy, not a bbolt file) is moved aside, kept for inspection,
+// and replaced by an empty store: the worker then fetches the shards it
+// needs from their other holders instead of failing to start.
+func openStore(path string, log *slog.Logger) (*ckpt.Store, error) {
+	st, err := ckpt.Open(path, ckpt.Options{})
+	if !errors.Is(err, ckpt.ErrCorrupt) {
+		return st, err
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, fmt.Errorf("%w (and moving it aside failed: %v)", err, rerr)
+	}
+	log.Error("checkpoint store is corrupt; moved aside, starting with an empty one (shards will be fetched from their other holders)",
+		"path", path, "moved_to", aside, "err", err)
+	return ckpt.Open(path, ckpt.Options{})
 }

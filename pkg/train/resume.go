@@ -130,7 +130,7 @@ func (w *Worker) resume(ctx context.Context, log *slog.Logger, g *pb.Generation,
 		}
 		root := slices.Index(holders, 1)
 		if root < 0 {
-			return fmt.Errorf("job %s: resume from step %d: no replica of tp shard %d holds it: %w", job, step, tr.layout.TPRank, held)
+			return unavailable(step, tp, fmt.Errorf("job %s: resume from step %d: no replica of tp shard %d holds it: %w", job, step, tp, held))
 		}
 		n := len(tr.Model.Params().Data)
 		buf := make([]float32, 3*n+1)
@@ -147,7 +147,7 @@ func (w *Worker) resume(ctx context.Context, log *slog.Logger, g *pb.Generation,
 		state, held = State{Params: buf[:n], M: buf[n : 2*n], V: buf[2*n : 3*n], Steps: int(buf[3*n])}, nil
 	}
 	if held != nil {
-		return held
+		return unavailable(step, tp, held)
 	}
 	if err := tr.ImportState(state); err != nil {
 		return fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
@@ -202,4 +202,24 @@ func (w *Worker) finish(ctx context.Context, a *pb.Assignment, tr *Trainer) erro
 	}
 	w.log.Info("saved final model", "dir", dir)
 	return nil
+}
+
+// checkpointUnavailable is a resume that found no correct copy of this
+// rank's shard: not in its store, not at any holder. The coordinator then
+// drops that checkpoint and the job resumes from the one before.
+type checkpointUnavailable struct {
+	step, tp int
+	err      error
+}
+
+func (e *checkpointUnavailable) Error() string { return e.err.Error() }
+func (e *checkpointUnavailable) Unwrap() error { return e.err }
+
+// unavailable marks err as checkpointUnavailable when the shard is missing
+// or corrupt (and returns other errors as they are).
+func unavailable(step, tp int, err error) error {
+	if errors.Is(err, ckpt.ErrNotFound) || errors.Is(err, ckpt.ErrCorrupt) {
+		return &checkpointUnavailable{step: step, tp: tp, err: err}
+	}
+	return err
 }

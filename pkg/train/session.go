@@ -95,17 +95,19 @@ func (w *Worker) heartbeat() *pb.WorkerMessage {
 		unreachable = w.unreachable.peers
 	}
 	w.unreachable.peers = nil
+	unavailable := w.unavailable // repeated until a new generation comes
 	w.mu.Unlock()
 	m := &pb.WorkerMessage{
-		WorkerId:         w.cfg.ID,
-		Generation:       gen,
-		Step:             w.step.Load(),
-		Loss:             math.Float64frombits(w.loss.Load()),
-		TokensPerSec:     math.Float64frombits(w.tokensPS.Load()),
-		StepSeconds:      math.Float64frombits(w.stepSecs.Load()),
-		ComputeSeconds:   math.Float64frombits(w.compute.Load()),
-		FatalError:       fatal,
-		UnreachablePeers: unreachable,
+		WorkerId:              w.cfg.ID,
+		Generation:            gen,
+		Step:                  w.step.Load(),
+		Loss:                  math.Float64frombits(w.loss.Load()),
+		TokensPerSec:          math.Float64frombits(w.tokensPS.Load()),
+		StepSeconds:           math.Float64frombits(w.stepSecs.Load()),
+		ComputeSeconds:        math.Float64frombits(w.compute.Load()),
+		FatalError:            fatal,
+		UnreachablePeers:      unreachable,
+		CheckpointUnavailable: unavailable,
 	}
 	if v := math.Float64frombits(w.valLoss.Load()); !math.IsNaN(v) {
 		m.ValLoss = &v

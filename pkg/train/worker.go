@@ -117,6 +117,9 @@ type Worker struct {
 		generation uint64
 		peers      []string
 	}
+	// the current generation's resume checkpoint, which this worker could
+	// not get a correct copy of (nil: none)
+	unavailable *pb.CheckpointUnavailable
 }
 
 // NewWorker checks the configuration.
@@ -196,6 +199,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			stopCurrent()
 			current = a
 			w.assigned.Store(a)
+			w.mu.Lock()
+			w.unavailable = nil
+			w.mu.Unlock()
 			if a.GetJobId() == "" || a.GetRank() < 0 || a.GetGeneration() == nil {
 				w.generation.Store(0)
 				w.log.Info("idle", "job", a.GetJobId())
@@ -207,8 +213,17 @@ func (w *Worker) Run(ctx context.Context) error {
 			go func() {
 				defer close(done)
 				err := w.runContained(gctx, a)
+				var cu *checkpointUnavailable
 				switch {
 				case err == nil || gctx.Err() != nil:
+				case errors.As(err, &cu):
+					// Not this job's fault: the coordinator drops the
+					// checkpoint and resumes everyone from the previous one.
+					w.log.Error("no correct copy of the resume checkpoint here or at any holder; asking the coordinator to resume from the previous committed checkpoint",
+						"job", a.JobId, "generation", a.Generation.Number, "step", cu.step, "tp", cu.tp, "err", cu.err)
+					w.mu.Lock()
+					w.unavailable = &pb.CheckpointUnavailable{Generation: a.Generation.Number, Step: int64(cu.step), Tp: int32(cu.tp), Reason: cu.err.Error()}
+					w.mu.Unlock()
 				case isCollectiveFailure(err):
 					w.markBroken(a.JobId, int(w.step.Load()))
 					// A peer died, stalled, or the network between us

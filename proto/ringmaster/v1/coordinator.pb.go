@@ -1066,6 +1066,7 @@ type Command struct {
 	//	*Command_CommitCheckpoint
 	//	*Command_SetCoordinator
 	//	*Command_RemoveCoordinator
+	//	*Command_DropCheckpoint
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1196,6 +1197,15 @@ func (x *Command) GetRemoveCoordinator() *RemoveCoordinatorCmd {
 	return nil
 }
 
+func (x *Command) GetDropCheckpoint() *DropCheckpointCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DropCheckpoint); ok {
+			return x.DropCheckpoint
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -1236,6 +1246,10 @@ type Command_RemoveCoordinator struct {
 	RemoveCoordinator *RemoveCoordinatorCmd `protobuf:"bytes,18,opt,name=remove_coordinator,json=removeCoordinator,proto3,oneof"`
 }
 
+type Command_DropCheckpoint struct {
+	DropCheckpoint *DropCheckpointCmd `protobuf:"bytes,19,opt,name=drop_checkpoint,json=dropCheckpoint,proto3,oneof"`
+}
+
 func (*Command_SubmitJob) isCommand_Cmd() {}
 
 func (*Command_CancelJob) isCommand_Cmd() {}
@@ -1254,6 +1268,72 @@ func (*Command_SetCoordinator) isCommand_Cmd() {}
 
 func (*Command_RemoveCoordinator) isCommand_Cmd() {}
 
+func (*Command_DropCheckpoint) isCommand_Cmd() {}
+
+// DropCheckpointCmd takes a committed checkpoint back out of the job's
+// list: no live worker could produce a correct copy of one of its shards
+// (every holder lost, or every copy corrupt). The job resumes from the
+// previous committed checkpoint.
+type DropCheckpointCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropCheckpointCmd) Reset() {
+	*x = DropCheckpointCmd{}
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropCheckpointCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropCheckpointCmd) ProtoMessage() {}
+
+func (x *DropCheckpointCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropCheckpointCmd.ProtoReflect.Descriptor instead.
+func (*DropCheckpointCmd) Descriptor() ([]byte, []int) {
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DropCheckpointCmd) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DropCheckpointCmd) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *DropCheckpointCmd) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type SubmitJobCmd struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	JobId           string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1265,7 +1345,7 @@ type SubmitJobCmd struct {
 
 func (x *SubmitJobCmd) Reset() {
 	*x = SubmitJobCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1357,7 @@ func (x *SubmitJobCmd) String() string {
 func (*SubmitJobCmd) ProtoMessage() {}
 
 func (x *SubmitJobCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[11]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1370,7 @@ func (x *SubmitJobCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobCmd.ProtoReflect.Descriptor instead.
 func (*SubmitJobCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{11}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubmitJobCmd) GetJobId() string {
@@ -1324,7 +1404,7 @@ type CancelJobCmd struct {
 
 func (x *CancelJobCmd) Reset() {
 	*x = CancelJobCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1416,7 @@ func (x *CancelJobCmd) String() string {
 func (*CancelJobCmd) ProtoMessage() {}
 
 func (x *CancelJobCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[12]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1429,7 @@ func (x *CancelJobCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobCmd.ProtoReflect.Descriptor instead.
 func (*CancelJobCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{12}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobCmd) GetJobId() string {
@@ -1378,7 +1458,7 @@ type SetJobStateCmd struct {
 
 func (x *SetJobStateCmd) Reset() {
 	*x = SetJobStateCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1470,7 @@ func (x *SetJobStateCmd) String() string {
 func (*SetJobStateCmd) ProtoMessage() {}
 
 func (x *SetJobStateCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[13]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1483,7 @@ func (x *SetJobStateCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetJobStateCmd.ProtoReflect.Descriptor instead.
 func (*SetJobStateCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{13}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetJobStateCmd) GetJobId() string {
@@ -1443,7 +1523,7 @@ type RegisterWorkerCmd struct {
 
 func (x *RegisterWorkerCmd) Reset() {
 	*x = RegisterWorkerCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1535,7 @@ func (x *RegisterWorkerCmd) String() string {
 func (*RegisterWorkerCmd) ProtoMessage() {}
 
 func (x *RegisterWorkerCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[14]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1548,7 @@ func (x *RegisterWorkerCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerCmd.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{14}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterWorkerCmd) GetWorker() *Worker {
@@ -1489,7 +1569,7 @@ type SetWorkerStateCmd struct {
 
 func (x *SetWorkerStateCmd) Reset() {
 	*x = SetWorkerStateCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1581,7 @@ func (x *SetWorkerStateCmd) String() string {
 func (*SetWorkerStateCmd) ProtoMessage() {}
 
 func (x *SetWorkerStateCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[15]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1594,7 @@ func (x *SetWorkerStateCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWorkerStateCmd.ProtoReflect.Descriptor instead.
 func (*SetWorkerStateCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{15}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetWorkerStateCmd) GetWorkerId() string {
@@ -1547,7 +1627,7 @@ type CommitGenerationCmd struct {
 
 func (x *CommitGenerationCmd) Reset() {
 	*x = CommitGenerationCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1639,7 @@ func (x *CommitGenerationCmd) String() string {
 func (*CommitGenerationCmd) ProtoMessage() {}
 
 func (x *CommitGenerationCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[16]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1652,7 @@ func (x *CommitGenerationCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitGenerationCmd.ProtoReflect.Descriptor instead.
 func (*CommitGenerationCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{16}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommitGenerationCmd) GetGeneration() *Generation {
@@ -1591,7 +1671,7 @@ type CommitCheckpointCmd struct {
 
 func (x *CommitCheckpointCmd) Reset() {
 	*x = CommitCheckpointCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1683,7 @@ func (x *CommitCheckpointCmd) String() string {
 func (*CommitCheckpointCmd) ProtoMessage() {}
 
 func (x *CommitCheckpointCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[17]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1696,7 @@ func (x *CommitCheckpointCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitCheckpointCmd.ProtoReflect.Descriptor instead.
 func (*CommitCheckpointCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{17}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CommitCheckpointCmd) GetCheckpoint() *Checkpoint {
@@ -1635,7 +1715,7 @@ type SetCoordinatorCmd struct {
 
 func (x *SetCoordinatorCmd) Reset() {
 	*x = SetCoordinatorCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1727,7 @@ func (x *SetCoordinatorCmd) String() string {
 func (*SetCoordinatorCmd) ProtoMessage() {}
 
 func (x *SetCoordinatorCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[18]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1740,7 @@ func (x *SetCoordinatorCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCoordinatorCmd.ProtoReflect.Descriptor instead.
 func (*SetCoordinatorCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{18}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetCoordinatorCmd) GetCoordinator() *CoordinatorInfo {
@@ -1679,7 +1759,7 @@ type RemoveCoordinatorCmd struct {
 
 func (x *RemoveCoordinatorCmd) Reset() {
 	*x = RemoveCoordinatorCmd{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1771,7 @@ func (x *RemoveCoordinatorCmd) String() string {
 func (*RemoveCoordinatorCmd) ProtoMessage() {}
 
 func (x *RemoveCoordinatorCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[19]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1784,7 @@ func (x *RemoveCoordinatorCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCoordinatorCmd.ProtoReflect.Descriptor instead.
 func (*RemoveCoordinatorCmd) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{19}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveCoordinatorCmd) GetId() string {
@@ -1723,7 +1803,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1815,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[20]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1828,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{20}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SubmitJobRequest) GetSpec() []byte {
@@ -1767,7 +1847,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1859,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[21]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1872,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{21}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -1811,7 +1891,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +1903,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[22]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +1916,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{22}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1860,7 +1940,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1952,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[23]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +1965,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{23}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1924,7 +2004,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2016,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[24]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2029,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{24}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{25}
 }
 
 type ListJobsResponse struct {
@@ -1961,7 +2041,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2053,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[25]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2066,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{25}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -2006,7 +2086,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2098,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[26]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2111,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{26}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -2057,7 +2137,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2149,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[27]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2162,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{27}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -2100,7 +2180,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2192,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[28]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2205,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{28}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{29}
 }
 
 type ListWorkersResponse struct {
@@ -2137,7 +2217,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2229,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[29]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2242,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{29}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -2190,7 +2270,7 @@ type RegisterWorkerRequest struct {
 
 func (x *RegisterWorkerRequest) Reset() {
 	*x = RegisterWorkerRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2282,7 @@ func (x *RegisterWorkerRequest) String() string {
 func (*RegisterWorkerRequest) ProtoMessage() {}
 
 func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[30]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2295,7 @@ func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{30}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegisterWorkerRequest) GetWorkerId() string {
@@ -2284,7 +2364,7 @@ type RegisterWorkerResponse struct {
 
 func (x *RegisterWorkerResponse) Reset() {
 	*x = RegisterWorkerResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2376,7 @@ func (x *RegisterWorkerResponse) String() string {
 func (*RegisterWorkerResponse) ProtoMessage() {}
 
 func (x *RegisterWorkerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[31]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2389,7 @@ func (x *RegisterWorkerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerResponse.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{31}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegisterWorkerResponse) GetWorker() *Worker {
@@ -2343,13 +2423,16 @@ type WorkerMessage struct {
 	StepSeconds    float64  `protobuf:"fixed64,9,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
 	ComputeSeconds float64  `protobuf:"fixed64,10,opt,name=compute_seconds,json=computeSeconds,proto3" json:"compute_seconds,omitempty"`
 	ValLoss        *float64 `protobuf:"fixed64,11,opt,name=val_loss,json=valLoss,proto3,oneof" json:"val_loss,omitempty"` // the latest evaluation's, once there is one
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Set when this worker could not get a correct copy of its shard of the
+	// generation's resume step from its store or any holder.
+	CheckpointUnavailable *CheckpointUnavailable `protobuf:"bytes,12,opt,name=checkpoint_unavailable,json=checkpointUnavailable,proto3" json:"checkpoint_unavailable,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *WorkerMessage) Reset() {
 	*x = WorkerMessage{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2444,7 @@ func (x *WorkerMessage) String() string {
 func (*WorkerMessage) ProtoMessage() {}
 
 func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[32]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2457,7 @@ func (x *WorkerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerMessage.ProtoReflect.Descriptor instead.
 func (*WorkerMessage) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{32}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WorkerMessage) GetWorkerId() string {
@@ -2454,6 +2537,81 @@ func (x *WorkerMessage) GetValLoss() float64 {
 	return 0
 }
 
+func (x *WorkerMessage) GetCheckpointUnavailable() *CheckpointUnavailable {
+	if x != nil {
+		return x.CheckpointUnavailable
+	}
+	return nil
+}
+
+type CheckpointUnavailable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Tp            int32                  `protobuf:"varint,3,opt,name=tp,proto3" json:"tp,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointUnavailable) Reset() {
+	*x = CheckpointUnavailable{}
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointUnavailable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointUnavailable) ProtoMessage() {}
+
+func (x *CheckpointUnavailable) ProtoReflect() protoreflect.Message {
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointUnavailable.ProtoReflect.Descriptor instead.
+func (*CheckpointUnavailable) Descriptor() ([]byte, []int) {
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CheckpointUnavailable) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *CheckpointUnavailable) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *CheckpointUnavailable) GetTp() int32 {
+	if x != nil {
+		return x.Tp
+	}
+	return 0
+}
+
+func (x *CheckpointUnavailable) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type Assignment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"` // "" when the worker is free
@@ -2466,7 +2624,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2636,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[33]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2649,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{33}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Assignment) GetJobId() string {
@@ -2538,7 +2696,7 @@ type ReportCheckpointRequest struct {
 
 func (x *ReportCheckpointRequest) Reset() {
 	*x = ReportCheckpointRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2708,7 @@ func (x *ReportCheckpointRequest) String() string {
 func (*ReportCheckpointRequest) ProtoMessage() {}
 
 func (x *ReportCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[34]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2721,7 @@ func (x *ReportCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*ReportCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{34}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReportCheckpointRequest) GetWorkerId() string {
@@ -2631,7 +2789,7 @@ type ReportCheckpointResponse struct {
 
 func (x *ReportCheckpointResponse) Reset() {
 	*x = ReportCheckpointResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2801,7 @@ func (x *ReportCheckpointResponse) String() string {
 func (*ReportCheckpointResponse) ProtoMessage() {}
 
 func (x *ReportCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[35]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2814,7 @@ func (x *ReportCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*ReportCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{35}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReportCheckpointResponse) GetCommitted() bool {
@@ -2674,7 +2832,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2844,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[36]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2857,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{36}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{38}
 }
 
 type Member struct {
@@ -2715,7 +2873,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2885,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[37]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +2898,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{37}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Member) GetId() string {
@@ -2794,7 +2952,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +2964,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[38]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +2977,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{38}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -2894,7 +3052,7 @@ type JoinCoordinatorRequest struct {
 
 func (x *JoinCoordinatorRequest) Reset() {
 	*x = JoinCoordinatorRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +3064,7 @@ func (x *JoinCoordinatorRequest) String() string {
 func (*JoinCoordinatorRequest) ProtoMessage() {}
 
 func (x *JoinCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[39]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3077,7 @@ func (x *JoinCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*JoinCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{39}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *JoinCoordinatorRequest) GetId() string {
@@ -2966,7 +3124,7 @@ type JoinCoordinatorResponse struct {
 
 func (x *JoinCoordinatorResponse) Reset() {
 	*x = JoinCoordinatorResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3136,7 @@ func (x *JoinCoordinatorResponse) String() string {
 func (*JoinCoordinatorResponse) ProtoMessage() {}
 
 func (x *JoinCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[40]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3149,7 @@ func (x *JoinCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*JoinCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{40}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *JoinCoordinatorResponse) GetLeaderLastIndex() uint64 {
@@ -3010,7 +3168,7 @@ type RemoveCoordinatorRequest struct {
 
 func (x *RemoveCoordinatorRequest) Reset() {
 	*x = RemoveCoordinatorRequest{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3180,7 @@ func (x *RemoveCoordinatorRequest) String() string {
 func (*RemoveCoordinatorRequest) ProtoMessage() {}
 
 func (x *RemoveCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[41]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3193,7 @@ func (x *RemoveCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{41}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RemoveCoordinatorRequest) GetId() string {
@@ -3053,7 +3211,7 @@ type RemoveCoordinatorResponse struct {
 
 func (x *RemoveCoordinatorResponse) Reset() {
 	*x = RemoveCoordinatorResponse{}
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[42]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3223,7 @@ func (x *RemoveCoordinatorResponse) String() string {
 func (*RemoveCoordinatorResponse) ProtoMessage() {}
 
 func (x *RemoveCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[42]
+	mi := &file_ringmaster_v1_coordinator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3236,7 @@ func (x *RemoveCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{42}
+	return file_ringmaster_v1_coordinator_proto_rawDescGZIP(), []int{44}
 }
 
 var File_ringmaster_v1_coordinator_proto protoreflect.FileDescriptor
@@ -3194,7 +3352,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
 	"\x05value\x18\x02 \x01(\v2\x1e.ringmaster.v1.CoordinatorInfoR\x05value:\x028\x01\"A\n" +
 	"\x0eCheckpointList\x12/\n" +
-	"\x05items\x18\x01 \x03(\v2\x19.ringmaster.v1.CheckpointR\x05items\"\xce\x05\n" +
+	"\x05items\x18\x01 \x03(\v2\x19.ringmaster.v1.CheckpointR\x05items\"\x9b\x06\n" +
 	"\aCommand\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12<\n" +
 	"\n" +
@@ -3208,8 +3366,13 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11commit_generation\x18\x0f \x01(\v2\".ringmaster.v1.CommitGenerationCmdH\x00R\x10commitGeneration\x12Q\n" +
 	"\x11commit_checkpoint\x18\x10 \x01(\v2\".ringmaster.v1.CommitCheckpointCmdH\x00R\x10commitCheckpoint\x12K\n" +
 	"\x0fset_coordinator\x18\x11 \x01(\v2 .ringmaster.v1.SetCoordinatorCmdH\x00R\x0esetCoordinator\x12T\n" +
-	"\x12remove_coordinator\x18\x12 \x01(\v2#.ringmaster.v1.RemoveCoordinatorCmdH\x00R\x11removeCoordinatorB\x05\n" +
-	"\x03cmd\"n\n" +
+	"\x12remove_coordinator\x18\x12 \x01(\v2#.ringmaster.v1.RemoveCoordinatorCmdH\x00R\x11removeCoordinator\x12K\n" +
+	"\x0fdrop_checkpoint\x18\x13 \x01(\v2 .ringmaster.v1.DropCheckpointCmdH\x00R\x0edropCheckpointB\x05\n" +
+	"\x03cmd\"V\n" +
+	"\x11DropCheckpointCmd\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"n\n" +
 	"\fSubmitJobCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\tspec_json\x18\x02 \x01(\fR\bspecJson\x12*\n" +
@@ -3279,7 +3442,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
 	"\x16RegisterWorkerResponse\x12-\n" +
 	"\x06worker\x18\x01 \x01(\v2\x15.ringmaster.v1.WorkerR\x06worker\x12)\n" +
-	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\xfb\x02\n" +
+	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\xd8\x03\n" +
 	"\rWorkerMessage\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1e\n" +
 	"\n" +
@@ -3295,8 +3458,16 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\fstep_seconds\x18\t \x01(\x01R\vstepSeconds\x12'\n" +
 	"\x0fcompute_seconds\x18\n" +
 	" \x01(\x01R\x0ecomputeSeconds\x12\x1e\n" +
-	"\bval_loss\x18\v \x01(\x01H\x00R\avalLoss\x88\x01\x01B\v\n" +
-	"\t_val_loss\"\x8f\x01\n" +
+	"\bval_loss\x18\v \x01(\x01H\x00R\avalLoss\x88\x01\x01\x12[\n" +
+	"\x16checkpoint_unavailable\x18\f \x01(\v2$.ringmaster.v1.CheckpointUnavailableR\x15checkpointUnavailableB\v\n" +
+	"\t_val_loss\"s\n" +
+	"\x15CheckpointUnavailable\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x0e\n" +
+	"\x02tp\x18\x03 \x01(\x05R\x02tp\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8f\x01\n" +
 	"\n" +
 	"Assignment\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
@@ -3385,7 +3556,7 @@ func file_ringmaster_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_ringmaster_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ringmaster_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_ringmaster_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_ringmaster_v1_coordinator_proto_goTypes = []any{
 	(JobState)(0),                     // 0: ringmaster.v1.JobState
 	(WorkerState)(0),                  // 1: ringmaster.v1.WorkerState
@@ -3400,119 +3571,123 @@ var file_ringmaster_v1_coordinator_proto_goTypes = []any{
 	(*ClusterState)(nil),              // 10: ringmaster.v1.ClusterState
 	(*CheckpointList)(nil),            // 11: ringmaster.v1.CheckpointList
 	(*Command)(nil),                   // 12: ringmaster.v1.Command
-	(*SubmitJobCmd)(nil),              // 13: ringmaster.v1.SubmitJobCmd
-	(*CancelJobCmd)(nil),              // 14: ringmaster.v1.CancelJobCmd
-	(*SetJobStateCmd)(nil),            // 15: ringmaster.v1.SetJobStateCmd
-	(*RegisterWorkerCmd)(nil),         // 16: ringmaster.v1.RegisterWorkerCmd
-	(*SetWorkerStateCmd)(nil),         // 17: ringmaster.v1.SetWorkerStateCmd
-	(*CommitGenerationCmd)(nil),       // 18: ringmaster.v1.CommitGenerationCmd
-	(*CommitCheckpointCmd)(nil),       // 19: ringmaster.v1.CommitCheckpointCmd
-	(*SetCoordinatorCmd)(nil),         // 20: ringmaster.v1.SetCoordinatorCmd
-	(*RemoveCoordinatorCmd)(nil),      // 21: ringmaster.v1.RemoveCoordinatorCmd
-	(*SubmitJobRequest)(nil),          // 22: ringmaster.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),         // 23: ringmaster.v1.SubmitJobResponse
-	(*GetJobRequest)(nil),             // 24: ringmaster.v1.GetJobRequest
-	(*GetJobResponse)(nil),            // 25: ringmaster.v1.GetJobResponse
-	(*ListJobsRequest)(nil),           // 26: ringmaster.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 27: ringmaster.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 28: ringmaster.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),         // 29: ringmaster.v1.CancelJobResponse
-	(*ListWorkersRequest)(nil),        // 30: ringmaster.v1.ListWorkersRequest
-	(*ListWorkersResponse)(nil),       // 31: ringmaster.v1.ListWorkersResponse
-	(*RegisterWorkerRequest)(nil),     // 32: ringmaster.v1.RegisterWorkerRequest
-	(*RegisterWorkerResponse)(nil),    // 33: ringmaster.v1.RegisterWorkerResponse
-	(*WorkerMessage)(nil),             // 34: ringmaster.v1.WorkerMessage
-	(*Assignment)(nil),                // 35: ringmaster.v1.Assignment
-	(*ReportCheckpointRequest)(nil),   // 36: ringmaster.v1.ReportCheckpointRequest
-	(*ReportCheckpointResponse)(nil),  // 37: ringmaster.v1.ReportCheckpointResponse
-	(*StatusRequest)(nil),             // 38: ringmaster.v1.StatusRequest
-	(*Member)(nil),                    // 39: ringmaster.v1.Member
-	(*StatusResponse)(nil),            // 40: ringmaster.v1.StatusResponse
-	(*JoinCoordinatorRequest)(nil),    // 41: ringmaster.v1.JoinCoordinatorRequest
-	(*JoinCoordinatorResponse)(nil),   // 42: ringmaster.v1.JoinCoordinatorResponse
-	(*RemoveCoordinatorRequest)(nil),  // 43: ringmaster.v1.RemoveCoordinatorRequest
-	(*RemoveCoordinatorResponse)(nil), // 44: ringmaster.v1.RemoveCoordinatorResponse
-	nil,                               // 45: ringmaster.v1.Worker.LabelsEntry
-	nil,                               // 46: ringmaster.v1.ClusterState.JobsEntry
-	nil,                               // 47: ringmaster.v1.ClusterState.WorkersEntry
-	nil,                               // 48: ringmaster.v1.ClusterState.GenerationsEntry
-	nil,                               // 49: ringmaster.v1.ClusterState.CheckpointsEntry
-	nil,                               // 50: ringmaster.v1.ClusterState.CoordinatorsEntry
-	nil,                               // 51: ringmaster.v1.RegisterWorkerRequest.LabelsEntry
+	(*DropCheckpointCmd)(nil),         // 13: ringmaster.v1.DropCheckpointCmd
+	(*SubmitJobCmd)(nil),              // 14: ringmaster.v1.SubmitJobCmd
+	(*CancelJobCmd)(nil),              // 15: ringmaster.v1.CancelJobCmd
+	(*SetJobStateCmd)(nil),            // 16: ringmaster.v1.SetJobStateCmd
+	(*RegisterWorkerCmd)(nil),         // 17: ringmaster.v1.RegisterWorkerCmd
+	(*SetWorkerStateCmd)(nil),         // 18: ringmaster.v1.SetWorkerStateCmd
+	(*CommitGenerationCmd)(nil),       // 19: ringmaster.v1.CommitGenerationCmd
+	(*CommitCheckpointCmd)(nil),       // 20: ringmaster.v1.CommitCheckpointCmd
+	(*SetCoordinatorCmd)(nil),         // 21: ringmaster.v1.SetCoordinatorCmd
+	(*RemoveCoordinatorCmd)(nil),      // 22: ringmaster.v1.RemoveCoordinatorCmd
+	(*SubmitJobRequest)(nil),          // 23: ringmaster.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),         // 24: ringmaster.v1.SubmitJobResponse
+	(*GetJobRequest)(nil),             // 25: ringmaster.v1.GetJobRequest
+	(*GetJobResponse)(nil),            // 26: ringmaster.v1.GetJobResponse
+	(*ListJobsRequest)(nil),           // 27: ringmaster.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 28: ringmaster.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 29: ringmaster.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),         // 30: ringmaster.v1.CancelJobResponse
+	(*ListWorkersRequest)(nil),        // 31: ringmaster.v1.ListWorkersRequest
+	(*ListWorkersResponse)(nil),       // 32: ringmaster.v1.ListWorkersResponse
+	(*RegisterWorkerRequest)(nil),     // 33: ringmaster.v1.RegisterWorkerRequest
+	(*RegisterWorkerResponse)(nil),    // 34: ringmaster.v1.RegisterWorkerResponse
+	(*WorkerMessage)(nil),             // 35: ringmaster.v1.WorkerMessage
+	(*CheckpointUnavailable)(nil),     // 36: ringmaster.v1.CheckpointUnavailable
+	(*Assignment)(nil),                // 37: ringmaster.v1.Assignment
+	(*ReportCheckpointRequest)(nil),   // 38: ringmaster.v1.ReportCheckpointRequest
+	(*ReportCheckpointResponse)(nil),  // 39: ringmaster.v1.ReportCheckpointResponse
+	(*StatusRequest)(nil),             // 40: ringmaster.v1.StatusRequest
+	(*Member)(nil),                    // 41: ringmaster.v1.Member
+	(*StatusResponse)(nil),            // 42: ringmaster.v1.StatusResponse
+	(*JoinCoordinatorRequest)(nil),    // 43: ringmaster.v1.JoinCoordinatorRequest
+	(*JoinCoordinatorResponse)(nil),   // 44: ringmaster.v1.JoinCoordinatorResponse
+	(*RemoveCoordinatorRequest)(nil),  // 45: ringmaster.v1.RemoveCoordinatorRequest
+	(*RemoveCoordinatorResponse)(nil), // 46: ringmaster.v1.RemoveCoordinatorResponse
+	nil,                               // 47: ringmaster.v1.Worker.LabelsEntry
+	nil,                               // 48: ringmaster.v1.ClusterState.JobsEntry
+	nil,                               // 49: ringmaster.v1.ClusterState.WorkersEntry
+	nil,                               // 50: ringmaster.v1.ClusterState.GenerationsEntry
+	nil,                               // 51: ringmaster.v1.ClusterState.CheckpointsEntry
+	nil,                               // 52: ringmaster.v1.ClusterState.CoordinatorsEntry
+	nil,                               // 53: ringmaster.v1.RegisterWorkerRequest.LabelsEntry
 }
 var file_ringmaster_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: ringmaster.v1.Job.state:type_name -> ringmaster.v1.JobState
-	45, // 1: ringmaster.v1.Worker.labels:type_name -> ringmaster.v1.Worker.LabelsEntry
+	47, // 1: ringmaster.v1.Worker.labels:type_name -> ringmaster.v1.Worker.LabelsEntry
 	1,  // 2: ringmaster.v1.Worker.state:type_name -> ringmaster.v1.WorkerState
 	4,  // 3: ringmaster.v1.Generation.ranks:type_name -> ringmaster.v1.Rank
 	5,  // 4: ringmaster.v1.Generation.resume_from:type_name -> ringmaster.v1.ShardHolders
 	6,  // 5: ringmaster.v1.Generation.replica_copies:type_name -> ringmaster.v1.ReplicaCopy
 	5,  // 6: ringmaster.v1.Checkpoint.shards:type_name -> ringmaster.v1.ShardHolders
-	46, // 7: ringmaster.v1.ClusterState.jobs:type_name -> ringmaster.v1.ClusterState.JobsEntry
-	47, // 8: ringmaster.v1.ClusterState.workers:type_name -> ringmaster.v1.ClusterState.WorkersEntry
-	48, // 9: ringmaster.v1.ClusterState.generations:type_name -> ringmaster.v1.ClusterState.GenerationsEntry
-	49, // 10: ringmaster.v1.ClusterState.checkpoints:type_name -> ringmaster.v1.ClusterState.CheckpointsEntry
-	50, // 11: ringmaster.v1.ClusterState.coordinators:type_name -> ringmaster.v1.ClusterState.CoordinatorsEntry
+	48, // 7: ringmaster.v1.ClusterState.jobs:type_name -> ringmaster.v1.ClusterState.JobsEntry
+	49, // 8: ringmaster.v1.ClusterState.workers:type_name -> ringmaster.v1.ClusterState.WorkersEntry
+	50, // 9: ringmaster.v1.ClusterState.generations:type_name -> ringmaster.v1.ClusterState.GenerationsEntry
+	51, // 10: ringmaster.v1.ClusterState.checkpoints:type_name -> ringmaster.v1.ClusterState.CheckpointsEntry
+	52, // 11: ringmaster.v1.ClusterState.coordinators:type_name -> ringmaster.v1.ClusterState.CoordinatorsEntry
 	8,  // 12: ringmaster.v1.CheckpointList.items:type_name -> ringmaster.v1.Checkpoint
-	13, // 13: ringmaster.v1.Command.submit_job:type_name -> ringmaster.v1.SubmitJobCmd
-	14, // 14: ringmaster.v1.Command.cancel_job:type_name -> ringmaster.v1.CancelJobCmd
-	15, // 15: ringmaster.v1.Command.set_job_state:type_name -> ringmaster.v1.SetJobStateCmd
-	16, // 16: ringmaster.v1.Command.register_worker:type_name -> ringmaster.v1.RegisterWorkerCmd
-	17, // 17: ringmaster.v1.Command.set_worker_state:type_name -> ringmaster.v1.SetWorkerStateCmd
-	18, // 18: ringmaster.v1.Command.commit_generation:type_name -> ringmaster.v1.CommitGenerationCmd
-	19, // 19: ringmaster.v1.Command.commit_checkpoint:type_name -> ringmaster.v1.CommitCheckpointCmd
-	20, // 20: ringmaster.v1.Command.set_coordinator:type_name -> ringmaster.v1.SetCoordinatorCmd
-	21, // 21: ringmaster.v1.Command.remove_coordinator:type_name -> ringmaster.v1.RemoveCoordinatorCmd
-	0,  // 22: ringmaster.v1.SetJobStateCmd.state:type_name -> ringmaster.v1.JobState
-	3,  // 23: ringmaster.v1.RegisterWorkerCmd.worker:type_name -> ringmaster.v1.Worker
-	1,  // 24: ringmaster.v1.SetWorkerStateCmd.state:type_name -> ringmaster.v1.WorkerState
-	7,  // 25: ringmaster.v1.CommitGenerationCmd.generation:type_name -> ringmaster.v1.Generation
-	8,  // 26: ringmaster.v1.CommitCheckpointCmd.checkpoint:type_name -> ringmaster.v1.Checkpoint
-	9,  // 27: ringmaster.v1.SetCoordinatorCmd.coordinator:type_name -> ringmaster.v1.CoordinatorInfo
-	2,  // 28: ringmaster.v1.SubmitJobResponse.job:type_name -> ringmaster.v1.Job
-	2,  // 29: ringmaster.v1.GetJobResponse.job:type_name -> ringmaster.v1.Job
-	7,  // 30: ringmaster.v1.GetJobResponse.generation:type_name -> ringmaster.v1.Generation
-	8,  // 31: ringmaster.v1.GetJobResponse.checkpoints:type_name -> ringmaster.v1.Checkpoint
-	34, // 32: ringmaster.v1.GetJobResponse.progress:type_name -> ringmaster.v1.WorkerMessage
-	2,  // 33: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
-	2,  // 34: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
-	3,  // 35: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
-	51, // 36: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
-	3,  // 37: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
-	7,  // 38: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
-	39, // 39: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
-	2,  // 40: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
-	3,  // 41: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
-	7,  // 42: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
-	11, // 43: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
-	9,  // 44: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
-	22, // 45: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
-	24, // 46: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
-	26, // 47: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
-	28, // 48: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
-	30, // 49: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
-	32, // 50: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
-	34, // 51: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
-	36, // 52: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
-	38, // 53: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
-	41, // 54: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
-	43, // 55: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
-	23, // 56: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
-	25, // 57: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
-	27, // 58: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
-	29, // 59: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
-	31, // 60: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
-	33, // 61: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
-	35, // 62: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
-	37, // 63: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
-	40, // 64: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
-	42, // 65: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
-	44, // 66: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
-	56, // [56:67] is the sub-list for method output_type
-	45, // [45:56] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	14, // 13: ringmaster.v1.Command.submit_job:type_name -> ringmaster.v1.SubmitJobCmd
+	15, // 14: ringmaster.v1.Command.cancel_job:type_name -> ringmaster.v1.CancelJobCmd
+	16, // 15: ringmaster.v1.Command.set_job_state:type_name -> ringmaster.v1.SetJobStateCmd
+	17, // 16: ringmaster.v1.Command.register_worker:type_name -> ringmaster.v1.RegisterWorkerCmd
+	18, // 17: ringmaster.v1.Command.set_worker_state:type_name -> ringmaster.v1.SetWorkerStateCmd
+	19, // 18: ringmaster.v1.Command.commit_generation:type_name -> ringmaster.v1.CommitGenerationCmd
+	20, // 19: ringmaster.v1.Command.commit_checkpoint:type_name -> ringmaster.v1.CommitCheckpointCmd
+	21, // 20: ringmaster.v1.Command.set_coordinator:type_name -> ringmaster.v1.SetCoordinatorCmd
+	22, // 21: ringmaster.v1.Command.remove_coordinator:type_name -> ringmaster.v1.RemoveCoordinatorCmd
+	13, // 22: ringmaster.v1.Command.drop_checkpoint:type_name -> ringmaster.v1.DropCheckpointCmd
+	0,  // 23: ringmaster.v1.SetJobStateCmd.state:type_name -> ringmaster.v1.JobState
+	3,  // 24: ringmaster.v1.RegisterWorkerCmd.worker:type_name -> ringmaster.v1.Worker
+	1,  // 25: ringmaster.v1.SetWorkerStateCmd.state:type_name -> ringmaster.v1.WorkerState
+	7,  // 26: ringmaster.v1.CommitGenerationCmd.generation:type_name -> ringmaster.v1.Generation
+	8,  // 27: ringmaster.v1.CommitCheckpointCmd.checkpoint:type_name -> ringmaster.v1.Checkpoint
+	9,  // 28: ringmaster.v1.SetCoordinatorCmd.coordinator:type_name -> ringmaster.v1.CoordinatorInfo
+	2,  // 29: ringmaster.v1.SubmitJobResponse.job:type_name -> ringmaster.v1.Job
+	2,  // 30: ringmaster.v1.GetJobResponse.job:type_name -> ringmaster.v1.Job
+	7,  // 31: ringmaster.v1.GetJobResponse.generation:type_name -> ringmaster.v1.Generation
+	8,  // 32: ringmaster.v1.GetJobResponse.checkpoints:type_name -> ringmaster.v1.Checkpoint
+	35, // 33: ringmaster.v1.GetJobResponse.progress:type_name -> ringmaster.v1.WorkerMessage
+	2,  // 34: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
+	2,  // 35: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
+	3,  // 36: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
+	53, // 37: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
+	3,  // 38: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
+	36, // 39: ringmaster.v1.WorkerMessage.checkpoint_unavailable:type_name -> ringmaster.v1.CheckpointUnavailable
+	7,  // 40: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
+	41, // 41: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
+	2,  // 42: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
+	3,  // 43: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
+	7,  // 44: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
+	11, // 45: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
+	9,  // 46: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
+	23, // 47: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
+	25, // 48: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
+	27, // 49: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
+	29, // 50: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
+	31, // 51: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
+	33, // 52: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
+	35, // 53: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
+	38, // 54: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
+	40, // 55: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
+	43, // 56: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
+	45, // 57: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
+	24, // 58: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
+	26, // 59: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
+	28, // 60: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
+	30, // 61: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
+	32, // 62: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
+	34, // 63: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
+	37, // 64: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
+	39, // 65: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
+	42, // 66: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
+	44, // 67: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
+	46, // 68: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
+	58, // [58:69] is the sub-list for method output_type
+	47, // [47:58] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_ringmaster_v1_coordinator_proto_init() }
@@ -3530,16 +3705,17 @@ func file_ringmaster_v1_coordinator_proto_init() {
 		(*Command_CommitCheckpoint)(nil),
 		(*Command_SetCoordinator)(nil),
 		(*Command_RemoveCoordinator)(nil),
+		(*Command_DropCheckpoint)(nil),
 	}
-	file_ringmaster_v1_coordinator_proto_msgTypes[13].OneofWrappers = []any{}
-	file_ringmaster_v1_coordinator_proto_msgTypes[32].OneofWrappers = []any{}
+	file_ringmaster_v1_coordinator_proto_msgTypes[14].OneofWrappers = []any{}
+	file_ringmaster_v1_coordinator_proto_msgTypes[33].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringmaster_v1_coordinator_proto_rawDesc), len(file_ringmaster_v1_coordinator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
