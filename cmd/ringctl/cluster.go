@@ -43,12 +43,14 @@ func clusterCommands() []*cobra.Command {
 		cmds = append(cmds, c)
 		return c
 	}
-	var preset string
-	submit := add("submit (SPEC.yaml | --preset NAME)", "submit a job spec (file, or --preset) to the coordinators", maxArgs(1),
+	var so submitOptions
+	submit := add("submit (SPEC.yaml | --preset NAME | --from JOB[@STEP]) [--set KEY=VALUE…]", "submit a job spec (file, --preset, or the --from job's) to the coordinators", maxArgs(1),
 		func(ctx context.Context, cf *clusterFlags, args []string) error {
-			return runSubmit(ctx, cf, preset, args)
+			return runSubmit(ctx, cf, so, args)
 		})
-	submit.Flags().StringVar(&preset, "preset", "", "submit a built-in preset instead of a file: "+strings.Join(jobspec.PresetNames(), ", "))
+	submit.Flags().StringVar(&so.preset, "preset", "", "submit a built-in preset instead of a file: "+strings.Join(jobspec.PresetNames(), ", "))
+	submit.Flags().StringVar(&so.from, "from", "", "start from this job's committed checkpoint (JOB: its newest; JOB@STEP) — parameters, AdamW state and iteration, resharded to the new layout; the model must match, the layout, LR schedule and max_iters may differ; without a spec, the job's own spec")
+	submit.Flags().StringArrayVar(&so.sets, "set", nil, "override a spec field (repeatable): train.max_iters=2000, parallel.tp=1, …")
 	completePresets(submit, "preset")
 
 	add("status [JOB]", "show a job (with its rank table), or the coordinator group", maxArgs(1), runStatus)
@@ -230,23 +232,61 @@ func jsonOpts() protojson.MarshalOptions {
 	return protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}
 }
 
-func runSubmit(ctx context.Context, cf *clusterFlags, preset string, args []string) error {
+// submitOptions are submit's flags besides the cluster's.
+type submitOptions struct {
+	preset string
+	from   string   // JOB[@STEP]
+	sets   []string // KEY=VALUE overrides
+}
+
+func runSubmit(ctx context.Context, cf *clusterFlags, so submitOptions, args []string) error {
+	var fromJob string
+	var fromStep int64
+	if so.from != "" {
+		var err error
+		if fromJob, fromStep, err = parseRef(so.from); err != nil {
+			return err
+		}
+		fromStep = max(fromStep, 0) // 0: the newest
+	}
 	var doc []byte
 	switch {
-	case preset != "" && len(args) == 0:
-		s, err := jobspec.Preset(preset)
+	case so.preset != "" && len(args) == 0:
+		s, err := jobspec.Preset(so.preset)
 		if err != nil {
 			return err
 		}
 		doc = s.Marshal()
-	case preset == "" && len(args) == 1:
+	case so.preset == "" && len(args) == 1:
 		b, err := os.ReadFile(args[0])
 		if err != nil {
 			return fmt.Errorf("read spec: %w", err)
 		}
 		doc = b
+	case so.preset == "" && len(args) == 0 && fromJob != "":
+		cl, cctx, cancel, err := cf.client(ctx)
+		if err != nil {
+			return err
+		}
+		r, err := cl.GetJob(cctx, fromJob)
+		cancel()
+		cl.Close()
+		if err != nil {
+			return fmt.Errorf("--from %s: %w", fromJob, err)
+		}
+		doc = r.Job.SpecJson
 	default:
-		return usagef("give a spec file or --preset NAME, not both or neither")
+		return usagef("give a spec file, --preset NAME or --from JOB, not a file and a preset")
+	}
+	if len(so.sets) > 0 {
+		spec, err := jobspec.Parse(doc)
+		if err != nil {
+			return err
+		}
+		if spec, err = jobspec.Override(spec, so.sets); err != nil {
+			return usagef("--set: %v", err)
+		}
+		doc = spec.Marshal()
 	}
 	if spec, err := jobspec.Parse(doc); err == nil && !cf.json {
 		// One worker's share of the smallest layout the job starts with.
@@ -261,14 +301,18 @@ func runSubmit(ctx context.Context, cf *clusterFlags, preset string, args []stri
 	}
 	defer cancel()
 	defer cl.Close()
-	j, err := cl.SubmitJob(ctx, doc)
+	j, err := cl.Submit(ctx, &pb.SubmitJobRequest{Spec: doc, FromJob: fromJob, FromStep: fromStep})
 	if err != nil {
 		return err
 	}
 	if cf.json {
 		return cf.printJSON(j)
 	}
-	fmt.Fprintf(cf.out, "%s %s\n", j.Id, coord.StateName(j.State))
+	fmt.Fprintf(cf.out, "%s %s", j.Id, coord.StateName(j.State))
+	if f := j.InitFrom; f != nil {
+		fmt.Fprintf(cf.out, ", starting from %s@%d (%d TP shard(s))", f.JobId, f.Step, len(f.Shards))
+	}
+	fmt.Fprintln(cf.out)
 	return nil
 }
 
@@ -389,7 +433,11 @@ func runCancel(ctx context.Context, cf *clusterFlags, id, reason string) error {
 	if cf.json {
 		return cf.printJSON(j)
 	}
-	fmt.Fprintf(cf.out, "%s %s\n", j.Id, coord.StateName(j.State))
+	fmt.Fprintf(cf.out, "%s %s", j.Id, coord.StateName(j.State))
+	if f := j.InitFrom; f != nil {
+		fmt.Fprintf(cf.out, ", starting from %s@%d (%d TP shard(s))", f.JobId, f.Step, len(f.Shards))
+	}
+	fmt.Fprintln(cf.out)
 	return nil
 }
 

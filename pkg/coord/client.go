@@ -201,9 +201,14 @@ func (c *Client) do(ctx context.Context, idempotent bool, call callFunc) error {
 
 // SubmitJob submits a YAML or JSON job spec.
 func (c *Client) SubmitJob(ctx context.Context, spec []byte) (*pb.Job, error) {
+	return c.Submit(ctx, &pb.SubmitJobRequest{Spec: spec})
+}
+
+// Submit sends a whole submit request (with --from's source checkpoint).
+func (c *Client) Submit(ctx context.Context, req *pb.SubmitJobRequest) (*pb.Job, error) {
 	var out *pb.SubmitJobResponse
 	err := c.write(ctx, func(ctx context.Context, cl pb.CoordinatorClient, tr *metadata.MD) (err error) {
-		out, err = cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec}, grpc.Trailer(tr))
+		out, err = cl.SubmitJob(ctx, req, grpc.Trailer(tr))
 		return err
 	})
 	return out.GetJob(), err

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
 	"github.com/ringmaster-ml/ringmaster/pkg/parallel"
@@ -58,7 +61,7 @@ func Plan(st *pb.ClusterState) []*pb.Command {
 			// The generation resumes from a checkpoint that was dropped
 			// (no correct copy of a shard was left): resume from the
 			// previous one.
-			dropped := g.ResumeStep > 0 && (ck == nil || ck.Step < g.ResumeStep)
+			dropped := g.ResumeStep > 0 && (g.ResumeJob == "" || g.ResumeJob == j.Id) && (ck == nil || ck.Step < g.ResumeStep)
 			grow := p.ScaleUp == "immediate" || (ck != nil && ck.Step > g.ResumeStep)
 			avail := free
 			if blocked {
@@ -217,8 +220,12 @@ func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []stri
 	g := Layout(spec, workers, func(id string) string { return st.Workers[id].GetAddress() })
 	g.JobId, g.Reason = jobID, reason
 	g.CheckpointReplicas, g.ReplicaCopies = ReplicaCopies(g, spec.Checkpoint.Replicas)
-	if ck := LatestCheckpoint(st, jobID); ck != nil {
-		g.ResumeStep = ck.Step
+	ck := LatestCheckpoint(st, jobID)
+	if from := st.Jobs[jobID].GetInitFrom(); ck == nil && from != nil {
+		ck, g.ResumeJob = from, from.JobId // submitted --from another job's checkpoint
+	}
+	if ck != nil {
+		g.ResumeStep, g.ResumeTpSize = ck.Step, int32(len(ck.Shards))
 		for _, sh := range ck.Shards {
 			h := &pb.ShardHolders{Tp: sh.Tp, Checksum: sh.Checksum, Bytes: sh.Bytes}
 			for _, id := range sh.WorkerIds {
@@ -376,4 +383,38 @@ func arrange(workers []string, tp int, pref map[string]int) []string {
 		slots[i] = w
 	}
 	return slots
+}
+
+// InitCheckpoint resolves `submit --from job@step` (step 0: the newest) to
+// that job's commit record, checking that spec's model is the one the
+// checkpoint holds: every differing model field is named.
+func InitCheckpoint(st *pb.ClusterState, spec jobspec.Spec, job string, step int64) (*pb.Checkpoint, error) {
+	src := st.Jobs[job]
+	if src == nil {
+		return nil, fmt.Errorf("--from %s: no such job", job)
+	}
+	list := st.Checkpoints[job].GetItems()
+	if len(list) == 0 {
+		return nil, fmt.Errorf("--from %s: the job has no committed checkpoint", job)
+	}
+	ck := list[len(list)-1]
+	if step > 0 {
+		i := slices.IndexFunc(list, func(c *pb.Checkpoint) bool { return c.Step == step })
+		if i < 0 {
+			var steps []string
+			for _, c := range list {
+				steps = append(steps, fmt.Sprint(c.Step))
+			}
+			return nil, fmt.Errorf("--from %s@%d: not a committed checkpoint of %s; committed steps: %s", job, step, job, strings.Join(steps, ", "))
+		}
+		ck = list[i]
+	}
+	srcSpec, err := JobSpec(src)
+	if err != nil {
+		return nil, fmt.Errorf("--from %s: %w", job, err)
+	}
+	if diff := jobspec.ModelDiff(srcSpec.Model, spec.Model); len(diff) > 0 {
+		return nil, fmt.Errorf("--from %s@%d: the model differs from the checkpoint's (%s); a checkpoint loads only into the same model: change these fields to match", job, ck.Step, strings.Join(diff, "; "))
+	}
+	return proto.Clone(ck).(*pb.Checkpoint), nil
 }

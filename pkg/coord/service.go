@@ -103,13 +103,22 @@ func (s *Service) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.
 	if err := s.n.CatchUp(ctx); err != nil { // admit against the workers the leader knows
 		return nil, fail(ctx, err)
 	}
-	var admitErr error
-	s.n.fsm.Read(func(st *pb.ClusterState) { admitErr = Admit(st, spec) })
+	var admitErr, fromErr error
+	var from *pb.Checkpoint
+	s.n.fsm.Read(func(st *pb.ClusterState) {
+		admitErr = Admit(st, spec)
+		if req.GetFromJob() != "" {
+			from, fromErr = InitCheckpoint(st, spec, req.GetFromJob(), req.GetFromStep())
+		}
+	})
 	if admitErr != nil {
 		return nil, status.Error(codes.InvalidArgument, admitErr.Error())
 	}
+	if fromErr != nil {
+		return nil, status.Error(codes.InvalidArgument, fromErr.Error())
+	}
 	msg, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{
-		SpecJson: spec.Marshal(), ModelConfigHash: spec.ModelHash()}}})
+		SpecJson: spec.Marshal(), ModelConfigHash: spec.ModelHash(), InitFrom: from}}})
 	if err != nil {
 		return nil, fail(ctx, err)
 	}
@@ -433,11 +442,23 @@ func (s *Service) dropUnavailable(ctx context.Context, worker string, u *pb.Chec
 	st := s.stateView()
 	a := AssignmentFor(st, worker)
 	g := st.Generations[a.JobId]
-	ck := LatestCheckpoint(st, a.JobId)
-	if a.JobId == "" || g == nil || g.Number != u.Generation || g.ResumeStep != u.Step || ck == nil || ck.Step != u.Step {
+	if a.JobId == "" || g == nil || g.Number != u.Generation || g.ResumeStep != u.Step {
 		return
 	}
 	reason := fmt.Sprintf("worker %s found no correct copy of tp shard %d: %s", worker, u.Tp, u.Reason)
+	if g.ResumeJob != "" && g.ResumeJob != a.JobId {
+		// The checkpoint this job was submitted --from is gone: nothing
+		// older of that job was asked for, so the job cannot start.
+		if _, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_SetJobState{SetJobState: &pb.SetJobStateCmd{
+			JobId: a.JobId, State: pb.JobState_JOB_STATE_FAILED,
+			Reason: fmt.Sprintf("the checkpoint it starts from, %s@%d, cannot be restored (%s); submit again --from another committed step", g.ResumeJob, u.Step, reason)}}}); err != nil {
+			s.log.Warn("fail job", "job", a.JobId, "err", err)
+		}
+		return
+	}
+	if ck := LatestCheckpoint(st, a.JobId); ck == nil || ck.Step != u.Step {
+		return
+	}
 	if _, err := s.apply(ctx, &pb.Command{Cmd: &pb.Command_DropCheckpoint{DropCheckpoint: &pb.DropCheckpointCmd{
 		JobId: a.JobId, Step: u.Step, Reason: reason}}}); err != nil {
 		s.log.Warn("drop unavailable checkpoint", "job", a.JobId, "step", u.Step, "err", err)

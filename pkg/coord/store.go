@@ -163,6 +163,9 @@ func (s *Store) submitJob(c *pb.SubmitJobCmd, now int64) (proto.Message, error) 
 		Id: id, SpecJson: c.GetSpecJson(), State: pb.JobState_JOB_STATE_QUEUED, Seq: s.st.NextJobSeq,
 		SubmittedUnixMs: now, UpdatedUnixMs: now, ModelConfigHash: c.GetModelConfigHash(),
 	}
+	if c.GetInitFrom() != nil {
+		j.InitFrom = proto.Clone(c.GetInitFrom()).(*pb.Checkpoint)
+	}
 	s.st.Jobs[id] = j
 	return j, nil
 }

@@ -332,3 +332,23 @@ func isHex64(s string) bool {
 	}
 	return true
 }
+
+// ModelDiff names the model fields (after defaults) whose values differ
+// between a and b, as "model.n_embd: 64 there, 32 here".
+func ModelDiff(a, b model.Config) []string {
+	a, b = a.WithDefaults(), b.WithDefaults()
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var out []string
+	for i := range va.NumField() {
+		f := va.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			name = f.Name
+		}
+		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
+		if !reflect.DeepEqual(x, y) {
+			out = append(out, fmt.Sprintf("model.%s: %v there, %v here", name, x, y))
+		}
+	}
+	return out
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringmaster-ml/ringmaster/pkg/allreduce"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
+	"github.com/ringmaster-ml/ringmaster/pkg/ckpt/transfer"
 	"github.com/ringmaster-ml/ringmaster/pkg/metrics"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
@@ -26,6 +27,21 @@ import (
 // coordinator never commits a step this worker does not hold.
 func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, final bool, jm *metrics.JobTraining) {
 	start := time.Now()
+	p, opt := tr.Model.Params(), tr.opt
+	optim := ckpt.Optim{Lo: opt.Lo, Hi: opt.Hi, M: opt.M, V: opt.V, Steps: opt.Steps}
+	if tr.zero1 != nil {
+		// ZeRO-1 ranks hold slices of the moments. Gathered, every DP
+		// replica's shard is whole and identical: a copy the coordinator
+		// can compare by checksum, loadable into any layout. It is a
+		// collective, so every rank gathers at every due step, before
+		// deciding whether to skip the write.
+		st, err := tr.ExportState(ctx)
+		if err != nil {
+			w.log.Warn("checkpoint not taken: gathering the ZeRO-1 moments failed", "job", a.JobId, "step", tr.Iter(), "err", err)
+			return
+		}
+		optim = ckpt.Optim{Lo: 0, Hi: len(st.Params), M: st.M, V: st.V, Steps: st.Steps}
+	}
 	if final {
 		w.saver.wait()
 	}
@@ -35,13 +51,10 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 			"job", a.JobId, "step", tr.Iter())
 		return
 	}
-	p, opt := tr.Model.Params(), tr.opt
 	shard := &ckpt.Shard{
 		Job: a.JobId, Step: tr.Iter(), Generation: a.Generation.Number,
 		TP: tr.layout.TPRank, TPSize: tr.layout.Mesh.TP, Spec: a.SpecJson,
-		Manifest: ckpt.Manifest(p.Views), Data: p.Data,
-		Optim: ckpt.Optim{Lo: opt.Lo, Hi: opt.Hi, M: opt.M, V: opt.V, Steps: opt.Steps},
-		Iter:  tr.Iter(),
+		Manifest: ckpt.Manifest(p.Views), Data: p.Data, Optim: optim, Iter: tr.Iter(),
 	}
 	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
 	if final {
@@ -101,14 +114,26 @@ func (w *Worker) persist(ctx context.Context, a *pb.Assignment, shard *ckpt.Shar
 // bench/chaos) can tell local loads from re-fetched ones.
 func (w *Worker) resume(ctx context.Context, log *slog.Logger, g *pb.Generation, tr *Trainer, jm *metrics.JobTraining) error {
 	start := time.Now()
+	// job is the checkpoint's job: this one's, or the one it was
+	// submitted --from.
 	job, step, tp := g.JobId, int(g.ResumeStep), tr.layout.TPRank
-	state, held := w.load(job, tr, step)
+	if g.ResumeJob != "" {
+		job = g.ResumeJob
+	}
+	var state State
+	var held error
+	source := "local"
+	if from := int(g.ResumeTpSize); from > 0 && from != tr.layout.Mesh.TP {
+		state, held = w.loadResharded(ctx, g, job, tr, from)
+		source = fmt.Sprintf("resharded from tp %d", from)
+	} else {
+		state, held = w.load(job, tr, step)
+	}
 	if errors.Is(held, ckpt.ErrCorrupt) {
 		jm.ChecksumFailure()
 		w.log.Warn("stored checkpoint is corrupt; fetching a replica's copy", "job", job, "step", step, "tp", tp, "err", held)
 	}
-	source := "local"
-	if errors.Is(held, ckpt.ErrNotFound) || errors.Is(held, ckpt.ErrCorrupt) {
+	if source == "local" && (errors.Is(held, ckpt.ErrNotFound) || errors.Is(held, ckpt.ErrCorrupt)) {
 		if holders, sum := w.resumeHolders(g, tp); len(holders) > 0 {
 			if _, err := w.fetchShard(ctx, job, step, tp, sum, holders, metrics.TransferFetch); err != nil {
 				w.log.Warn("checkpoint shard not fetched from its holders", "job", job, "step", step, "tp", tp, "err", err)
@@ -158,8 +183,38 @@ func (w *Worker) resume(ctx context.Context, log *slog.Logger, g *pb.Generation,
 	if fromReplica {
 		source = "replica"
 	}
-	log.Info("checkpoint loaded", "step", step, "source", source, "bytes", bytes, "seconds", time.Since(start).Seconds())
+	log.Info("checkpoint loaded", "job", job, "step", step, "source", source, "bytes", bytes, "seconds", time.Since(start).Seconds())
 	return nil
+}
+
+// loadResharded builds this rank's state from a checkpoint of another TP
+// size: every shard of the step (from this worker's store, else fetched
+// from a holder and checked against the commit record), gathered into the
+// whole model and cut into this rank's piece. Every rank does the same
+// arithmetic on the same bytes, so data-parallel replicas start identical.
+func (w *Worker) loadResharded(ctx context.Context, g *pb.Generation, job string, tr *Trainer, from int) (State, error) {
+	step := int(g.ResumeStep)
+	shards := make([]*ckpt.Shard, from)
+	for t := range from {
+		sh, err := w.cfg.Checkpoints.Get(job, step, t)
+		if err != nil {
+			holders, sum := w.resumeHolders(g, t)
+			var ferr error
+			if sh, _, ferr = transfer.Fetch(ctx, transfer.Request{Job: job, Step: step, TP: t, SHA256: sum}, holders, w.dialPeer); ferr != nil {
+				return State{}, fmt.Errorf("job %s: resume from step %d: tp shard %d of %d: %w (here: %v; holders: %v)", job, step, t, from, ckpt.ErrNotFound, err, ferr)
+			}
+		}
+		shards[t] = sh
+	}
+	whole, err := ckpt.Gather(shards, ckpt.FullManifest(shards[0].Manifest))
+	if err != nil {
+		return State{}, fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
+	}
+	mine, err := ckpt.Reshard(whole, ckpt.Manifest(tr.Model.Params().Views), tr.layout.TPRank, tr.layout.Mesh.TP)
+	if err != nil {
+		return State{}, fmt.Errorf("job %s: resume from step %d: %w", job, step, err)
+	}
+	return State{Params: mine.Data, M: mine.Optim.M, V: mine.Optim.V, Steps: mine.Optim.Steps}, nil
 }
 
 // load reads the resume step from this worker's checkpoint store, checking

@@ -154,8 +154,13 @@ type Job struct {
 	// When the job last entered the waiting state (0 when it is not
 	// waiting): parallel.wait_timeout counts from here.
 	WaitingSinceUnixMs int64 `protobuf:"varint,12,opt,name=waiting_since_unix_ms,json=waitingSinceUnixMs,proto3" json:"waiting_since_unix_ms,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The committed checkpoint of another job this job starts from
+	// (`ringctl submit --from JOB@STEP`): until it commits a checkpoint of
+	// its own, its generations resume from this one, resharded to the
+	// job's layout. Unset: the job starts from its initialization.
+	InitFrom      *Checkpoint `protobuf:"bytes,13,opt,name=init_from,json=initFrom,proto3" json:"init_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -270,6 +275,13 @@ func (x *Job) GetWaitingSinceUnixMs() int64 {
 		return x.WaitingSinceUnixMs
 	}
 	return 0
+}
+
+func (x *Job) GetInitFrom() *Checkpoint {
+	if x != nil {
+		return x.InitFrom
+	}
+	return nil
 }
 
 type Worker struct {
@@ -639,8 +651,14 @@ type Generation struct {
 	// generation's size.
 	CheckpointReplicas int32          `protobuf:"varint,13,opt,name=checkpoint_replicas,json=checkpointReplicas,proto3" json:"checkpoint_replicas,omitempty"`
 	ReplicaCopies      []*ReplicaCopy `protobuf:"bytes,14,rep,name=replica_copies,json=replicaCopies,proto3" json:"replica_copies,omitempty"` // who copies its shard to whom
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The job whose checkpoint resume_step is ("" or job_id: this job's own;
+	// another: the job it was submitted --from), and that checkpoint's TP
+	// size: when it differs from tp_size, each rank gathers the whole model
+	// from every shard and cuts its own piece.
+	ResumeJob     string `protobuf:"bytes,15,opt,name=resume_job,json=resumeJob,proto3" json:"resume_job,omitempty"`
+	ResumeTpSize  int32  `protobuf:"varint,16,opt,name=resume_tp_size,json=resumeTpSize,proto3" json:"resume_tp_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Generation) Reset() {
@@ -769,6 +787,20 @@ func (x *Generation) GetReplicaCopies() []*ReplicaCopy {
 		return x.ReplicaCopies
 	}
 	return nil
+}
+
+func (x *Generation) GetResumeJob() string {
+	if x != nil {
+		return x.ResumeJob
+	}
+	return ""
+}
+
+func (x *Generation) GetResumeTpSize() int32 {
+	if x != nil {
+		return x.ResumeTpSize
+	}
+	return 0
 }
 
 type Checkpoint struct {
@@ -1339,6 +1371,7 @@ type SubmitJobCmd struct {
 	JobId           string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	SpecJson        []byte                 `protobuf:"bytes,2,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
 	ModelConfigHash string                 `protobuf:"bytes,3,opt,name=model_config_hash,json=modelConfigHash,proto3" json:"model_config_hash,omitempty"`
+	InitFrom        *Checkpoint            `protobuf:"bytes,4,opt,name=init_from,json=initFrom,proto3" json:"init_from,omitempty"` // see Job.init_from
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1392,6 +1425,13 @@ func (x *SubmitJobCmd) GetModelConfigHash() string {
 		return x.ModelConfigHash
 	}
 	return ""
+}
+
+func (x *SubmitJobCmd) GetInitFrom() *Checkpoint {
+	if x != nil {
+		return x.InitFrom
+	}
+	return nil
 }
 
 type CancelJobCmd struct {
@@ -1795,8 +1835,14 @@ func (x *RemoveCoordinatorCmd) GetId() string {
 }
 
 type SubmitJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          []byte                 `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"` // YAML or JSON job spec
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  []byte                 `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"` // YAML or JSON job spec
+	// Start from another job's committed checkpoint (its parameters, AdamW
+	// state and iteration) instead of an initialization: from_step 0 takes
+	// that job's newest. The model sections must match; the layout, the LR
+	// schedule and max_iters may differ.
+	FromJob       string `protobuf:"bytes,2,opt,name=from_job,json=fromJob,proto3" json:"from_job,omitempty"`
+	FromStep      int64  `protobuf:"varint,3,opt,name=from_step,json=fromStep,proto3" json:"from_step,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1836,6 +1882,20 @@ func (x *SubmitJobRequest) GetSpec() []byte {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *SubmitJobRequest) GetFromJob() string {
+	if x != nil {
+		return x.FromJob
+	}
+	return ""
+}
+
+func (x *SubmitJobRequest) GetFromStep() int64 {
+	if x != nil {
+		return x.FromStep
+	}
+	return 0
 }
 
 type SubmitJobResponse struct {
@@ -3243,7 +3303,7 @@ var File_ringmaster_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1fringmaster/v1/coordinator.proto\x12\rringmaster.v1\"\xa1\x03\n" +
+	"\x1fringmaster/v1/coordinator.proto\x12\rringmaster.v1\"\xd9\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tspec_json\x18\x02 \x01(\fR\bspecJson\x12-\n" +
@@ -3259,7 +3319,8 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11model_config_hash\x18\n" +
 	" \x01(\tR\x0fmodelConfigHash\x12\x1a\n" +
 	"\brestarts\x18\v \x01(\rR\brestarts\x121\n" +
-	"\x15waiting_since_unix_ms\x18\f \x01(\x03R\x12waitingSinceUnixMs\"\x9b\x03\n" +
+	"\x15waiting_since_unix_ms\x18\f \x01(\x03R\x12waitingSinceUnixMs\x126\n" +
+	"\tinit_from\x18\r \x01(\v2\x19.ringmaster.v1.CheckpointR\binitFrom\"\x9b\x03\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -3293,7 +3354,7 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\"1\n" +
 	"\vReplicaCopy\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\x05R\x02to\"\xfe\x03\n" +
+	"\x02to\x18\x02 \x01(\x05R\x02to\"\xc3\x04\n" +
 	"\n" +
 	"Generation\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
@@ -3312,7 +3373,10 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\brestarts\x18\v \x01(\rR\brestarts\x12&\n" +
 	"\x0fcreated_unix_ms\x18\f \x01(\x03R\rcreatedUnixMs\x12/\n" +
 	"\x13checkpoint_replicas\x18\r \x01(\x05R\x12checkpointReplicas\x12A\n" +
-	"\x0ereplica_copies\x18\x0e \x03(\v2\x1a.ringmaster.v1.ReplicaCopyR\rreplicaCopies\"\xce\x01\n" +
+	"\x0ereplica_copies\x18\x0e \x03(\v2\x1a.ringmaster.v1.ReplicaCopyR\rreplicaCopies\x12\x1d\n" +
+	"\n" +
+	"resume_job\x18\x0f \x01(\tR\tresumeJob\x12$\n" +
+	"\x0eresume_tp_size\x18\x10 \x01(\x05R\fresumeTpSize\"\xce\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
@@ -3372,11 +3436,12 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11DropCheckpointCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"n\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa6\x01\n" +
 	"\fSubmitJobCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\tspec_json\x18\x02 \x01(\fR\bspecJson\x12*\n" +
-	"\x11model_config_hash\x18\x03 \x01(\tR\x0fmodelConfigHash\"=\n" +
+	"\x11model_config_hash\x18\x03 \x01(\tR\x0fmodelConfigHash\x126\n" +
+	"\tinit_from\x18\x04 \x01(\v2\x19.ringmaster.v1.CheckpointR\binitFrom\"=\n" +
 	"\fCancelJobCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9c\x01\n" +
@@ -3403,9 +3468,11 @@ const file_ringmaster_v1_coordinator_proto_rawDesc = "" +
 	"\x11SetCoordinatorCmd\x12@\n" +
 	"\vcoordinator\x18\x01 \x01(\v2\x1e.ringmaster.v1.CoordinatorInfoR\vcoordinator\"&\n" +
 	"\x14RemoveCoordinatorCmd\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"&\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"^\n" +
 	"\x10SubmitJobRequest\x12\x12\n" +
-	"\x04spec\x18\x01 \x01(\fR\x04spec\"9\n" +
+	"\x04spec\x18\x01 \x01(\fR\x04spec\x12\x19\n" +
+	"\bfrom_job\x18\x02 \x01(\tR\afromJob\x12\x1b\n" +
+	"\tfrom_step\x18\x03 \x01(\x03R\bfromStep\"9\n" +
 	"\x11SubmitJobResponse\x12$\n" +
 	"\x03job\x18\x01 \x01(\v2\x12.ringmaster.v1.JobR\x03job\"&\n" +
 	"\rGetJobRequest\x12\x15\n" +
@@ -3615,79 +3682,81 @@ var file_ringmaster_v1_coordinator_proto_goTypes = []any{
 }
 var file_ringmaster_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: ringmaster.v1.Job.state:type_name -> ringmaster.v1.JobState
-	47, // 1: ringmaster.v1.Worker.labels:type_name -> ringmaster.v1.Worker.LabelsEntry
-	1,  // 2: ringmaster.v1.Worker.state:type_name -> ringmaster.v1.WorkerState
-	4,  // 3: ringmaster.v1.Generation.ranks:type_name -> ringmaster.v1.Rank
-	5,  // 4: ringmaster.v1.Generation.resume_from:type_name -> ringmaster.v1.ShardHolders
-	6,  // 5: ringmaster.v1.Generation.replica_copies:type_name -> ringmaster.v1.ReplicaCopy
-	5,  // 6: ringmaster.v1.Checkpoint.shards:type_name -> ringmaster.v1.ShardHolders
-	48, // 7: ringmaster.v1.ClusterState.jobs:type_name -> ringmaster.v1.ClusterState.JobsEntry
-	49, // 8: ringmaster.v1.ClusterState.workers:type_name -> ringmaster.v1.ClusterState.WorkersEntry
-	50, // 9: ringmaster.v1.ClusterState.generations:type_name -> ringmaster.v1.ClusterState.GenerationsEntry
-	51, // 10: ringmaster.v1.ClusterState.checkpoints:type_name -> ringmaster.v1.ClusterState.CheckpointsEntry
-	52, // 11: ringmaster.v1.ClusterState.coordinators:type_name -> ringmaster.v1.ClusterState.CoordinatorsEntry
-	8,  // 12: ringmaster.v1.CheckpointList.items:type_name -> ringmaster.v1.Checkpoint
-	14, // 13: ringmaster.v1.Command.submit_job:type_name -> ringmaster.v1.SubmitJobCmd
-	15, // 14: ringmaster.v1.Command.cancel_job:type_name -> ringmaster.v1.CancelJobCmd
-	16, // 15: ringmaster.v1.Command.set_job_state:type_name -> ringmaster.v1.SetJobStateCmd
-	17, // 16: ringmaster.v1.Command.register_worker:type_name -> ringmaster.v1.RegisterWorkerCmd
-	18, // 17: ringmaster.v1.Command.set_worker_state:type_name -> ringmaster.v1.SetWorkerStateCmd
-	19, // 18: ringmaster.v1.Command.commit_generation:type_name -> ringmaster.v1.CommitGenerationCmd
-	20, // 19: ringmaster.v1.Command.commit_checkpoint:type_name -> ringmaster.v1.CommitCheckpointCmd
-	21, // 20: ringmaster.v1.Command.set_coordinator:type_name -> ringmaster.v1.SetCoordinatorCmd
-	22, // 21: ringmaster.v1.Command.remove_coordinator:type_name -> ringmaster.v1.RemoveCoordinatorCmd
-	13, // 22: ringmaster.v1.Command.drop_checkpoint:type_name -> ringmaster.v1.DropCheckpointCmd
-	0,  // 23: ringmaster.v1.SetJobStateCmd.state:type_name -> ringmaster.v1.JobState
-	3,  // 24: ringmaster.v1.RegisterWorkerCmd.worker:type_name -> ringmaster.v1.Worker
-	1,  // 25: ringmaster.v1.SetWorkerStateCmd.state:type_name -> ringmaster.v1.WorkerState
-	7,  // 26: ringmaster.v1.CommitGenerationCmd.generation:type_name -> ringmaster.v1.Generation
-	8,  // 27: ringmaster.v1.CommitCheckpointCmd.checkpoint:type_name -> ringmaster.v1.Checkpoint
-	9,  // 28: ringmaster.v1.SetCoordinatorCmd.coordinator:type_name -> ringmaster.v1.CoordinatorInfo
-	2,  // 29: ringmaster.v1.SubmitJobResponse.job:type_name -> ringmaster.v1.Job
-	2,  // 30: ringmaster.v1.GetJobResponse.job:type_name -> ringmaster.v1.Job
-	7,  // 31: ringmaster.v1.GetJobResponse.generation:type_name -> ringmaster.v1.Generation
-	8,  // 32: ringmaster.v1.GetJobResponse.checkpoints:type_name -> ringmaster.v1.Checkpoint
-	35, // 33: ringmaster.v1.GetJobResponse.progress:type_name -> ringmaster.v1.WorkerMessage
-	2,  // 34: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
-	2,  // 35: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
-	3,  // 36: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
-	53, // 37: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
-	3,  // 38: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
-	36, // 39: ringmaster.v1.WorkerMessage.checkpoint_unavailable:type_name -> ringmaster.v1.CheckpointUnavailable
-	7,  // 40: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
-	41, // 41: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
-	2,  // 42: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
-	3,  // 43: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
-	7,  // 44: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
-	11, // 45: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
-	9,  // 46: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
-	23, // 47: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
-	25, // 48: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
-	27, // 49: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
-	29, // 50: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
-	31, // 51: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
-	33, // 52: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
-	35, // 53: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
-	38, // 54: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
-	40, // 55: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
-	43, // 56: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
-	45, // 57: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
-	24, // 58: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
-	26, // 59: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
-	28, // 60: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
-	30, // 61: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
-	32, // 62: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
-	34, // 63: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
-	37, // 64: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
-	39, // 65: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
-	42, // 66: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
-	44, // 67: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
-	46, // 68: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
-	58, // [58:69] is the sub-list for method output_type
-	47, // [47:58] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	8,  // 1: ringmaster.v1.Job.init_from:type_name -> ringmaster.v1.Checkpoint
+	47, // 2: ringmaster.v1.Worker.labels:type_name -> ringmaster.v1.Worker.LabelsEntry
+	1,  // 3: ringmaster.v1.Worker.state:type_name -> ringmaster.v1.WorkerState
+	4,  // 4: ringmaster.v1.Generation.ranks:type_name -> ringmaster.v1.Rank
+	5,  // 5: ringmaster.v1.Generation.resume_from:type_name -> ringmaster.v1.ShardHolders
+	6,  // 6: ringmaster.v1.Generation.replica_copies:type_name -> ringmaster.v1.ReplicaCopy
+	5,  // 7: ringmaster.v1.Checkpoint.shards:type_name -> ringmaster.v1.ShardHolders
+	48, // 8: ringmaster.v1.ClusterState.jobs:type_name -> ringmaster.v1.ClusterState.JobsEntry
+	49, // 9: ringmaster.v1.ClusterState.workers:type_name -> ringmaster.v1.ClusterState.WorkersEntry
+	50, // 10: ringmaster.v1.ClusterState.generations:type_name -> ringmaster.v1.ClusterState.GenerationsEntry
+	51, // 11: ringmaster.v1.ClusterState.checkpoints:type_name -> ringmaster.v1.ClusterState.CheckpointsEntry
+	52, // 12: ringmaster.v1.ClusterState.coordinators:type_name -> ringmaster.v1.ClusterState.CoordinatorsEntry
+	8,  // 13: ringmaster.v1.CheckpointList.items:type_name -> ringmaster.v1.Checkpoint
+	14, // 14: ringmaster.v1.Command.submit_job:type_name -> ringmaster.v1.SubmitJobCmd
+	15, // 15: ringmaster.v1.Command.cancel_job:type_name -> ringmaster.v1.CancelJobCmd
+	16, // 16: ringmaster.v1.Command.set_job_state:type_name -> ringmaster.v1.SetJobStateCmd
+	17, // 17: ringmaster.v1.Command.register_worker:type_name -> ringmaster.v1.RegisterWorkerCmd
+	18, // 18: ringmaster.v1.Command.set_worker_state:type_name -> ringmaster.v1.SetWorkerStateCmd
+	19, // 19: ringmaster.v1.Command.commit_generation:type_name -> ringmaster.v1.CommitGenerationCmd
+	20, // 20: ringmaster.v1.Command.commit_checkpoint:type_name -> ringmaster.v1.CommitCheckpointCmd
+	21, // 21: ringmaster.v1.Command.set_coordinator:type_name -> ringmaster.v1.SetCoordinatorCmd
+	22, // 22: ringmaster.v1.Command.remove_coordinator:type_name -> ringmaster.v1.RemoveCoordinatorCmd
+	13, // 23: ringmaster.v1.Command.drop_checkpoint:type_name -> ringmaster.v1.DropCheckpointCmd
+	8,  // 24: ringmaster.v1.SubmitJobCmd.init_from:type_name -> ringmaster.v1.Checkpoint
+	0,  // 25: ringmaster.v1.SetJobStateCmd.state:type_name -> ringmaster.v1.JobState
+	3,  // 26: ringmaster.v1.RegisterWorkerCmd.worker:type_name -> ringmaster.v1.Worker
+	1,  // 27: ringmaster.v1.SetWorkerStateCmd.state:type_name -> ringmaster.v1.WorkerState
+	7,  // 28: ringmaster.v1.CommitGenerationCmd.generation:type_name -> ringmaster.v1.Generation
+	8,  // 29: ringmaster.v1.CommitCheckpointCmd.checkpoint:type_name -> ringmaster.v1.Checkpoint
+	9,  // 30: ringmaster.v1.SetCoordinatorCmd.coordinator:type_name -> ringmaster.v1.CoordinatorInfo
+	2,  // 31: ringmaster.v1.SubmitJobResponse.job:type_name -> ringmaster.v1.Job
+	2,  // 32: ringmaster.v1.GetJobResponse.job:type_name -> ringmaster.v1.Job
+	7,  // 33: ringmaster.v1.GetJobResponse.generation:type_name -> ringmaster.v1.Generation
+	8,  // 34: ringmaster.v1.GetJobResponse.checkpoints:type_name -> ringmaster.v1.Checkpoint
+	35, // 35: ringmaster.v1.GetJobResponse.progress:type_name -> ringmaster.v1.WorkerMessage
+	2,  // 36: ringmaster.v1.ListJobsResponse.jobs:type_name -> ringmaster.v1.Job
+	2,  // 37: ringmaster.v1.CancelJobResponse.job:type_name -> ringmaster.v1.Job
+	3,  // 38: ringmaster.v1.ListWorkersResponse.workers:type_name -> ringmaster.v1.Worker
+	53, // 39: ringmaster.v1.RegisterWorkerRequest.labels:type_name -> ringmaster.v1.RegisterWorkerRequest.LabelsEntry
+	3,  // 40: ringmaster.v1.RegisterWorkerResponse.worker:type_name -> ringmaster.v1.Worker
+	36, // 41: ringmaster.v1.WorkerMessage.checkpoint_unavailable:type_name -> ringmaster.v1.CheckpointUnavailable
+	7,  // 42: ringmaster.v1.Assignment.generation:type_name -> ringmaster.v1.Generation
+	41, // 43: ringmaster.v1.StatusResponse.members:type_name -> ringmaster.v1.Member
+	2,  // 44: ringmaster.v1.ClusterState.JobsEntry.value:type_name -> ringmaster.v1.Job
+	3,  // 45: ringmaster.v1.ClusterState.WorkersEntry.value:type_name -> ringmaster.v1.Worker
+	7,  // 46: ringmaster.v1.ClusterState.GenerationsEntry.value:type_name -> ringmaster.v1.Generation
+	11, // 47: ringmaster.v1.ClusterState.CheckpointsEntry.value:type_name -> ringmaster.v1.CheckpointList
+	9,  // 48: ringmaster.v1.ClusterState.CoordinatorsEntry.value:type_name -> ringmaster.v1.CoordinatorInfo
+	23, // 49: ringmaster.v1.Coordinator.SubmitJob:input_type -> ringmaster.v1.SubmitJobRequest
+	25, // 50: ringmaster.v1.Coordinator.GetJob:input_type -> ringmaster.v1.GetJobRequest
+	27, // 51: ringmaster.v1.Coordinator.ListJobs:input_type -> ringmaster.v1.ListJobsRequest
+	29, // 52: ringmaster.v1.Coordinator.CancelJob:input_type -> ringmaster.v1.CancelJobRequest
+	31, // 53: ringmaster.v1.Coordinator.ListWorkers:input_type -> ringmaster.v1.ListWorkersRequest
+	33, // 54: ringmaster.v1.Coordinator.RegisterWorker:input_type -> ringmaster.v1.RegisterWorkerRequest
+	35, // 55: ringmaster.v1.Coordinator.WorkerSession:input_type -> ringmaster.v1.WorkerMessage
+	38, // 56: ringmaster.v1.Coordinator.ReportCheckpoint:input_type -> ringmaster.v1.ReportCheckpointRequest
+	40, // 57: ringmaster.v1.Coordinator.Status:input_type -> ringmaster.v1.StatusRequest
+	43, // 58: ringmaster.v1.Coordinator.JoinCoordinator:input_type -> ringmaster.v1.JoinCoordinatorRequest
+	45, // 59: ringmaster.v1.Coordinator.RemoveCoordinator:input_type -> ringmaster.v1.RemoveCoordinatorRequest
+	24, // 60: ringmaster.v1.Coordinator.SubmitJob:output_type -> ringmaster.v1.SubmitJobResponse
+	26, // 61: ringmaster.v1.Coordinator.GetJob:output_type -> ringmaster.v1.GetJobResponse
+	28, // 62: ringmaster.v1.Coordinator.ListJobs:output_type -> ringmaster.v1.ListJobsResponse
+	30, // 63: ringmaster.v1.Coordinator.CancelJob:output_type -> ringmaster.v1.CancelJobResponse
+	32, // 64: ringmaster.v1.Coordinator.ListWorkers:output_type -> ringmaster.v1.ListWorkersResponse
+	34, // 65: ringmaster.v1.Coordinator.RegisterWorker:output_type -> ringmaster.v1.RegisterWorkerResponse
+	37, // 66: ringmaster.v1.Coordinator.WorkerSession:output_type -> ringmaster.v1.Assignment
+	39, // 67: ringmaster.v1.Coordinator.ReportCheckpoint:output_type -> ringmaster.v1.ReportCheckpointResponse
+	42, // 68: ringmaster.v1.Coordinator.Status:output_type -> ringmaster.v1.StatusResponse
+	44, // 69: ringmaster.v1.Coordinator.JoinCoordinator:output_type -> ringmaster.v1.JoinCoordinatorResponse
+	46, // 70: ringmaster.v1.Coordinator.RemoveCoordinator:output_type -> ringmaster.v1.RemoveCoordinatorResponse
+	60, // [60:71] is the sub-list for method output_type
+	49, // [49:60] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_ringmaster_v1_coordinator_proto_init() }
