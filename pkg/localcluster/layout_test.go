@@ -93,4 +93,3 @@ func TestClusterCheckpointLoadsIntoAnyLayout(t *testing.T) {
 		t.Errorf("submit --from an uncommitted step: %v", err)
 	}
 }
-
