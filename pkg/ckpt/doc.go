@@ -35,6 +35,11 @@
 // needed, only the names, shapes and shard information the manifest holds
 // (model.View's CopyToFull/CopyFromFull define the layout of a piece).
 //
+// Stat and Info give a stored shard's SHA-256 (over its payload, whatever
+// the chunk size): the value workers report, the coordinator compares
+// between holders and records in the commit, and transfer checks fetched
+// copies against. Moving shards between workers is pkg/ckpt/transfer.
+//
 // The package does not decide when to checkpoint or which checkpoint is
 // committed (the trainer and the coordinator do), and Store holds no
 // cluster state beyond the worker's own file.
