@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,7 +18,12 @@ import (
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt/transfer"
 	"github.com/ringmaster-ml/ringmaster/pkg/coord"
+	"github.com/ringmaster-ml/ringmaster/pkg/data"
+	"github.com/ringmaster-ml/ringmaster/pkg/jobspec"
+	"github.com/ringmaster-ml/ringmaster/pkg/localcluster"
+	"github.com/ringmaster-ml/ringmaster/pkg/model"
 	"github.com/ringmaster-ml/ringmaster/pkg/tlsauth"
+	"github.com/ringmaster-ml/ringmaster/pkg/train"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
@@ -41,7 +47,88 @@ func newCkptCmd() *cobra.Command {
 	sub("ls [JOB]", "list committed checkpoints: step, generation, age, holders of each TP shard, size", maxArgs(1), runCkptList)
 	sub("show JOB[@STEP]", "show a committed checkpoint: its commit record, and the shards' manifests read from a holder and checked against it", exactArgs(1), runCkptShow)
 	sub("verify JOB[@STEP]", "read every shard of a committed checkpoint from every holder and check it against the commit record's checksum", exactArgs(1), runCkptVerify)
+	var out string
+	sub("export JOB[@STEP] -o DIR", "gather a committed checkpoint's TP shards into the whole model and save it as `ringctl train` does (model.safetensors, tokenizer, spec): sample, eval, export and PyTorch load it", exactArgs(1),
+		func(ctx context.Context, cf *clusterFlags, args []string) error {
+			if out == "" {
+				return usagef("-o DIR is required")
+			}
+			return runCkptExport(ctx, cf, args[0], out)
+		})
+	c.Commands()[len(c.Commands())-1].Flags().StringVarP(&out, "output", "o", "", "directory to write the model to")
 	return c
+}
+
+// exportCheckpoint fetches every TP shard of the committed checkpoint ref
+// (JOB[@STEP]) from its holders, checked against the commit record,
+// gathers them into the whole model and saves it in dir. It returns the
+// step it exported.
+func exportCheckpoint(ctx context.Context, cf *clusterFlags, ref, dir string) (int64, error) {
+	job, step, err := parseRef(ref)
+	if err != nil {
+		return 0, err
+	}
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	defer cl.Close()
+	c, err := committed(ctx, cl, job, step)
+	if err != nil {
+		return 0, err
+	}
+	shards := make([]*ckpt.Shard, len(c.Shards))
+	for i, sh := range c.Shards {
+		hs, err := holderSet(ctx, cl, sh)
+		if err != nil {
+			return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
+		}
+		if shards[i], _, err = transfer.Fetch(ctx, transfer.Request{Job: job, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum}, hs, cf.dialer()); err != nil {
+			return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
+		}
+	}
+	var first *ckpt.Shard
+	for _, sh := range shards {
+		if sh.TP == 0 {
+			first = sh
+		}
+	}
+	if first == nil || first.Meta[train.MetaSpec] == "" || first.Meta[train.MetaTokenizer] == "" {
+		return 0, fmt.Errorf("%s@%d: the tp 0 shard carries no spec and tokenizer (written by an older worker); export the job's final model from its model directory instead", job, c.Step)
+	}
+	spec, err := jobspec.Parse([]byte(first.Meta[train.MetaSpec]))
+	if err != nil {
+		return 0, fmt.Errorf("%s@%d: spec: %w", job, c.Step, err)
+	}
+	tok, err := data.ParseTokenizer([]byte(first.Meta[train.MetaTokenizer]))
+	if err != nil {
+		return 0, fmt.Errorf("%s@%d: tokenizer: %w", job, c.Step, err)
+	}
+	m, err := model.New(spec.Model, spec.Train.Seed)
+	if err != nil {
+		return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
+	}
+	defer m.Close()
+	whole, err := ckpt.Gather(shards, ckpt.Manifest(m.Params().Views))
+	if err != nil {
+		return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
+	}
+	copy(m.Params().Data, whole.Data)
+	if err := train.SaveModel(dir, spec, tok, first.Iter, m.Params()); err != nil {
+		return 0, err
+	}
+	return c.Step, nil
+}
+
+func runCkptExport(ctx context.Context, cf *clusterFlags, ref, dir string) error {
+	step, err := exportCheckpoint(ctx, cf, ref, dir)
+	if err != nil {
+		return err
+	}
+	job, _, _ := parseRef(ref)
+	fmt.Fprintf(cf.out, "exported %s@%d to %s (try: ringctl sample -model %s)\n", job, step, dir, dir)
+	return nil
 }
 
 // parseRef splits JOB[@STEP]; step -1 means the newest committed one.
@@ -345,4 +432,37 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// fromCheckpoint is the --checkpoint JOB@STEP flag of sample and eval: the
+// committed checkpoint is exported to a temporary directory, which then
+// stands in for --model.
+type fromCheckpoint struct {
+	ref string
+	cf  clusterFlags
+}
+
+func (f *fromCheckpoint) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.ref, "checkpoint", "", "use a running cluster's committed checkpoint JOB[@STEP] instead of --model (read from the workers that hold it)")
+	c.Flags().StringVar(&f.cf.addrs, "coordinators", "", "with --checkpoint: the cluster's coordinators (default: $RINGMASTER_COORDINATORS, else the running `ringctl local` cluster)")
+	c.Flags().StringVar(&f.cf.tlsDir, "tls-dir", "", "with --checkpoint: the cluster's ca.crt and operator certificate (default: $RINGMASTER_TLS_DIR, else the local cluster's)")
+	f.cf.tlsName, f.cf.timeout = localcluster.OperatorCert, time.Minute
+}
+
+// dir returns the model directory to use: modelDir, or the exported
+// checkpoint (cleanup removes it).
+func (f *fromCheckpoint) dir(ctx context.Context, modelDir string) (string, func(), error) {
+	if f.ref == "" {
+		return modelDir, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "ringmaster-ckpt-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { _ = os.RemoveAll(tmp) }
+	if _, err := exportCheckpoint(ctx, &f.cf, f.ref, tmp); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("--checkpoint %s: %w", f.ref, err)
+	}
+	return tmp, cleanup, nil
 }

@@ -17,15 +17,22 @@ func newEvalCmd() *cobra.Command {
 		sets    []string
 		threads int
 		asJSON  bool
+		ck      fromCheckpoint
 	)
 	c := &cobra.Command{
-		Use:   "eval [--model DIR] [--set key=value ...]",
-		Short: "evaluate a model saved by train (loss, accuracy, held-out score)",
+		Use:   "eval [--model DIR | --checkpoint JOB@STEP] [--set key=value ...]",
+		Short: "evaluate a model saved by train, or a cluster's committed checkpoint (loss, accuracy, held-out score)",
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runEval(c.Context(), c.OutOrStdout(), dir, sets, threads, asJSON)
+			d, cleanup, err := ck.dir(c.Context(), dir)
+			if err != nil {
+				return plainErrors(err)
+			}
+			defer cleanup()
+			return runEval(c.Context(), c.OutOrStdout(), d, sets, threads, asJSON)
 		},
 	}
+	ck.register(c)
 	c.Flags().StringVar(&dir, "model", "out/sort-gpt", "directory written by `ringctl train`")
 	c.Flags().StringArrayVar(&sets, "set", nil, "override a train/data field, e.g. --set train.eval_iters=200 (repeatable)")
 	c.Flags().IntVar(&threads, "threads", 0, "cores for matrix products (0: all)")

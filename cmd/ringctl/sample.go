@@ -27,12 +27,23 @@ type sampleFlags struct {
 
 func newSampleCmd() *cobra.Command {
 	var f sampleFlags
+	var ck fromCheckpoint
 	c := &cobra.Command{
-		Use:   "sample [--model DIR] [--prompt TEXT] [--n N] [--temperature T] [--top-k K]",
-		Short: "generate from a model saved by train",
+		Use:   "sample [--model DIR | --checkpoint JOB@STEP] [--prompt TEXT] [--n N] [--temperature T] [--top-k K]",
+		Short: "generate from a model saved by train, or from a cluster's committed checkpoint",
 		Args:  noArgs,
-		RunE:  func(c *cobra.Command, _ []string) error { return runSample(c.Context(), c.OutOrStdout(), f) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			d, cleanup, err := ck.dir(c.Context(), f.dir)
+			if err != nil {
+				return plainErrors(err)
+			}
+			defer cleanup()
+			g := f
+			g.dir = d
+			return runSample(c.Context(), c.OutOrStdout(), g)
+		},
 	}
+	ck.register(c)
 	c.Flags().StringVar(&f.dir, "model", "out/sort-gpt", "directory written by `ringctl train`")
 	c.Flags().StringVar(&f.prompt, "prompt", "", "GPT: text to continue (default: a newline, or the first token when the vocabulary has none); encdec: digits to reverse")
 	c.Flags().IntVar(&f.n, "n", 500, "GPT: tokens to generate")

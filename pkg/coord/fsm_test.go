@@ -333,7 +333,7 @@ func trackerState(t *testing.T, dp, tp, r int) *Store {
 	spec = spec.WithDefaults()
 	g := Layout(spec, ids[:dp*tp], func(id string) string { return id + ":1" })
 	g.JobId = "j"
-	g.CheckpointReplicas, g.ReplicaCopies = ReplicaCopies(g, r)
+	g.CheckpointReplicas, g.ReplicaCopies = ReplicaCopies(g, r, nil)
 	if _, err := s.Apply(&pb.Command{Cmd: &pb.Command_CommitGeneration{CommitGeneration: &pb.CommitGenerationCmd{Generation: g}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestReplicaCopies(t *testing.T) {
 		spec.Parallel.TP = c.tp
 		ids := []string{"a", "b", "c", "d", "e", "f"}[:c.dp*c.tp]
 		g := Layout(spec.WithDefaults(), ids, func(id string) string { return id })
-		need, copies := ReplicaCopies(g, c.r)
+		need, copies := ReplicaCopies(g, c.r, nil)
 		if want := min(c.r, c.dp*c.tp); int(need) != want {
 			t.Errorf("%+v: need %d, want %d", c, need, want)
 		}
@@ -430,6 +430,32 @@ func TestReplicaCopies(t *testing.T) {
 			if len(hs) != max(int(need), c.dp) {
 				t.Errorf("%+v: tp %d on %d workers, want %d", c, tp, len(hs), need)
 			}
+		}
+	}
+}
+
+// With workers on two machines, the extra copy of a shard goes to the
+// other machine even where the formula's first choice is on the same one.
+func TestReplicaCopiesSpreadOverMachines(t *testing.T) {
+	spec := jobspec.Default()
+	spec.Parallel.TP = 4
+	g := Layout(spec.WithDefaults(), []string{"a", "b", "c", "d"}, func(id string) string { return id })
+	machine := map[string]string{"a": "m1", "b": "m1", "c": "m2", "d": "m2"}
+	_, copies := ReplicaCopies(g, 2, func(id string) string { return machine[id] })
+	if len(copies) != 4 {
+		t.Fatalf("copies %v", copies)
+	}
+	for _, c := range copies {
+		from, to := g.Ranks[c.From].WorkerId, g.Ranks[c.To].WorkerId
+		if machine[from] == machine[to] {
+			t.Errorf("shard of %s copied to %s on the same machine %s", from, to, machine[from])
+		}
+	}
+	// On one machine it falls back to the formula: rank t → rank t+1.
+	_, copies = ReplicaCopies(g, 2, nil)
+	for _, c := range copies {
+		if c.To != (c.From+1)%4 {
+			t.Errorf("copy %v, want rank %d → %d", c, c.From, (c.From+1)%4)
 		}
 	}
 }

@@ -219,7 +219,8 @@ func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []stri
 	workers = arrange(workers, spec.Parallel.TP, shardPref(st, jobID))
 	g := Layout(spec, workers, func(id string) string { return st.Workers[id].GetAddress() })
 	g.JobId, g.Reason = jobID, reason
-	g.CheckpointReplicas, g.ReplicaCopies = ReplicaCopies(g, spec.Checkpoint.Replicas)
+	g.CheckpointReplicas, g.ReplicaCopies = ReplicaCopies(g, spec.Checkpoint.Replicas,
+		func(id string) string { return st.Workers[id].GetLabels()[HostLabel] })
 	ck := LatestCheckpoint(st, jobID)
 	if from := st.Jobs[jobID].GetInitFrom(); ck == nil && from != nil {
 		ck, g.ResumeJob = from, from.JobId // submitted --from another job's checkpoint
@@ -239,25 +240,58 @@ func genCmd(st *pb.ClusterState, jobID string, spec jobspec.Spec, workers []stri
 	return &pb.Command{Cmd: &pb.Command_CommitGeneration{CommitGeneration: &pb.CommitGenerationCmd{Generation: g}}}
 }
 
+// HostLabel is the worker label naming the machine a worker runs on
+// (workers set it to the kernel's boot id; an operator may set it): copies
+// of a checkpoint shard go to other machines first.
+const HostLabel = "host"
+
 // ReplicaCopies says how many distinct workers must hold each TP shard of
 // g's checkpoints (replicas, capped by g's size) and who copies to whom to
 // get there. The DP replicas of a shard (ranks (d, t) for every d) are its
 // first copies; when they are fewer than needed, the k-th extra copy of
-// shard t goes from rank (k mod DP, t) to rank (k mod DP, t+1+k/DP mod TP):
-// distinct workers, spread over the sources, each worker receiving at most
-// one copy per other shard.
-func ReplicaCopies(g *pb.Generation, replicas int) (int32, []*pb.ReplicaCopy) {
+// shard t goes from rank (k mod DP, t) to the first rank, in the order
+// (k mod DP, t+1+k/DP mod TP), (the next DP row, …), that does not hold
+// the shard yet and runs on a machine (host(worker id)) none of its holders
+// runs on; without one, to the first rank that does not hold it. Distinct
+// workers, spread over the sources and over machines.
+func ReplicaCopies(g *pb.Generation, replicas int, host func(workerID string) string) (int32, []*pb.ReplicaCopy) {
 	dp, tp := int(g.DpSize), int(g.TpSize)
 	need := min(max(replicas, 1), dp*tp)
-	var copies []*pb.ReplicaCopy
+	if host == nil {
+		host = func(string) string { return "" }
+	}
 	m := parallel.Mesh{DP: dp, TP: tp}
+	var copies []*pb.ReplicaCopy
 	for t := range tp {
+		holds := make([]bool, dp*tp)
+		hosts := map[string]bool{}
+		for d := range dp {
+			holds[m.Rank(d, t)] = true
+			hosts[host(g.Ranks[m.Rank(d, t)].WorkerId)] = true
+		}
 		for k := range need - dp {
 			d := k % dp
-			copies = append(copies, &pb.ReplicaCopy{
-				From: int32(m.Rank(d, t)),
-				To:   int32(m.Rank(d, (t+1+k/dp)%tp)),
-			})
+			var order []int // candidate ranks, the formula's first
+			for i := range dp * tp {
+				dd, tt := (d+i/tp)%dp, (t+1+k/dp+i)%tp
+				order = append(order, m.Rank(dd, tt))
+			}
+			to := -1
+			for _, r := range order {
+				if holds[r] {
+					continue
+				}
+				if !hosts[host(g.Ranks[r].WorkerId)] {
+					to = r // a machine without a copy yet
+					break
+				}
+				if to < 0 {
+					to = r
+				}
+			}
+			holds[to] = true
+			hosts[host(g.Ranks[to].WorkerId)] = true
+			copies = append(copies, &pb.ReplicaCopy{From: int32(m.Rank(d, t)), To: int32(to)})
 		}
 	}
 	return int32(need), copies

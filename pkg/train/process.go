@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,7 +153,7 @@ func RunProcess(ctx context.Context, cfg ProcessConfig) error {
 	}
 	defer client.Close()
 	w, err := NewWorker(WorkerConfig{
-		ID: cfg.ID, PeerAddr: peerAddr, Cores: cfg.Cores, Peer: peer, Coord: CoordinatorClient(client), Checkpoints: store,
+		ID: cfg.ID, PeerAddr: peerAddr, Cores: cfg.Cores, Peer: peer, Labels: machineLabels(), Coord: CoordinatorClient(client), Checkpoints: store,
 		OutDir: cfg.OutDir, PeerTimeout: cfg.PeerTimeout, Memory: cfg.Memory, Logger: log,
 		Registerer: reg, PeakFLOPS: max(peakFLOPS, 0),
 		// Threads is the GEMM's; the layers' own loops keep GOMAXPROCS
@@ -225,4 +226,15 @@ func openStore(path string, log *slog.Logger) (*ckpt.Store, error) {
 	log.Error("checkpoint store is corrupt; moved aside, starting with an empty one (shards will be fetched from their other holders)",
 		"path", path, "moved_to", aside, "err", err)
 	return ckpt.Open(path, ckpt.Options{})
+}
+
+// machineLabels names the machine this worker runs on (coord.HostLabel: the
+// kernel's boot id, shared by the containers of one host), so that the
+// coordinator puts checkpoint copies on other machines first.
+func machineLabels() map[string]string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return nil
+	}
+	return map[string]string{coord.HostLabel: strings.TrimSpace(string(b))}
 }

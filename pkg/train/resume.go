@@ -17,6 +17,12 @@ import (
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
 )
 
+// Metadata keys of the TP rank 0 shard of every checkpoint.
+const (
+	MetaSpec      = "spec"      // the job spec as trained (derived fields filled)
+	MetaTokenizer = "tokenizer" // the tokenizer, as data.ParseTokenizer reads it
+)
+
 // checkpoint saves this worker's shard of the state at the current step.
 // A periodic save costs the step loop only a copy of the parameters and
 // optimizer state into the saver's staging buffers; the write, fsync,
@@ -55,6 +61,15 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 		Job: a.JobId, Step: tr.Iter(), Generation: a.Generation.Number,
 		TP: tr.layout.TPRank, TPSize: tr.layout.Mesh.TP, Spec: a.SpecJson,
 		Manifest: ckpt.Manifest(p.Views), Data: p.Data, Optim: optim, Iter: tr.Iter(),
+	}
+	if tr.layout.TPRank == 0 {
+		// What turns the checkpoint back into a model anywhere (`ringctl
+		// ckpt export`): the tokenizer and the spec as trained, with its
+		// derived fields (vocab_size) filled in.
+		shard.Meta = map[string]string{MetaSpec: string(tr.Spec.Marshal())}
+		if tok, err := tr.Data.Tokenizer().MarshalJSON(); err == nil {
+			shard.Meta[MetaTokenizer] = string(tok)
+		}
 	}
 	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
 	if final {

@@ -34,27 +34,34 @@ func Save(dir string, tr *Trainer) error {
 func SaveFull(dir string, tr *Trainer, full *model.Params) error { return save(dir, tr, full) }
 
 func save(dir string, tr *Trainer, params *model.Params) error {
+	return SaveModel(dir, tr.Spec, tr.Data.Tokenizer(), tr.iter, params)
+}
+
+// SaveModel writes a whole model (tensor-parallel degree 1 layout), its
+// tokenizer and spec to dir at iteration iter: what Save writes, from the
+// parts (`ringctl ckpt export` has a gathered checkpoint, not a Trainer).
+func SaveModel(dir string, spec jobspec.Spec, tok data.Tokenizer, iter int, params *model.Params) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	vocab, err := tr.Data.Tokenizer().MarshalJSON()
+	vocab, err := tok.MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("save model: tokenizer: %w", err)
 	}
-	spec := tr.Spec.Marshal()
+	specJSON := spec.Marshal()
 	meta := map[string]string{
 		"format":           "pt",
-		"ringmaster.spec":  string(spec),
+		"ringmaster.spec":  string(specJSON),
 		"ringmaster.vocab": string(vocab),
-		"ringmaster.iter":  strconv.Itoa(tr.iter),
+		"ringmaster.iter":  strconv.Itoa(iter),
 	}
 	if err := model.SaveFile(filepath.Join(dir, WeightsFile), params, meta); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	if err := tr.Data.Tokenizer().Save(filepath.Join(dir, data.TokenizerFile(tr.Data.Tokenizer()))); err != nil {
+	if err := tok.Save(filepath.Join(dir, data.TokenizerFile(tok))); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, SpecFile), spec, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, SpecFile), specJSON, 0o644); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
 	return nil
