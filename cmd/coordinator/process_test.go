@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,39 @@ func startGroup(t *testing.T, dir string, args ...string) *proccluster.Cluster {
 	if err := c.StartAll(); err != nil {
 		t.Fatal(err)
 	}
+	if !slices.Contains(args, "--tls-dir") { // a TLS group's test waits with its own client
+		cl := coord.NewClient(c.Addrs())
+		defer cl.Close()
+		waitVoters(t, c, cl)
+	}
 	return c
+}
+
+// waitVoters waits until every node of c votes. The tests kill members
+// and count on the others for a quorum; a node slow to start (a loaded CI
+// machine) finds the others already running and joins as a non-voter that
+// is promoted once caught up, and a leader killed before then leaves no
+// quorum.
+func waitVoters(t *testing.T, c *proccluster.Cluster, cl *coord.Client) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		voters := 0
+		if st, err := cl.Status(ctxT(t, 2*time.Second)); err == nil && st.LeaderId != "" {
+			for _, m := range st.Members {
+				if m.Suffrage == "voter" {
+					voters++
+				}
+			}
+		}
+		if voters == len(c.Nodes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not reach %d voters within 30 s", len(c.Nodes))
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
 }
 
 // TestThreeProcesses runs three coordinator processes on 127.0.0.1 and

@@ -76,6 +76,7 @@ func TestTLSRefusesForgedCalls(t *testing.T) {
 		return cl
 	}
 	op := clientAs(certs, "alice")
+	waitVoters(t, c, op)
 	w1 := clientAs(certs, "w1")
 	anonOpt, err := tlsauth.AnonymousDialOption(filepath.Join(certs, tlsauth.CACertFile), coordOnly)
 	if err != nil {

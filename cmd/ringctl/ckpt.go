@@ -32,7 +32,7 @@ import (
 // (over the workers' peer service, presenting the operator certificate).
 func newCkptCmd() *cobra.Command {
 	c := &cobra.Command{Use: "ckpt", Short: "list, show and verify committed checkpoints"}
-	sub := func(use, short string, args cobra.PositionalArgs, run func(ctx context.Context, cf *clusterFlags, args []string) error) {
+	sub := func(use, short string, args cobra.PositionalArgs, run func(ctx context.Context, cf *clusterFlags, args []string) error) *cobra.Command {
 		cf := &clusterFlags{}
 		cc := &cobra.Command{
 			Use: use, Short: short, Args: args,
@@ -43,19 +43,20 @@ func newCkptCmd() *cobra.Command {
 		}
 		cf.register(cc)
 		c.AddCommand(cc)
+		return cc
 	}
 	sub("ls [JOB]", "list committed checkpoints: step, generation, age, holders of each TP shard, size", maxArgs(1), runCkptList)
 	sub("show JOB[@STEP]", "show a committed checkpoint: its commit record, and the shards' manifests read from a holder and checked against it", exactArgs(1), runCkptShow)
 	sub("verify JOB[@STEP]", "read every shard of a committed checkpoint from every holder and check it against the commit record's checksum", exactArgs(1), runCkptVerify)
 	var out string
-	sub("export JOB[@STEP] -o DIR", "gather a committed checkpoint's TP shards into the whole model and save it as `ringctl train` does (model.safetensors, tokenizer, spec): sample, eval, export and PyTorch load it", exactArgs(1),
+	export := sub("export JOB[@STEP] -o DIR", "gather a committed checkpoint's TP shards into the whole model and save it as `ringctl train` does (model.safetensors, tokenizer, spec): sample, eval, export and PyTorch load it", exactArgs(1),
 		func(ctx context.Context, cf *clusterFlags, args []string) error {
 			if out == "" {
 				return usagef("-o DIR is required")
 			}
 			return runCkptExport(ctx, cf, args[0], out)
 		})
-	c.Commands()[len(c.Commands())-1].Flags().StringVarP(&out, "output", "o", "", "directory to write the model to")
+	export.Flags().StringVarP(&out, "output", "o", "", "directory to write the model to")
 	return c
 }
 
