@@ -62,10 +62,14 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 		TP: tr.layout.TPRank, TPSize: tr.layout.Mesh.TP, Spec: a.SpecJson,
 		Manifest: ckpt.Manifest(p.Views), Data: p.Data, Optim: optim, Iter: tr.Iter(),
 	}
-	if tr.layout.TPRank == 0 {
-		// What turns the checkpoint back into a model anywhere (`ringctl
-		// ckpt export`): the tokenizer and the spec as trained, with its
-		// derived fields (vocab_size) filled in.
+	// What turns the checkpoint back into a model anywhere (`ringctl ckpt
+	// export`): the tokenizer and the spec as trained, with its derived
+	// fields (vocab_size) filled in, on the TP rank 0 shard. Both are fixed
+	// for the run, so they are encoded off the step loop.
+	describe := func() {
+		if tr.layout.TPRank != 0 {
+			return
+		}
 		shard.Meta = map[string]string{MetaSpec: string(tr.Spec.Marshal())}
 		if tok, err := tr.Data.Tokenizer().MarshalJSON(); err == nil {
 			shard.Meta[MetaTokenizer] = string(tok)
@@ -74,6 +78,7 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 	keep := max(tr.Spec.Checkpoint.Keep, 2) // the committed one may lag the newest
 	if final {
 		defer w.saver.end()
+		describe()
 		w.persist(ctx, a, shard, keep, final, start, 0, jm)
 		return
 	}
@@ -81,6 +86,7 @@ func (w *Worker) checkpoint(ctx context.Context, a *pb.Assignment, tr *Trainer, 
 	stalled := time.Since(start)
 	go func() {
 		defer w.saver.end()
+		describe()
 		w.persist(ctx, a, shard, keep, final, start, stalled, jm)
 	}()
 }
