@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt/transfer"
@@ -65,61 +65,39 @@ func newCkptCmd() *cobra.Command {
 // gathers them into the whole model and saves it in dir. It returns the
 // step it exported.
 func exportCheckpoint(ctx context.Context, cf *clusterFlags, ref, dir string) (int64, error) {
-	job, step, err := parseRef(ref)
-	if err != nil {
-		return 0, err
-	}
-	cl, ctx, cancel, err := cf.client(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer cancel()
-	defer cl.Close()
-	c, err := committed(ctx, cl, job, step)
-	if err != nil {
-		return 0, err
-	}
-	shards := make([]*ckpt.Shard, len(c.Shards))
-	for i, sh := range c.Shards {
-		hs, err := holderSet(ctx, cl, sh)
+	var step int64
+	err := openCheckpoint(ctx, cf, ref, func(ctx context.Context, cl *coord.Client, c *pb.Checkpoint) error {
+		shards, _, err := cf.fetchShards(ctx, cl, c)
 		if err != nil {
-			return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
+			return err
 		}
-		if shards[i], _, err = transfer.Fetch(ctx, transfer.Request{Job: job, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum}, hs, cf.dialer()); err != nil {
-			return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
+		i := slices.IndexFunc(shards, func(sh *ckpt.Shard) bool { return sh.TP == 0 })
+		if i < 0 || shards[i].Meta[train.MetaSpec] == "" || shards[i].Meta[train.MetaTokenizer] == "" {
+			return fmt.Errorf("%s@%d: the tp 0 shard carries no spec and tokenizer (written by an older worker); export the job's final model from its model directory instead", c.JobId, c.Step)
 		}
-	}
-	var first *ckpt.Shard
-	for _, sh := range shards {
-		if sh.TP == 0 {
-			first = sh
+		first := shards[i]
+		spec, err := jobspec.Parse([]byte(first.Meta[train.MetaSpec]))
+		if err != nil {
+			return fmt.Errorf("%s@%d: spec: %w", c.JobId, c.Step, err)
 		}
-	}
-	if first == nil || first.Meta[train.MetaSpec] == "" || first.Meta[train.MetaTokenizer] == "" {
-		return 0, fmt.Errorf("%s@%d: the tp 0 shard carries no spec and tokenizer (written by an older worker); export the job's final model from its model directory instead", job, c.Step)
-	}
-	spec, err := jobspec.Parse([]byte(first.Meta[train.MetaSpec]))
-	if err != nil {
-		return 0, fmt.Errorf("%s@%d: spec: %w", job, c.Step, err)
-	}
-	tok, err := data.ParseTokenizer([]byte(first.Meta[train.MetaTokenizer]))
-	if err != nil {
-		return 0, fmt.Errorf("%s@%d: tokenizer: %w", job, c.Step, err)
-	}
-	m, err := model.New(spec.Model, spec.Train.Seed)
-	if err != nil {
-		return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
-	}
-	defer m.Close()
-	whole, err := ckpt.Gather(shards, ckpt.Manifest(m.Params().Views))
-	if err != nil {
-		return 0, fmt.Errorf("%s@%d: %w", job, c.Step, err)
-	}
-	copy(m.Params().Data, whole.Data)
-	if err := train.SaveModel(dir, spec, tok, first.Iter, m.Params()); err != nil {
-		return 0, err
-	}
-	return c.Step, nil
+		tok, err := data.ParseTokenizer([]byte(first.Meta[train.MetaTokenizer]))
+		if err != nil {
+			return fmt.Errorf("%s@%d: tokenizer: %w", c.JobId, c.Step, err)
+		}
+		m, err := model.New(spec.Model, spec.Train.Seed)
+		if err != nil {
+			return fmt.Errorf("%s@%d: %w", c.JobId, c.Step, err)
+		}
+		defer m.Close()
+		whole, err := ckpt.Gather(shards, ckpt.Manifest(m.Params().Views))
+		if err != nil {
+			return fmt.Errorf("%s@%d: %w", c.JobId, c.Step, err)
+		}
+		copy(m.Params().Data, whole.Data)
+		step = c.Step
+		return train.SaveModel(dir, spec, tok, first.Iter, m.Params())
+	})
+	return step, err
 }
 
 func runCkptExport(ctx context.Context, cf *clusterFlags, ref, dir string) error {
@@ -223,20 +201,28 @@ func runCkptList(ctx context.Context, cf *clusterFlags, args []string) error {
 	return tw.Flush()
 }
 
-// holderSet resolves the commit record's holders to peer addresses.
-func holderSet(ctx context.Context, cl *coord.Client, sh *pb.ShardHolders) ([]transfer.Holder, error) {
+// liveAddrs maps every live worker to its peer address.
+func liveAddrs(ctx context.Context, cl *coord.Client) (map[string]string, error) {
 	ws, err := cl.ListWorkers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	addr := map[string]*pb.Worker{}
+	addr := map[string]string{}
 	for _, w := range ws {
-		addr[w.Id] = w
+		if w.State == pb.WorkerState_WORKER_STATE_ALIVE {
+			addr[w.Id] = w.Address
+		}
 	}
+	return addr, nil
+}
+
+// holderSet resolves the commit record's holders of one shard to the live
+// ones' peer addresses.
+func holderSet(sh *pb.ShardHolders, addr map[string]string) ([]transfer.Holder, error) {
 	var hs []transfer.Holder
 	for _, id := range sh.WorkerIds {
-		if w := addr[id]; w != nil && w.State == pb.WorkerState_WORKER_STATE_ALIVE {
-			hs = append(hs, transfer.Holder{ID: id, Address: w.Address})
+		if a, ok := addr[id]; ok {
+			hs = append(hs, transfer.Holder{ID: id, Address: a})
 		}
 	}
 	if len(hs) == 0 {
@@ -245,20 +231,56 @@ func holderSet(ctx context.Context, cl *coord.Client, sh *pb.ShardHolders) ([]tr
 	return hs, nil
 }
 
+// openCheckpoint resolves ref (JOB[@STEP]) to its commit record through
+// the coordinators and calls fn with the client; shared by show, verify
+// and export.
+func openCheckpoint(ctx context.Context, cf *clusterFlags, ref string, fn func(ctx context.Context, cl *coord.Client, c *pb.Checkpoint) error) error {
+	job, step, err := parseRef(ref)
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	c, err := committed(ctx, cl, job, step)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, cl, c)
+}
+
+// fetchShards reads every TP shard of c from its live holders, each
+// checked against the commit record, in the record's order.
+func (cf *clusterFlags) fetchShards(ctx context.Context, cl *coord.Client, c *pb.Checkpoint) ([]*ckpt.Shard, []transfer.Stats, error) {
+	addr, err := liveAddrs(ctx, cl)
+	if err != nil {
+		return nil, nil, err
+	}
+	shards, stats := make([]*ckpt.Shard, len(c.Shards)), make([]transfer.Stats, len(c.Shards))
+	for i, sh := range c.Shards {
+		hs, err := holderSet(sh, addr)
+		if err == nil {
+			shards[i], stats[i], err = transfer.Fetch(ctx, transfer.Request{Job: c.JobId, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum}, hs, cf.dialer())
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s@%d: %w", c.JobId, c.Step, err)
+		}
+	}
+	return shards, stats, nil
+}
+
 // dialer opens PeerCheckpoints clients to workers, with the operator
 // certificate when the cluster runs TLS.
 func (cf *clusterFlags) dialer() transfer.Dialer {
-	return func(_ context.Context, h transfer.Holder) (pb.PeerCheckpointsClient, func(), error) {
-		creds := grpc.WithTransportCredentials(insecure.NewCredentials())
-		if cf.tls != nil {
-			creds = cf.tls.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: h.ID})
+	return transfer.GRPCDialer(func(id string) grpc.DialOption {
+		if cf.tls == nil {
+			return nil
 		}
-		cc, err := grpc.NewClient(h.Address, creds)
-		if err != nil {
-			return nil, nil, err
-		}
-		return pb.NewPeerCheckpointsClient(cc), func() { _ = cc.Close() }, nil
-	}
+		return cf.tls.DialOption(tlsauth.Expect{Roles: []tlsauth.Role{tlsauth.RoleWorker}, Name: id})
+	})
 }
 
 // shardView is what `ckpt show` prints of a fetched shard.
@@ -277,57 +299,47 @@ type shardView struct {
 }
 
 func runCkptShow(ctx context.Context, cf *clusterFlags, args []string) error {
-	job, step, err := parseRef(args[0])
-	if err != nil {
-		return err
-	}
-	cl, ctx, cancel, err := cf.client(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer cl.Close()
-	c, err := committed(ctx, cl, job, step)
-	if err != nil {
-		return err
-	}
-	var views []shardView
-	for _, sh := range c.Shards {
-		hs, err := holderSet(ctx, cl, sh)
-		if err != nil {
-			return fmt.Errorf("%s@%d: %w", job, c.Step, err)
-		}
-		got, st, err := transfer.Fetch(ctx, transfer.Request{Job: job, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum}, hs, cf.dialer())
-		if err != nil {
-			return fmt.Errorf("%s@%d: %w", job, c.Step, err)
-		}
-		v := shardView{TP: sh.Tp, TPSize: got.TPSize, Holders: sh.WorkerIds, SHA256: fmt.Sprintf("%x", sh.Checksum),
-			Bytes: st.Bytes, Verified: st.From[len(st.From)-1], Iter: got.Iter, OptimSteps: got.Optim.Steps,
-			OptimRange: [2]int{got.Optim.Lo, got.Optim.Hi}, Params: len(got.Data)}
-		for _, t := range got.Manifest {
-			v.Tensors = append(v.Tensors, describeTensor(t))
-		}
-		views = append(views, v)
-	}
-	if cf.json {
-		b, err := json.MarshalIndent(map[string]any{"job": job, "step": c.Step, "generation": c.Generation, "final": c.Final,
-			"committed_unix_ms": c.CommittedUnixMs, "shards": views}, "", "  ")
+	return openCheckpoint(ctx, cf, args[0], func(ctx context.Context, cl *coord.Client, c *pb.Checkpoint) error {
+		shards, stats, err := cf.fetchShards(ctx, cl, c)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(cf.out, string(b))
+		var views []shardView
+		for i, sh := range c.Shards {
+			got, st := shards[i], stats[i]
+			v := shardView{TP: sh.Tp, TPSize: got.TPSize, Holders: sh.WorkerIds, SHA256: fmt.Sprintf("%x", sh.Checksum),
+				Bytes: st.Bytes, Verified: st.From[len(st.From)-1], Iter: got.Iter, OptimSteps: got.Optim.Steps,
+				OptimRange: [2]int{got.Optim.Lo, got.Optim.Hi}, Params: len(got.Data)}
+			for _, t := range got.Manifest {
+				v.Tensors = append(v.Tensors, describeTensor(t))
+			}
+			views = append(views, v)
+		}
+		if cf.json {
+			return cf.printJSONValue(map[string]any{"job": c.JobId, "step": c.Step, "generation": c.Generation, "final": c.Final,
+				"committed_unix_ms": c.CommittedUnixMs, "shards": views})
+		}
+		fmt.Fprintf(cf.out, "checkpoint %s@%d: generation %d, %d TP shard(s), committed %s\n", c.JobId, c.Step, c.Generation, len(c.Shards),
+			time.UnixMilli(c.CommittedUnixMs).UTC().Format(time.RFC3339))
+		for _, v := range views {
+			fmt.Fprintf(cf.out, "tp %d of %d: %s, sha256 %s, verified (read from %s)\n  holders %s\n  iteration %d, optimizer steps %d over parameters [%d,%d) of %d\n",
+				v.TP, v.TPSize, humanBytes(v.Bytes), v.SHA256, v.Verified, strings.Join(v.Holders, ", "), v.Iter, v.OptimSteps, v.OptimRange[0], v.OptimRange[1], v.Params)
+			for _, t := range v.Tensors {
+				fmt.Fprintf(cf.out, "    %s\n", t)
+			}
+		}
+		return nil
+	})
+}
+
+// printJSONValue writes v as one indented JSON document.
+func (cf *clusterFlags) printJSONValue(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cf.out, "checkpoint %s@%d: generation %d, %d TP shard(s), committed %s\n", job, c.Step, c.Generation, len(c.Shards),
-		time.UnixMilli(c.CommittedUnixMs).UTC().Format(time.RFC3339))
-	for _, v := range views {
-		fmt.Fprintf(cf.out, "tp %d of %d: %s, sha256 %s, verified (read from %s)\n  holders %s\n  iteration %d, optimizer steps %d over parameters [%d,%d) of %d\n",
-			v.TP, v.TPSize, humanBytes(v.Bytes), v.SHA256, v.Verified, strings.Join(v.Holders, ", "), v.Iter, v.OptimSteps, v.OptimRange[0], v.OptimRange[1], v.Params)
-		for _, t := range v.Tensors {
-			fmt.Fprintf(cf.out, "    %s\n", t)
-		}
-	}
-	return nil
+	_, err = fmt.Fprintln(cf.out, string(b))
+	return err
 }
 
 func describeTensor(t ckpt.Tensor) string {
@@ -339,86 +351,67 @@ func describeTensor(t ckpt.Tensor) string {
 }
 
 func runCkptVerify(ctx context.Context, cf *clusterFlags, args []string) error {
-	job, step, err := parseRef(args[0])
-	if err != nil {
-		return err
-	}
-	cl, ctx, cancel, err := cf.client(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer cl.Close()
-	c, err := committed(ctx, cl, job, step)
-	if err != nil {
-		return err
-	}
-	type result struct {
-		TP     int32  `json:"tp"`
-		Holder string `json:"holder"`
-		OK     bool   `json:"ok"`
-		Detail string `json:"detail"`
-	}
-	var results []result
-	var lost []string
-	for _, sh := range c.Shards {
-		good := 0
-		ws, err := cl.ListWorkers(ctx)
+	return openCheckpoint(ctx, cf, args[0], func(ctx context.Context, cl *coord.Client, c *pb.Checkpoint) error {
+		addr, err := liveAddrs(ctx, cl)
 		if err != nil {
 			return err
 		}
-		addr := map[string]*pb.Worker{}
-		for _, w := range ws {
-			addr[w.Id] = w
+		type result struct {
+			TP     int32  `json:"tp"`
+			Holder string `json:"holder"`
+			OK     bool   `json:"ok"`
+			Detail string `json:"detail"`
 		}
-		for _, id := range sh.WorkerIds {
-			w := addr[id]
-			if w == nil || w.State != pb.WorkerState_WORKER_STATE_ALIVE {
-				results = append(results, result{sh.Tp, id, false, "worker not alive"})
-				continue
+		var results []result
+		var lost []string
+		failed := false
+		for _, sh := range c.Shards {
+			good := 0
+			for _, id := range sh.WorkerIds {
+				a, alive := addr[id]
+				if !alive {
+					results, failed = append(results, result{sh.Tp, id, false, "worker not alive"}), true
+					continue
+				}
+				_, st, err := transfer.Fetch(ctx, transfer.Request{Job: c.JobId, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum},
+					[]transfer.Holder{{ID: id, Address: a}}, cf.dialer())
+				if err != nil {
+					results, failed = append(results, result{sh.Tp, id, false, err.Error()}), true
+					continue
+				}
+				good++
+				results = append(results, result{sh.Tp, id, true, fmt.Sprintf("%s, sha256 matches the commit record", humanBytes(st.Bytes))})
 			}
-			_, st, err := transfer.Fetch(ctx, transfer.Request{Job: job, Step: int(c.Step), TP: int(sh.Tp), SHA256: sh.Checksum},
-				[]transfer.Holder{{ID: id, Address: w.Address}}, cf.dialer())
-			if err != nil {
-				results = append(results, result{sh.Tp, id, false, err.Error()})
-				continue
+			if good == 0 {
+				lost = append(lost, fmt.Sprintf("tp %d", sh.Tp))
 			}
-			good++
-			results = append(results, result{sh.Tp, id, true, fmt.Sprintf("%s, sha256 matches the commit record", humanBytes(st.Bytes))})
 		}
-		if good == 0 {
-			lost = append(lost, fmt.Sprintf("tp %d", sh.Tp))
-		}
-	}
-	if cf.json {
-		b, err := json.MarshalIndent(results, "", "  ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(cf.out, string(b))
-	} else {
-		tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TP\tHOLDER\tRESULT\tDETAIL")
-		for _, r := range results {
-			res := "ok"
-			if !r.OK {
-				res = "FAILED"
+		if cf.json {
+			if err := cf.printJSONValue(results); err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.TP, r.Holder, res, r.Detail)
+		} else {
+			tw := tabwriter.NewWriter(cf.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TP\tHOLDER\tRESULT\tDETAIL")
+			for _, r := range results {
+				res := "ok"
+				if !r.OK {
+					res = "FAILED"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.TP, r.Holder, res, r.Detail)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if len(lost) > 0 {
-		return fmt.Errorf("checkpoint %s@%d cannot be restored: no holder has a correct copy of %s", job, c.Step, strings.Join(lost, ", "))
-	}
-	for _, r := range results {
-		if !r.OK {
+		switch {
+		case len(lost) > 0:
+			return fmt.Errorf("checkpoint %s@%d cannot be restored: no holder has a correct copy of %s", c.JobId, c.Step, strings.Join(lost, ", "))
+		case failed:
 			return errors.New("some holders failed (see above); the checkpoint is still restorable from the others")
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // humanBytes renders n bytes with a binary unit.

@@ -459,3 +459,16 @@ func TestReplicaCopiesSpreadOverMachines(t *testing.T) {
 		}
 	}
 }
+
+// InitCheckpoint (submit --from) names what is missing.
+func TestInitCheckpointErrors(t *testing.T) {
+	s := trackerState(t, 1, 2, 2)
+	spec := jobspec.Default()
+	spec.Parallel.TP = 2
+	spec = spec.WithDefaults()
+	for from, want := range map[string]string{"nope": "no such job", "j": "has no committed checkpoint"} {
+		if _, err := InitCheckpoint(s.State(), spec, from, 0); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--from %s: %v, want %q", from, err, want)
+		}
+	}
+}

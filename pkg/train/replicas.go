@@ -6,9 +6,7 @@ import (
 	"slices"
 	"sync"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
@@ -83,7 +81,7 @@ func (w *Worker) Offer(ctx context.Context, req *pb.OfferShardRequest) error {
 // commit record's, or the offer's), stores it durably and returns its
 // stored description.
 func (w *Worker) fetchShard(ctx context.Context, job string, step, tp int, sum []byte, holders []transfer.Holder, kind string) (ckpt.Info, error) {
-	sh, stats, err := transfer.Fetch(ctx, transfer.Request{Job: job, Step: step, TP: tp, SHA256: sum}, holders, w.dialPeer)
+	sh, stats, err := transfer.Fetch(ctx, transfer.Request{Job: job, Step: step, TP: tp, SHA256: sum}, holders, transfer.GRPCDialer(w.cfg.PeerCredentials))
 	if err != nil {
 		return ckpt.Info{}, err
 	}
@@ -120,7 +118,7 @@ func (w *Worker) offerCopies(ctx context.Context, a *pb.Assignment, shard *ckpt.
 		err := func() error {
 			octx, cancel := context.WithTimeout(ctx, w.cfg.PeerTimeout)
 			defer cancel()
-			cl, closeConn, err := w.dialPeer(octx, transfer.Holder{ID: to.WorkerId, Address: to.Address})
+			cl, closeConn, err := transfer.GRPCDialer(w.cfg.PeerCredentials)(octx, transfer.Holder{ID: to.WorkerId, Address: to.Address})
 			if err != nil {
 				return err
 			}
@@ -132,20 +130,6 @@ func (w *Worker) offerCopies(ctx context.Context, a *pb.Assignment, shard *ckpt.
 			w.log.Warn("checkpoint replica not offered; this step will not commit", "job", shard.Job, "step", shard.Step, "to", to.WorkerId, "err", err)
 		}
 	}
-}
-
-// dialPeer opens a PeerCheckpoints client to a peer worker (with TLS,
-// expecting that worker's certificate).
-func (w *Worker) dialPeer(_ context.Context, h transfer.Holder) (pb.PeerCheckpointsClient, func(), error) {
-	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
-	if w.cfg.PeerCredentials != nil {
-		creds = w.cfg.PeerCredentials(h.ID)
-	}
-	cc, err := grpc.NewClient(h.Address, creds, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20)))
-	if err != nil {
-		return nil, nil, err
-	}
-	return pb.NewPeerCheckpointsClient(cc), func() { _ = cc.Close() }, nil
 }
 
 // report tells the coordinator this worker holds a shard durably, retrying

@@ -221,7 +221,7 @@ func (w *Worker) loadResharded(ctx context.Context, g *pb.Generation, job string
 		if err != nil {
 			holders, sum := w.resumeHolders(g, t)
 			var ferr error
-			if sh, _, ferr = transfer.Fetch(ctx, transfer.Request{Job: job, Step: step, TP: t, SHA256: sum}, holders, w.dialPeer); ferr != nil {
+			if sh, _, ferr = transfer.Fetch(ctx, transfer.Request{Job: job, Step: step, TP: t, SHA256: sum}, holders, transfer.GRPCDialer(w.cfg.PeerCredentials)); ferr != nil {
 				return State{}, fmt.Errorf("job %s: resume from step %d: tp shard %d of %d: %w (here: %v; holders: %v)", job, step, t, from, ckpt.ErrNotFound, err, ferr)
 			}
 		}

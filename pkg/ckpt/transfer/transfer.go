@@ -13,7 +13,9 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
@@ -148,6 +150,26 @@ type Holder struct {
 // Dialer opens a PeerCheckpoints client to a holder (with TLS, expecting its
 // certificate's name); close releases it.
 type Dialer func(ctx context.Context, h Holder) (client pb.PeerCheckpointsClient, close func(), err error)
+
+// GRPCDialer is the Dialer of workers and ringctl: a gRPC connection to the
+// holder's peer address with creds(holder id) (nil, or a nil result:
+// plaintext), closed with the client. A first piece carries the shard's
+// description (a BPE tokenizer among it), hence the large receive limit.
+func GRPCDialer(creds func(workerID string) grpc.DialOption) Dialer {
+	return func(_ context.Context, h Holder) (pb.PeerCheckpointsClient, func(), error) {
+		opt := grpc.WithTransportCredentials(insecure.NewCredentials())
+		if creds != nil {
+			if o := creds(h.ID); o != nil {
+				opt = o
+			}
+		}
+		cc, err := grpc.NewClient(h.Address, opt, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		if err != nil {
+			return nil, nil, err
+		}
+		return pb.NewPeerCheckpointsClient(cc), func() { _ = cc.Close() }, nil
+	}
+}
 
 // Request names the shard to fetch.
 type Request struct {

@@ -10,7 +10,6 @@ import (
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ringmaster-ml/ringmaster/pkg/ckpt"
 	pb "github.com/ringmaster-ml/ringmaster/proto/ringmaster/v1"
@@ -63,13 +62,7 @@ func serve(t *testing.T, name string, sh *ckpt.Shard, wrap func(pb.PeerCheckpoin
 	return holder{Holder{ID: name, Address: lis.Addr().String()}, st}
 }
 
-func dial(_ context.Context, h Holder) (pb.PeerCheckpointsClient, func(), error) {
-	cc, err := grpc.NewClient(h.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, nil, err
-	}
-	return pb.NewPeerCheckpointsClient(cc), func() { _ = cc.Close() }, nil
-}
+var dial = GRPCDialer(nil)
 
 // breaking sends `after` pieces and then fails the stream, as a holder
 // that dies mid-transfer does; corrupt flips a byte of piece `after`
